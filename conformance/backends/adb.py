@@ -106,8 +106,9 @@ class AdbDeviceBackend(Backend):
             self._start()
         except (BackendError, RunnerGone) as exc:
             self._teardown()
+            hint = self._runner_hint() if isinstance(exc, RunnerGone) else ""
             self._error = BackendError(f"{self.name}: cannot start the on-device runner: "
-                                       f"{_strip(exc, self.name)}{self._runner_hint()}")
+                                       f"{_strip(exc, self.name)}{hint}")
             raise self._error from None
 
     def _start(self) -> None:
@@ -167,12 +168,22 @@ class AdbDeviceBackend(Backend):
             except RunnerRefused as exc:
                 raise BackendError(f"{self.name}: {step} failed on the device: {exc}") from None
             except RunnerGone as exc:
-                why = self._process.why_dead() if self._process else ""
+                why = [self._process.why_dead()] if self._process else []
                 self._error = BackendError(
-                    f"{self.name}: the device stopped answering during {step}: {exc}"
-                    + (f"; {why}" if why else "") + " (later calls on this device fail at once)")
+                    f"{self.name}: the device stopped answering during {step} ({exc}; "
+                    + "; ".join(why + [self._device_state()])
+                    + "). Later calls on this device fail at once.")
                 self._teardown()
                 raise self._error from None
+
+    def _device_state(self) -> str:
+        try:
+            states = {d.serial: d.state for d in self.adb.devices()}
+        except AdbError as exc:
+            return f"adb devices failed: {exc.adb_message}"
+        if self.serial not in states:
+            return "adb no longer lists the device"
+        return f"adb lists the device as {states[self.serial]}"
 
 
 class AdbSession:

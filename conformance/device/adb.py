@@ -113,7 +113,9 @@ class Adb:
         states = {d.serial: d.state for d in self.devices()}
         if states.get(serial) == "device":
             return
-        if serial not in states and _looks_like_host_port(serial):
+        if states.get(serial, "offline") == "offline" and _looks_like_host_port(serial):
+            if serial in states:  # a stale entry from an earlier failed attempt
+                self.disconnect(serial)
             self.connect(serial)
             return
         seen = ", ".join(f"{s} ({st})" for s, st in states.items()) or "none"

@@ -114,11 +114,14 @@ class RunnerProcess:
 
     def why_dead(self) -> str:
         """Why a running runner stopped (for mid-run failures)."""
-        status = self.proc.poll()
-        if status is None:
-            return "the runner is still running but does not answer"
+        try:
+            # A lost device ends `adb shell` too, a moment after the socket closes.
+            status = self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return "adb shell, which holds the runner, is still running"
+        time.sleep(0.05)  # let the stderr pump catch adb's last words
         tail = " | ".join(list(self._stderr)[-5:])
-        return f"the runner exited with status {status}" + (f": {tail}" if tail else "")
+        return f"adb shell ended with status {status}" + (f": {tail}" if tail else "")
 
     def _drain(self) -> None:
         # Keep reading both pipes: a full pipe would block the runner (ORT warnings, say).
