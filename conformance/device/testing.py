@@ -54,7 +54,7 @@ def conv_model(in_channels: int = 3, out_channels: int = 4, kernel: int = 3, see
     graph = helper.make_graph(
         [node], "conv",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", in_channels, "H", "W"])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", out_channels, "H", "W"])],
         initializer=[numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
     onnx.checker.check_model(model)

@@ -1,0 +1,145 @@
+"""AdbDeviceBackend end to end: real adb client, loopback device, on-device runner."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from conformance.backends.adb import AdbDeviceBackend
+from conformance.backends.base import BackendError
+from conformance.device.emulator import LoopbackDevice
+from conformance.device.testing import adb_available, conv_model, private_adb_server
+
+pytestmark = pytest.mark.skipif(not adb_available(), reason="adb is not on PATH "
+                                "(apt-get install adb, or Android platform-tools)")
+
+
+@pytest.fixture(scope="module")
+def adb():
+    with private_adb_server() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def device(adb, tmp_path_factory):
+    with LoopbackDevice(tmp_path_factory.mktemp("sandbox")) as dev:
+        yield dev
+
+
+@pytest.fixture(scope="module")
+def backend(adb, device):
+    be = AdbDeviceBackend(device.serial, adb=adb, timeout=15)
+    yield be
+    be.close()
+
+
+def host_run(model, inputs):
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [arg.name for arg in session.get_inputs()]
+    return session.run(None, dict(zip(names, inputs)))
+
+
+def test_name_is_a_clean_test_id(backend, device):
+    assert backend.name == f"adb-127.0.0.1_{device.port}"
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 8, 8), (2, 3, 5, 7), (1, 3, 1, 1)])
+def test_conv_on_the_device_matches_onnxruntime_on_the_host(backend, shape):
+    model = conv_model()
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    (got,) = backend.prepare(model).run([x])
+    (want,) = host_run(model, [x])
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_almost_equal(got, want, decimal=5)
+
+
+def test_each_model_is_pushed_and_loaded_once(backend, device):
+    model = conv_model(seed=7)
+    first = backend.prepare(model)
+    second = backend.prepare(model)
+    assert first.path == second.path
+    pushed = list((device.sandbox / "conformance" / "models").glob("*.onnx"))
+    assert (device.sandbox / "conformance" / first.path).exists() and len(pushed) >= 1
+
+
+def test_timings_are_measured_on_the_device(backend):
+    session = backend.prepare(conv_model())
+    times = session.time([np.ones((1, 3, 16, 16), np.float32)], warmup=2, iterations=7)
+    assert len(times) == 7 and all(0 < t < 1 for t in times)
+    assert backend.measures_own_latency
+
+
+def test_versions_report_device_facts_and_runtime(backend):
+    facts = backend.versions()
+    assert facts["device_model"] == "Loopback"
+    assert facts["device_manufacturer"] == "Conformance"
+    assert facts["device_android_version"] == "14" and facts["device_abi"] == "x86_64"
+    assert facts["onnxruntime (device)"] == ort.__version__
+
+
+def test_a_model_error_is_reported_and_the_device_stays_usable(backend):
+    session = backend.prepare(conv_model())
+    with pytest.raises(BackendError, match="run failed on the device"):
+        session.run([np.ones((1, 5, 4, 4), np.float32)])  # wrong channel count
+    assert session.run([np.ones((1, 3, 4, 4), np.float32)])[0].shape == (1, 4, 4, 4)
+
+
+def test_throughput_of_small_examples(backend):
+    session = backend.prepare(conv_model())
+    x = np.ones((1, 3, 8, 8), np.float32)
+    session.run([x])
+    start, n = time.perf_counter(), 200
+    for _ in range(n):
+        session.run([x])
+    assert n / (time.perf_counter() - start) >= 50  # the issue's floor, with a wide margin
+
+
+def test_unknown_serial_is_one_clear_error(adb, device):
+    be = AdbDeviceBackend("no-such-phone", adb=adb, timeout=5)
+    with pytest.raises(BackendError) as info:
+        be.prepare(conv_model())
+    assert "no-such-phone" in str(info.value) and device.serial in str(info.value)
+
+
+def test_a_device_without_a_runner_fails_once_then_fast(adb, device):
+    be = AdbDeviceBackend(device.serial, adb=adb, timeout=10, runner_cmd="no-such-runner --x")
+    with pytest.raises(BackendError, match="cannot start the on-device runner") as first:
+        be.prepare(conv_model())
+    assert "no-such-runner" in str(first.value) and "status 127" in str(first.value)
+    start = time.perf_counter()
+    with pytest.raises(BackendError) as again:
+        be.prepare(conv_model())
+    assert str(again.value) == str(first.value) and time.perf_counter() - start < 0.1
+    assert "device_error" in be.versions()
+
+
+def test_a_device_killed_mid_run_fails_fast_with_a_clear_message(adb, tmp_path):
+    with LoopbackDevice(tmp_path / "sandbox") as dev:
+        be = AdbDeviceBackend(dev.serial, adb=adb, timeout=10)
+        session = be.prepare(conv_model())
+        x = np.ones((1, 3, 8, 8), np.float32)
+        session.run([x])
+        dev.kill()
+        start = time.perf_counter()
+        with pytest.raises(BackendError, match="stopped answering during run") as info:
+            session.run([x])
+        assert time.perf_counter() - start < 10 and dev.serial.split(":")[1] in str(info.value)
+        start = time.perf_counter()
+        with pytest.raises(BackendError) as again:
+            session.run([x])
+        assert str(again.value) == str(info.value) and time.perf_counter() - start < 0.1
+        be.close()
+
+
+def test_xdist_workers_get_their_own_work_folder(adb, device, monkeypatch):
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw3")
+    be = AdbDeviceBackend(device.serial, adb=adb, timeout=15)
+    try:
+        session = be.prepare(conv_model())
+        assert be.device_dir == "/data/local/tmp/conformance/gw3"
+        assert (device.sandbox / "conformance" / "gw3" / session.path).exists()
+    finally:
+        be.close()
