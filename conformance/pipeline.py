@@ -1,0 +1,181 @@
+"""The tutorial's cat-image pipeline, with the network run by any backend.
+
+    image -> [resize to WxH] -> YCbCr -> run_y(Y) -> 8-bit Y' ; Cb, Cr bicubic-upscaled -> RGB
+
+``run_y`` takes the Y channel as float32 ``[1, 1, H, W]`` in [0, 1] and returns ``[1, 1, rH, rW]``;
+plug in PyTorch (:func:`torch_runner`), an ONNX backend rep (:func:`rep_runner`) or anything else.
+Backends are compared on the final 8-bit RGB images (:func:`level_diff`); :func:`save_gallery`
+writes the input, bicubic, each backend's output and difference heat maps for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+class ImageError(ValueError):
+    """An input image or size that the pipeline cannot use."""
+
+
+class SuperResResult(NamedTuple):
+    """What one pipeline run produced (all 8-bit RGB PIL images)."""
+
+    input: Image.Image    # the (resized) low-res input
+    bicubic: Image.Image  # the input bicubic-upscaled to the output size: the baseline
+    output: Image.Image   # the network's Y merged with bicubic Cb/Cr
+    factor: int
+
+
+def load_image(image: str | os.PathLike | np.ndarray | Image.Image | None = None) -> Image.Image:
+    """An RGB PIL image from a path, an array or an image; None gives skimage.data.chelsea() (a cat)."""
+    if image is None:
+        import skimage.data
+
+        image = skimage.data.chelsea()
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3):
+            raise ImageError(f"expected a uint8 HxW or HxWxC array, got {image.dtype} {image.shape}")
+        image = Image.fromarray(image)
+    if not isinstance(image, Image.Image):
+        try:
+            with Image.open(Path(image).expanduser()) as opened:
+                image = opened.copy()
+        except FileNotFoundError:
+            raise ImageError(f"image file not found: {image}") from None
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ImageError(f"cannot read image {image}: {exc}") from None
+    return image.convert("RGB")
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``"WxH"`` (e.g. ``"224x224"``, the tutorial's size) -> (W, H); None or "" -> None."""
+    if not text:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or 0 in (w := int(match[1]), h := int(match[2])):
+        raise ImageError(f"size must look like WxH with positive integers (e.g. 224x224), got {text!r}")
+    return w, h
+
+
+def superres(run_y: Runner, image=None, *, size: tuple[int, int] | str | None = None,
+             output: str | os.PathLike | None = None) -> SuperResResult:
+    """Run the tutorial's pipeline on ``image`` (see :func:`load_image`) and optionally save a PNG.
+
+    ``size`` (W, H) or ``"WxH"`` resizes the input first (bicubic), as the tutorial's 224x224 does;
+    by default the image keeps its size.
+    """
+    rgb = load_image(image)
+    if isinstance(size, str):
+        size = parse_size(size)
+    if size is not None:
+        rgb = rgb.resize(size, Image.BICUBIC)
+    y, cb, cr = rgb.convert("YCbCr").split()
+    x = np.asarray(y, dtype=np.float32)[None, None] / 255.0
+    y_out = _checked_output(run_y(x), x.shape)
+    factor = y_out.shape[-1] // x.shape[-1]
+    # The tutorial truncates with np.uint8(); rounding is unbiased and keeps backends that agree
+    # to well under half a level from landing on different sides of a level.
+    y_img = Image.fromarray(np.rint(np.clip(y_out[0, 0], 0.0, 1.0) * 255.0).astype(np.uint8), "L")
+    upscale = lambda channel: channel.resize(y_img.size, Image.BICUBIC)  # noqa: E731
+    out = Image.merge("YCbCr", [y_img, upscale(cb), upscale(cr)]).convert("RGB")
+    result = SuperResResult(rgb, rgb.resize(y_img.size, Image.BICUBIC), out, factor)
+    if output is not None:
+        out.save(Path(output), format="PNG")
+    return result
+
+
+def _checked_output(y_out, in_shape) -> np.ndarray:
+    """The runner's output as float32 [1, 1, rH, rW] with one integer factor r, or ImageError."""
+    y_out = np.asarray(y_out[0] if isinstance(y_out, (list, tuple)) else y_out)
+    if y_out.ndim != 4 or y_out.shape[:2] != (1, 1):
+        raise ImageError(f"the model must return [1, 1, H', W'] for input {list(in_shape)}, "
+                         f"got {list(y_out.shape)}")
+    h, w = in_shape[-2:]
+    factor = y_out.shape[2] // h
+    if factor < 1 or y_out.shape[2:] != (h * factor, w * factor):
+        raise ImageError(f"the model output {list(y_out.shape)} is not an integer upscale of "
+                         f"the input {list(in_shape)} along both axes")
+    return y_out.astype(np.float32, copy=False)
+
+
+def torch_runner(model) -> Runner:
+    """A runner for a torch module (eval mode, no grad) on CPU float32."""
+    import torch
+
+    model.eval()
+
+    def run(y: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(np.ascontiguousarray(y))).numpy()
+
+    return run
+
+
+def rep_runner(rep) -> Runner:
+    """A runner for an ONNX backend rep (``backend.prepare(model).run([x]) -> [y]``)."""
+    return lambda y: np.asarray(rep.run([np.ascontiguousarray(y, dtype=np.float32)])[0])
+
+
+def level_diff(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> np.ndarray:
+    """Per-pixel absolute difference in 8-bit levels (int16, max over channels)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ImageError(f"images differ in shape: {a.shape} vs {b.shape}")
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    return diff.max(axis=-1) if diff.ndim == 3 else diff
+
+
+def images_agree(a, b, levels: int = 1) -> tuple[bool, str]:
+    """Whether two 8-bit images agree to within ``levels``, and a one-line summary."""
+    diff = level_diff(a, b)
+    worst = int(diff.max())
+    over = int((diff > levels).sum())
+    where = np.unravel_index(int(diff.argmax()), diff.shape)
+    return over == 0, (f"max difference {worst} level(s) at (row, col) {tuple(map(int, where))}; "
+                       f"{over} of {diff.size} pixels differ by more than {levels}")
+
+
+def save_gallery(folder: str | os.PathLike, result: SuperResResult,
+                 outputs: dict[str, Image.Image]) -> list[Path]:
+    """Save input, bicubic, each backend's output and difference heat maps under ``folder``.
+
+    Heat maps compare each backend with the first one in ``outputs`` (the reference); the first
+    one is also compared with bicubic, which shows where the network changed the image.
+    """
+    from conformance.heatmap import save_heatmap
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = []
+
+    def save(image: Image.Image, name: str) -> None:
+        saved.append(folder / f"{_safe(name)}.png")
+        image.save(saved[-1], format="PNG")
+
+    save(result.input, "input")
+    save(result.bicubic, "bicubic")
+    names = list(outputs)
+    for name in names:
+        save(outputs[name], f"output_{name}")
+    if names:
+        ref = names[0]
+        pairs = [(ref, "bicubic", outputs[ref], result.bicubic)]
+        pairs += [(name, ref, outputs[name], outputs[ref]) for name in names[1:]]
+        for a, b, img_a, img_b in pairs:
+            path = folder / f"diff_{_safe(a)}_vs_{_safe(b)}.png"
+            save_heatmap(level_diff(img_a, img_b), path, title=f"|{a} - {b}| (8-bit levels)")
+            saved.append(path)
+    return saved
+
+
+def _safe(name: str) -> str:
+    """A file-name-safe version of a backend name (e.g. 'onnxruntime[ort-format]')."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "backend"
