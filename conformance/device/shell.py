@@ -135,13 +135,11 @@ def serve_tcp(stream: Stream, service: str) -> None:
         return
     sock.settimeout(None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    stream.set_sink(sock.sendall)  # host -> device port straight from the reader thread
     to_host = threading.Thread(target=_socket_to_stream, args=(sock, stream), daemon=True)
     to_host.start()
     try:
-        while data := stream.read():
-            sock.sendall(data)
-    except OSError:
-        pass
+        stream.read()  # returns b"" once the stream closes
     finally:
         try:
             sock.shutdown(socket.SHUT_RDWR)
