@@ -1,0 +1,34 @@
+"""The full models at drawn sizes, and the tutorial's own input, on every target."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from conformance import profiles
+from conformance.assertions import assert_parity, check, run_checked
+from conformance.models.cases import MODELS, SUPERRES
+from conformance.parity import Example
+from conformance.strategies import InputRecipe, WeightRecipe
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("case", MODELS, ids=lambda c: c.name)
+@settings(max_examples=profiles.model_examples())
+@given(data=st.data())
+def test_model(case, target, parity, data):
+    check(parity, case, target, data)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("seed", [0])
+def test_superres_tutorial_input(target, parity, seed):
+    """SuperResolutionNet(3) on the tutorial's 1x1x224x224 at pixel scale, weights at its init."""
+    example = Example(
+        structure=3,
+        weights=WeightRecipe("orthogonal-relu", 0.0, seed),
+        inputs=InputRecipe((1, 1, 224, 224), "pixel", "integers", seed, 0),
+        feed="initializers",
+    )
+    outcome = run_checked(parity, SUPERRES, target, example)
+    assert np.isfinite(outcome.expected[0]).all()
+    assert_parity(outcome, parity.current_test)

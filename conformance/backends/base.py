@@ -1,0 +1,54 @@
+"""The backend protocol every backend under test follows.
+
+A backend turns an ``onnx.ModelProto`` into a prepared session (``prepare``), and a session
+maps a list of numpy arrays in model-input order to a list of numpy arrays (``run``): the ONNX
+backend API (``onnx.backend.base.Backend``), so any third-party ONNX backend plugs in unchanged.
+Backends return plain arrays; comparing them is someone else's job (``conformance.compare``).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import onnx
+
+
+class BackendError(Exception):
+    """A backend could not be loaded, could not prepare a model, or failed to run it.
+
+    The message names the backend and the step, and carries the backend's own message.
+    """
+
+
+@runtime_checkable
+class Session(Protocol):
+    """A model prepared by a backend, ready to run many times."""
+
+    def run(self, inputs: Sequence[np.ndarray]) -> Sequence[np.ndarray]: ...
+
+
+class Backend:
+    """Base class of the built-in backends.
+
+    Subclasses set ``name`` (used in test ids and reports) and implement ``prepare``.
+    ``versions`` feeds the report header; ``timings`` lets a backend that times itself (a phone
+    timing on the device) report its own latency instead of host wall time.
+    """
+
+    name: str = "backend"
+    #: True when ``Session.time(inputs, warmup, iterations)`` measures on the backend itself.
+    measures_own_latency: bool = False
+
+    def prepare(self, model: onnx.ModelProto) -> Session:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def versions(self) -> dict[str, str]:
+        """Name -> version of whatever this backend runs on (for the report header)."""
+        return {}
+
+    def close(self) -> None:
+        """Release processes, connections or sessions held across cases."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

@@ -1,0 +1,69 @@
+"""ONNX Runtime through its native InferenceSession API (the default backend under test)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import onnx
+
+from conformance.backends.base import Backend, BackendError
+
+
+def available_providers() -> list[str]:
+    import onnxruntime
+
+    return list(onnxruntime.get_available_providers())
+
+
+class OrtSession:
+    """One InferenceSession; inputs are fed by position in model-input order."""
+
+    def __init__(self, session, name: str):
+        self._session = session
+        self._input_names = [i.name for i in session.get_inputs()]
+        self._name = name
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if len(inputs) != len(self._input_names):
+            raise BackendError(
+                f"{self._name}: model takes {len(self._input_names)} inputs, got {len(inputs)}"
+            )
+        feed = dict(zip(self._input_names, inputs))
+        return self._session.run(None, feed)
+
+
+class OnnxRuntimeBackend(Backend):
+    """ONNX Runtime with one execution provider (CPU unless told otherwise)."""
+
+    def __init__(self, provider: str = "CPUExecutionProvider", *, threads: int | None = None):
+        providers = available_providers()
+        if provider not in providers:
+            raise BackendError(
+                f"ONNX Runtime provider {provider!r} is not in this build; "
+                f"available: {', '.join(providers)}"
+            )
+        self.provider = provider
+        self.threads = threads
+        short = provider.removesuffix("ExecutionProvider").lower()
+        self.name = "onnxruntime" if short == "cpu" else f"onnxruntime-{short}"
+
+    def prepare(self, model: onnx.ModelProto) -> OrtSession:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: warnings would flood the test output
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        try:
+            session = onnxruntime.InferenceSession(
+                model.SerializeToString(), options, providers=[self.provider]
+            )
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
+            raise BackendError(f"{self.name}: cannot prepare model: {exc}") from exc
+        return OrtSession(session, self.name)
+
+    def versions(self) -> dict[str, str]:
+        import onnxruntime
+
+        return {"onnxruntime": onnxruntime.__version__, "provider": self.provider}

@@ -1,0 +1,151 @@
+"""Comparing a backend's outputs with the reference: tolerance, CompareResult, assertion.
+
+Parity means ``numpy.testing.assert_almost_equal(actual, expected, decimal)``:
+``|actual - expected| < 1.5 * 10**-decimal`` element-wise. On top of numpy's rule, a NaN or
+Inf where the reference is finite is a mismatch. This module never imports a backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_DECIMAL = 3
+
+
+def tolerance(decimal: int) -> float:
+    """The absolute tolerance numpy's ``assert_almost_equal`` uses for ``decimal`` places."""
+    return 1.5 * 10.0 ** (-decimal)
+
+
+@dataclass
+class OracleVerdict:
+    """Each side's max abs error against a float64 run of the same module and inputs."""
+
+    backend_error: float
+    reference_error: float
+
+    @property
+    def wrong_side(self) -> str:
+        if self.backend_error > 10 * max(self.reference_error, 1e-12):
+            return "backend"
+        if self.reference_error > 10 * max(self.backend_error, 1e-12):
+            return "reference"
+        return "both"
+
+    def describe(self, tol: float) -> str:
+        side = {
+            "backend": "the backend is off",
+            "reference": "the PyTorch float32 reference is off, not the backend",
+            "both": "both sides are off by similar amounts",
+        }[self.wrong_side]
+        return (
+            f"float64 oracle: {side} (backend err {self.backend_error:.3g}, "
+            f"torch float32 err {self.reference_error:.3g}, tolerance {tol:.3g})"
+        )
+
+
+@dataclass
+class CompareResult:
+    """The outcome of one comparison; truthy when parity holds."""
+
+    ok: bool
+    decimal: int
+    max_abs: float
+    max_rel: float
+    ulp: int
+    mismatches: int
+    total: int
+    worst_index: tuple[int, ...]
+    actual_at_worst: float
+    expected_at_worst: float
+    nonfinite: int = 0
+    shape_error: str | None = None
+    oracle: OracleVerdict | None = field(default=None)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    @property
+    def tolerance(self) -> float:
+        return tolerance(self.decimal)
+
+    @property
+    def margin(self) -> float:
+        """Share of the tolerance used by the worst element (1.0 = at the limit)."""
+        return self.max_abs / self.tolerance
+
+    def summary(self) -> str:
+        if self.shape_error:
+            return self.shape_error
+        text = (
+            f"max abs error {self.max_abs:.3g} at {list(self.worst_index)} "
+            f"(got {self.actual_at_worst:.7g}, expected {self.expected_at_worst:.7g}; "
+            f"tolerance {self.tolerance:.3g}, decimal={self.decimal}); "
+            f"{self.mismatches} of {self.total} elements off; max rel {self.max_rel:.3g}, {self.ulp} ULP"
+        )
+        if self.nonfinite:
+            text += f"; {self.nonfinite} NaN/Inf where the reference is finite"
+        return text
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Units in the last place between float32 arrays (monotone integer mapping of the bits)."""
+    def ordered(x):
+        i = np.asarray(x, np.float32).view(np.int32).astype(np.int64)
+        return np.where(i < 0, np.int64(-(2**31)) - i, i)
+
+    return np.abs(ordered(a) - ordered(b))
+
+
+def compare(actual, expected, decimal: int = DEFAULT_DECIMAL) -> CompareResult:
+    """Compare one output array with the reference under ``decimal``-place parity."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    if actual.shape != expected.shape:
+        return CompareResult(
+            ok=False, decimal=decimal, max_abs=float("inf"), max_rel=float("inf"), ulp=0,
+            mismatches=expected.size, total=expected.size, worst_index=(), actual_at_worst=float("nan"),
+            expected_at_worst=float("nan"),
+            shape_error=f"shape mismatch: backend gave {actual.shape}, reference is {expected.shape}",
+        )
+    a = actual.astype(np.float64)
+    e = expected.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(a - e)
+    both_nan = np.isnan(a) & np.isnan(e)
+    diff = np.where(both_nan | (a == e), 0.0, diff)  # equal infinities and NaN pairs agree
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    nonfinite = int(np.count_nonzero(~np.isfinite(a) & np.isfinite(e)))
+    off = diff >= tolerance(decimal)
+    if diff.size == 0:
+        return CompareResult(True, decimal, 0.0, 0.0, 0, 0, 0, (), 0.0, 0.0)
+    flat = int(np.argmax(diff))
+    worst = np.unravel_index(flat, diff.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(diff == 0, 0.0, diff / np.maximum(np.abs(e), np.finfo(np.float32).tiny))
+    return CompareResult(
+        ok=not off.any(),
+        decimal=decimal,
+        max_abs=float(diff.flat[flat]),
+        max_rel=float(np.max(rel)),
+        ulp=int(ulp_distance(actual, expected).max()) if actual.dtype == np.float32 else 0,
+        mismatches=int(np.count_nonzero(off)),
+        total=int(diff.size),
+        worst_index=tuple(int(i) for i in worst),
+        actual_at_worst=float(a[worst]),
+        expected_at_worst=float(e[worst]),
+        nonfinite=nonfinite,
+    )
+
+
+def judge_with_oracle(result: CompareResult, actual, expected, oracle) -> CompareResult:
+    """Attach the float64 oracle's verdict on which side is wrong."""
+    o = np.asarray(oracle, np.float64)
+    if np.shape(actual) == o.shape:
+        with np.errstate(invalid="ignore", over="ignore"):
+            backend_err = float(np.nanmax(np.abs(np.asarray(actual, np.float64) - o), initial=0.0))
+            ref_err = float(np.nanmax(np.abs(np.asarray(expected, np.float64) - o), initial=0.0))
+        result.oracle = OracleVerdict(backend_err, ref_err)
+    return result

@@ -1,0 +1,160 @@
+"""torch -> ONNX with either exporter at a chosen opset, verified and cached per structure.
+
+Export is the expensive step (TorchScript ~20-40 ms, dynamo ~1-5 s per model here), so a
+structure (op attributes + exporter + opset) is exported once with dynamic batch/height/width
+and reused for every drawn shape, weight and input (weights are swapped into the initializers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Hashable, Sequence
+
+import onnx
+import torch
+
+from conformance.graph import model_opset
+
+EXPORTERS = ("torchscript", "dynamo")
+# The opsets the issue asks for; the newest each exporter supports is added at run time.
+BASE_OPSETS = (9, 11, 13, 17)
+
+
+class UnsupportedExport(Exception):
+    """This exporter cannot produce this opset (reported as a skip, never run under a false label)."""
+
+
+class ExportError(Exception):
+    """The exporter failed on a model it should handle."""
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    exporter: str
+    opset: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.exporter}-opset{self.opset}"
+
+
+def newest_opset(exporter: str) -> int:
+    """The newest opset ``exporter`` of the installed torch claims to produce."""
+    if exporter == "torchscript":
+        from torch.onnx import _constants
+
+        return _constants.ONNX_MAX_OPSET
+    if exporter == "dynamo":
+        return onnx.defs.onnx_opset_version()
+    raise ValueError(f"unknown exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
+
+
+def default_opsets() -> list[int]:
+    return sorted(set(BASE_OPSETS) | {newest_opset(e) for e in EXPORTERS})
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporters' deprecation warnings, log lines and conversion tracebacks."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo", "torch.fx")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _export_torchscript(module, args, target, input_names, output_names, dynamic):
+    axes = {n: {d: f"{n}_{d}" for d in dims} for n, dims in zip(input_names, dynamic) if dims}
+    for name in output_names:
+        axes[name] = {0: "batch", 2: "out_h", 3: "out_w"}
+    buf = io.BytesIO()
+    torch.onnx.export(
+        module, args, buf, dynamo=False, opset_version=target.opset,
+        input_names=input_names, output_names=output_names, dynamic_axes=axes,
+    )
+    return onnx.load_from_string(buf.getvalue())
+
+
+def _export_dynamo(module, args, target, input_names, output_names, dynamic):
+    shapes = tuple({d: torch.export.Dim.DYNAMIC for d in dims} for dims in dynamic)
+    program = torch.onnx.export(
+        module, args, dynamo=True, opset_version=target.opset, verbose=False,
+        input_names=input_names, output_names=output_names, dynamic_shapes=shapes,
+    )
+    return program.model_proto
+
+
+def export(
+    module: torch.nn.Module,
+    args: Sequence[torch.Tensor],
+    target: ExportTarget,
+    *,
+    dynamic: Sequence[Sequence[int]] = (),
+    input_names: Sequence[str] = ("input",),
+    output_names: Sequence[str] = ("output",),
+) -> onnx.ModelProto:
+    """Export ``module`` (eval mode) and check the model carries the requested opset.
+
+    ``dynamic[i]`` lists the dimensions of input i that stay symbolic. Raises
+    ``UnsupportedExport`` when the exporter refuses the opset or silently returns another one.
+    """
+    fn = {"torchscript": _export_torchscript, "dynamo": _export_dynamo}.get(target.exporter)
+    if fn is None:
+        raise ValueError(f"unknown exporter {target.exporter!r}; valid: {', '.join(EXPORTERS)}")
+    module = module.eval()
+    try:
+        with _quiet(), torch.no_grad():
+            model = fn(module, tuple(args), target, list(input_names), list(output_names), list(dynamic))
+    except Exception as exc:
+        if "Unsupported onnx_opset_version" in str(exc):
+            raise UnsupportedExport(f"the {target.exporter} exporter refuses opset {target.opset}") from None
+        raise ExportError(f"{target.id}: export failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
+    got = model_opset(model)
+    if got != target.opset:
+        raise UnsupportedExport(
+            f"the {target.exporter} exporter asked for opset {target.opset} returns an opset-{got} model"
+        )
+    return model
+
+
+@functools.lru_cache(maxsize=None)
+def support_verdict(target: ExportTarget) -> str | None:
+    """None when ``target`` works, else the reason; probed once per session on a tiny model."""
+    probe = torch.nn.Sequential(torch.nn.ReLU())
+    try:
+        export(probe, (torch.zeros(2, 1, 3, 3),), target, dynamic=[(0, 2, 3)])
+    except UnsupportedExport as exc:
+        return str(exc)
+    return None
+
+
+class ExportCache:
+    """Exports (or export failures) keyed by structure; one per session."""
+
+    def __init__(self) -> None:
+        self._models: dict[Hashable, onnx.ModelProto | Exception] = {}
+        self.exports = 0
+
+    def get(self, key: Hashable, build: Callable[[], onnx.ModelProto]) -> onnx.ModelProto:
+        hit = self._models.get(key)
+        if hit is None:
+            try:
+                hit = build()
+                self.exports += 1
+            except (UnsupportedExport, ExportError) as exc:
+                hit = exc
+            self._models[key] = hit
+        if isinstance(hit, Exception):
+            raise hit
+        return hit

@@ -1,0 +1,130 @@
+"""The pytest plugin: options, parametrization over targets, report header, summary (thin).
+
+State lives in one ``ConformanceSession`` on ``config.stash``; the work is done by the library
+modules (``parity``, ``export``, ``backends``, ``compare``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance import profiles
+from conformance.session import ConformanceSession, UsageError
+
+SESSION_KEY = pytest.StashKey[ConformanceSession]()
+
+profiles.register()
+
+
+def _split(values):
+    """Repeated options that may also be comma-separated: ``--opset 9,11 --opset 17``."""
+    return [v.strip() for raw in values or [] for v in str(raw).split(",") if v.strip()]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("conformance", "cross-backend numerical conformance")
+    group.addoption("--backend", action="append", metavar="NAME",
+                    help="backend under test (repeatable): 'onnxruntime' (built in) or an ONNX-backend-API "
+                         "module/class such as 'onnxruntime.backend' or 'pkg.mod:Class'. Default: onnxruntime")
+    group.addoption("--ort-provider", default="CPUExecutionProvider", metavar="PROVIDER",
+                    help="execution provider of the built-in onnxruntime backend. Default: CPUExecutionProvider")
+    group.addoption("--exporter", action="append", metavar="NAME",
+                    help="torch.onnx exporter(s): torchscript, dynamo (repeatable or comma-separated). Default: both")
+    group.addoption("--opset", action="append", metavar="N",
+                    help="opset(s) to export at (repeatable or comma-separated). "
+                         "Default: 9, 11, 13, 17 and the newest each exporter supports")
+    group.addoption("--decimal", type=int, default=3, metavar="N",
+                    help="parity to N decimals: |actual - expected| < 1.5 * 10**-N. Default: 3")
+    group.addoption("--reports", default="reports", metavar="DIR",
+                    help="where parity.json and failure reproducers go. Default: reports/")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "parity: a numerical parity case (backend vs PyTorch)")
+    config.addinivalue_line("markers", "benchmark: a latency case (pytest-benchmark)")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    if not config.getoption("hypothesis_profile", None):
+        from hypothesis import settings
+
+        settings.load_profile(profiles.default_profile())
+    try:
+        session = ConformanceSession.from_options(
+            backends=_split(config.getoption("backend")) or ["onnxruntime"],
+            ort_provider=config.getoption("ort_provider"),
+            exporters=_split(config.getoption("exporter")),
+            opsets=_split(config.getoption("opset")),
+            decimal=config.getoption("decimal"),
+            reports=Path(config.getoption("reports")),
+        )
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(_Hooks(session), "conformance-session")
+
+
+@pytest.fixture(scope="session")
+def conformance_session(request) -> ConformanceSession:
+    """The run's validated options, backends and targets."""
+    return request.config.stash[SESSION_KEY]
+
+
+@pytest.fixture(scope="session")
+def parity(conformance_session):
+    """The run's ``Harness``: export cache, prepared sessions, recorder."""
+    return conformance_session.harness
+
+
+class _Hooks:
+    """The per-run hooks, bound to the run's ``ConformanceSession``."""
+
+    def __init__(self, session: ConformanceSession):
+        self.session = session
+
+    def pytest_unconfigure(self, config):
+        self.session.close()
+
+    def pytest_report_header(self, config):
+        return self.session.header_lines()
+
+    def pytest_generate_tests(self, metafunc):
+        if "target" in metafunc.fixturenames:
+            targets = self.session.targets()
+            metafunc.parametrize("target", targets, ids=[t.id for t in targets])
+        if "backend" in metafunc.fixturenames:
+            backends = self.session.backends
+            metafunc.parametrize("backend", backends, ids=[b.name for b in backends])
+
+    def pytest_runtest_setup(self, item):
+        """Skip (exporter, opset) pairs the exporter cannot honour, before any example is drawn."""
+        callspec = getattr(item, "callspec", None)
+        target = callspec.params.get("target") if callspec else None
+        if target is not None:
+            reason = self.session.unsupported(target.export)
+            if reason:
+                pytest.skip(f"unsupported: {reason}")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item):
+        self.session.harness.current_test = item.nodeid
+        yield
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            message = str(report.longrepr)[-2000:] if report.failed else ""
+            self.session.harness.recorder.set_outcome(report.nodeid, report.outcome, message)
+
+    def pytest_sessionstart(self, session):
+        self.session.started = time.perf_counter()
+
+    def pytest_terminal_summary(self, terminalreporter, config):
+        lines = self.session.summary_lines()
+        if not lines:
+            return
+        terminalreporter.section("conformance")
+        for line in lines:
+            terminalreporter.write_line(line)
+        if not hasattr(config, "workerinput"):
+            terminalreporter.write_line(f"parity results: {self.session.write_reports()}")

@@ -1,0 +1,1 @@
+"""Root conftest: the plugin is loaded from pytest.ini (``-p conformance.plugin``)."""
