@@ -26,11 +26,12 @@ def adb():
 @pytest.fixture(scope="module")
 def device(adb, tmp_path_factory):
     with LoopbackDevice(tmp_path_factory.mktemp("sandbox")) as dev:
+        adb.connect(dev.serial)
         yield dev
 
 
 @pytest.fixture(scope="module")
-def backend(adb, device):
+def device_backend(adb, device):
     be = AdbDeviceBackend(device.serial, adb=adb, timeout=15)
     yield be
     be.close()
@@ -42,53 +43,53 @@ def host_run(model, inputs):
     return session.run(None, dict(zip(names, inputs)))
 
 
-def test_name_is_a_clean_test_id(backend, device):
-    assert backend.name == f"adb-127.0.0.1_{device.port}"
+def test_name_is_a_clean_test_id(device_backend, device):
+    assert device_backend.name == f"adb-127.0.0.1_{device.port}"
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 8, 8), (2, 3, 5, 7), (1, 3, 1, 1)])
-def test_conv_on_the_device_matches_onnxruntime_on_the_host(backend, shape):
+def test_conv_on_the_device_matches_onnxruntime_on_the_host(device_backend, shape):
     model = conv_model()
     x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
-    (got,) = backend.prepare(model).run([x])
+    (got,) = device_backend.prepare(model).run([x])
     (want,) = host_run(model, [x])
     assert got.dtype == np.float32 and got.shape == want.shape
     np.testing.assert_almost_equal(got, want, decimal=5)
 
 
-def test_each_model_is_pushed_and_loaded_once(backend, device):
+def test_each_model_is_pushed_and_loaded_once(device_backend, device):
     model = conv_model(seed=7)
-    first = backend.prepare(model)
-    second = backend.prepare(model)
+    first = device_backend.prepare(model)
+    second = device_backend.prepare(model)
     assert first.path == second.path
     pushed = list((device.sandbox / "conformance" / "models").glob("*.onnx"))
     assert (device.sandbox / "conformance" / first.path).exists() and len(pushed) >= 1
 
 
-def test_timings_are_measured_on_the_device(backend):
-    session = backend.prepare(conv_model())
+def test_timings_are_measured_on_the_device(device_backend):
+    session = device_backend.prepare(conv_model())
     times = session.time([np.ones((1, 3, 16, 16), np.float32)], warmup=2, iterations=7)
     assert len(times) == 7 and all(0 < t < 1 for t in times)
-    assert backend.measures_own_latency
+    assert device_backend.measures_own_latency
 
 
-def test_versions_report_device_facts_and_runtime(backend):
-    facts = backend.versions()
+def test_versions_report_device_facts_and_runtime(device_backend):
+    facts = device_backend.versions()
     assert facts["device_model"] == "Loopback"
     assert facts["device_manufacturer"] == "Conformance"
     assert facts["device_android_version"] == "14" and facts["device_abi"] == "x86_64"
     assert facts["onnxruntime (device)"] == ort.__version__
 
 
-def test_a_model_error_is_reported_and_the_device_stays_usable(backend):
-    session = backend.prepare(conv_model())
+def test_a_model_error_is_reported_and_the_device_stays_usable(device_backend):
+    session = device_backend.prepare(conv_model())
     with pytest.raises(BackendError, match="run failed on the device"):
         session.run([np.ones((1, 5, 4, 4), np.float32)])  # wrong channel count
     assert session.run([np.ones((1, 3, 4, 4), np.float32)])[0].shape == (1, 4, 4, 4)
 
 
-def test_throughput_of_small_examples(backend):
-    session = backend.prepare(conv_model())
+def test_throughput_of_small_examples(device_backend):
+    session = device_backend.prepare(conv_model())
     x = np.ones((1, 3, 8, 8), np.float32)
     session.run([x])
     start, n = time.perf_counter(), 200
