@@ -1,0 +1,1 @@
+"""Subcommands of the ``conformance`` command (one module each, see ``conformance.cli``)."""
