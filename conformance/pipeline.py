@@ -179,3 +179,44 @@ def save_gallery(folder: str | os.PathLike, result: SuperResResult,
 def _safe(name: str) -> str:
     """A file-name-safe version of a backend name (e.g. 'onnxruntime[ort-format]')."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "backend"
+
+
+def add_arguments(parser) -> None:
+    """The ``superres`` command's options, for ``python -m conformance.pipeline`` and the main CLI."""
+    parser.add_argument("image", nargs="?", default=None,
+                        help="input image (default: skimage.data.chelsea(), the tutorial's cat)")
+    parser.add_argument("--output", "-o", default="superres.png", help="output PNG (default: superres.png)")
+    parser.add_argument("--size", default=None, metavar="WxH",
+                        help="resize the input first, e.g. 224x224 as the tutorial (default: keep size)")
+    parser.add_argument("--weights", default=None, metavar="URL|PATH",
+                        help="SuperResolutionNet(3) checkpoint (default: the shipped superres_x3.pth)")
+    parser.add_argument("--gallery", default=None, metavar="DIR",
+                        help="also save input, bicubic, output and a heat map under DIR (default: no)")
+
+
+def main(argv=None) -> int:
+    """``python -m conformance.pipeline [IMAGE] -o OUT.png``: the pipeline with PyTorch eager."""
+    import argparse
+    import sys
+
+    from conformance.models.weights import WeightsError, load_model
+
+    parser = argparse.ArgumentParser(prog="python -m conformance.pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        result = superres(torch_runner(load_model(args.weights)), args.image, size=args.size,
+                          output=args.output)
+        if args.gallery:
+            save_gallery(args.gallery, result, {"torch": result.output})
+    except (ImageError, WeightsError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{result.input.size[0]}x{result.input.size[1]} -> {result.output.size[0]}x"
+          f"{result.output.size[1]} (x{result.factor}): wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -170,3 +170,9 @@ def test_pickled_module_is_refused_with_advice(tmp_path):
     torch.save(SuperResolutionNet(3), path)  # a whole module, as some old checkpoints are
     with pytest.raises(WeightsError, match=r"pickled Python objects.*save model\.state_dict\(\)"):
         load_weights(path)
+
+
+def test_pre_1_6_checkpoint_format(tmp_path):
+    path = tmp_path / "legacy.pth"  # the tutorial's 2017 file predates the zip format
+    torch.save(SuperResolutionNet(3).state_dict(), path, _use_new_zipfile_serialization=False)
+    assert load_weights(path).keys() == SuperResolutionNet(3).state_dict().keys()

@@ -82,7 +82,7 @@ class Progress:
         sys.stderr.flush()
 
 
-def train(*, steps: int = 2000, batch: int = 16, patch: int = 32, lr: float = 1e-3,
+def train(*, steps: int = 3000, batch: int = 16, patch: int = 32, lr: float = 2e-3,
           seed: int = 0, threads: int = 1, progress: bool = True) -> SuperResolutionNet:
     """Train SuperResolutionNet(3) with Adam on MSE; cosine-decays the learning rate to 1%."""
     torch.set_num_threads(threads)  # the shared 2-core machine; also keeps runs reproducible
@@ -110,10 +110,10 @@ def train(*, steps: int = 2000, batch: int = 16, patch: int = 32, lr: float = 1e
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance.models.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=2000, help="Adam steps (default: 2000)")
+    parser.add_argument("--steps", type=int, default=3000, help="Adam steps (default: 3000)")
     parser.add_argument("--batch", type=int, default=16, help="crops per step (default: 16)")
     parser.add_argument("--patch", type=int, default=32, help="low-res crop size (default: 32)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (default: 1e-3)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="initial learning rate (default: 2e-3)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"checkpoint (default: {DEFAULT_OUT})")
