@@ -13,9 +13,10 @@ def save_heatmap(diff: np.ndarray, path: str | os.PathLike, *, title: str = "") 
     from matplotlib.figure import Figure
 
     # Figure + FigureCanvasAgg instead of pyplot: no global state, no GUI backend, thread-safe.
+    # About one figure pixel per image pixel (up to 1600 px): a one-pixel difference stays visible.
     height, width = diff.shape
-    fig = Figure(figsize=(max(4.0, 6.0 * width / max(height, width)) + 1.2,
-                          max(3.0, 6.0 * height / max(height, width))), dpi=100)
+    scale = min(1.0, 1600 / max(height, width)) / 100
+    fig = Figure(figsize=(max(3.0, width * scale) + 1.2, max(2.5, height * scale) + 0.5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     # vmax of at least 1 so an all-zero map reads as "no difference", not as noise.

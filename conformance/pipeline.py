@@ -194,28 +194,39 @@ def add_arguments(parser) -> None:
                         help="also save input, bicubic, output and a heat map under DIR (default: no)")
 
 
-def main(argv=None) -> int:
-    """``python -m conformance.pipeline [IMAGE] -o OUT.png``: the pipeline with PyTorch eager."""
-    import argparse
+def run_command(args, make_runner: Callable[[object], Runner] | None = None) -> int:
+    """Run the ``superres`` command for parsed ``args`` (see :func:`add_arguments`); 0 or 2.
+
+    ``make_runner(model)`` turns the loaded SuperResolutionNet into the runner of the selected
+    backend (export it to ONNX and ``prepare`` it, say); the default runs PyTorch eager.
+    User errors (bad image, size, weights) print one ``error:`` line instead of a traceback.
+    """
     import sys
 
     from conformance.models.weights import WeightsError, load_model
 
-    parser = argparse.ArgumentParser(prog="python -m conformance.pipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
     try:
-        result = superres(torch_runner(load_model(args.weights)), args.image, size=args.size,
-                          output=args.output)
+        model = load_model(args.weights)
+        runner = (make_runner or torch_runner)(model)
+        result = superres(runner, args.image, size=args.size, output=args.output)
         if args.gallery:
-            save_gallery(args.gallery, result, {"torch": result.output})
+            save_gallery(args.gallery, result, {"output": result.output})
     except (ImageError, WeightsError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{result.input.size[0]}x{result.input.size[1]} -> {result.output.size[0]}x"
           f"{result.output.size[1]} (x{result.factor}): wrote {args.output}")
     return 0
+
+
+def main(argv=None) -> int:
+    """``python -m conformance.pipeline [IMAGE] -o OUT.png``: the pipeline with PyTorch eager."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m conformance.pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run_command(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

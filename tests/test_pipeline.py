@@ -55,7 +55,9 @@ def test_runner_gets_float32_y_in_unit_range():
 
 
 def test_identical_runners_agree_exactly(model_runner):
-    other = torch_runner(__import__("conformance.models.weights", fromlist=["x"]).load_model())
+    from conformance.models.weights import load_model
+
+    other = torch_runner(load_model())  # a second, independently loaded model
     a = superres(model_runner, size=(48, 32)).output
     b = superres(other, size=(48, 32)).output
     ok, summary = images_agree(a, b, levels=0)
@@ -64,7 +66,10 @@ def test_identical_runners_agree_exactly(model_runner):
 
 def test_tiny_numeric_noise_stays_within_one_level():
     rng = np.random.default_rng(0)
-    noisy = lambda y: repeat3(y) + rng.uniform(-2e-4, 2e-4, (1, 1, y.shape[2] * 3, y.shape[3] * 3))  # noqa: E731
+    def noisy(y):
+        out = repeat3(y)
+        return out + rng.uniform(-2e-4, 2e-4, out.shape).astype(np.float32)
+
     assert images_agree(superres(repeat3, size="60x40").output, superres(noisy, size="60x40").output)[0]
 
 
@@ -116,3 +121,15 @@ def test_bad_image_path(tmp_path):
 def test_runner_with_wrong_output_shape():
     with pytest.raises(ImageError, match="integer upscale"):
         superres(lambda y: np.zeros((1, 1, 31, 60), np.float32), size="20x10")
+
+
+def test_command_line(tmp_path, capsys):
+    from conformance.pipeline import main
+
+    out = tmp_path / "cat.png"
+    assert main(["--size", "30x20", "-o", str(out), "--gallery", str(tmp_path / "g")]) == 0
+    assert Image.open(out).size == (90, 60) and "wrote" in capsys.readouterr().out
+    assert (tmp_path / "g" / "diff_output_vs_bicubic.png").is_file()
+    assert main([str(tmp_path / "missing.png"), "-o", str(out)]) == 2
+    assert main(["--weights", str(tmp_path / "none.pth"), "-o", str(out)]) == 2
+    assert capsys.readouterr().err.count("error:") == 2

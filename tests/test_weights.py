@@ -136,7 +136,8 @@ def test_not_a_state_dict(tmp_path):
 def test_wrong_upscale_factor_names_the_keys(tmp_path):
     path = tmp_path / "x2.pth"
     torch.save(SuperResolutionNet(2).state_dict(), path)
-    with pytest.raises(WeightsError, match=r"conv4\.weight: checkpoint \[4, 32, 3, 3\] vs model \[9, 32, 3, 3\]"):
+    expected = r"conv4\.weight: checkpoint \[4, 32, 3, 3\] vs model \[9, 32, 3, 3\]"
+    with pytest.raises(WeightsError, match=expected):
         load_weights(path)
 
 
