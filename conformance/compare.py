@@ -13,6 +13,11 @@ import numpy as np
 
 DEFAULT_DECIMAL = 3
 
+#: Bin edges of the error histogram a failing comparison keeps for the report: four bins per
+#: decade from 1e-9 to 1e3; bin 0 holds errors below 1e-9 (exact matches included), the last
+#: one errors of 1e3 and more (Inf included).
+HISTOGRAM_EDGES = [10.0 ** (k / 4) for k in range(-36, 13)]
+
 
 def tolerance(decimal: int) -> float:
     """The absolute tolerance numpy's ``assert_almost_equal`` uses for ``decimal`` places."""
@@ -63,6 +68,7 @@ class CompareResult:
     nonfinite: int = 0
     shape_error: str | None = None
     oracle: OracleVerdict | None = field(default=None)
+    histogram: list[int] | None = None  # counts of |actual - expected| per HISTOGRAM_EDGES bin, failures only
 
     def __bool__(self) -> bool:
         return self.ok
@@ -137,7 +143,14 @@ def compare(actual, expected, decimal: int = DEFAULT_DECIMAL) -> CompareResult:
         actual_at_worst=float(a[worst]),
         expected_at_worst=float(e[worst]),
         nonfinite=nonfinite,
+        histogram=error_histogram(diff) if off.any() else None,
     )
+
+
+def error_histogram(diff: np.ndarray) -> list[int]:
+    """Counts of absolute errors per ``HISTOGRAM_EDGES`` bin (cheap; kept for failures only)."""
+    bins = np.searchsorted(np.asarray(HISTOGRAM_EDGES), np.ravel(diff), side="right")
+    return [int(c) for c in np.bincount(bins, minlength=len(HISTOGRAM_EDGES) + 1)]
 
 
 def judge_with_oracle(result: CompareResult, actual, expected, oracle) -> CompareResult:
