@@ -1,0 +1,55 @@
+"""Cutting off a backend that hangs: every backend call runs under the case's deadline.
+
+The call runs in a daemon worker thread and the caller waits at most the time left; past it,
+``CaseTimeout`` fails the case and the run moves on. The stuck thread is abandoned (a thread
+cannot be killed), which is why callers stop using a backend once it has timed out. A daemon
+thread does not keep the process alive at exit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class CaseTimeout(Exception):
+    """A backend call did not return within the case's time budget."""
+
+
+class Deadline:
+    """A time budget shared by every call of one case (None: no limit)."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.end = None if seconds is None else time.monotonic() + seconds
+
+    def left(self) -> float | None:
+        return None if self.end is None else max(0.0, self.end - time.monotonic())
+
+    def call(self, fn: Callable[[], T], what: str) -> T:
+        """``fn()``, or ``CaseTimeout`` naming ``what`` once the budget is spent."""
+        left = self.left()
+        if left is None:
+            return fn()
+        if left <= 0:
+            raise CaseTimeout(f"{what}: the case's {self.seconds:g} s budget (--case-timeout) is spent")
+        box: dict = {}
+
+        def work():
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # handed to the caller's thread below
+                box["error"] = exc
+
+        worker = threading.Thread(target=work, name=f"conformance-call: {what}", daemon=True)
+        worker.start()
+        worker.join(left)
+        if worker.is_alive():
+            raise CaseTimeout(f"{what} did not return within {self.seconds:g} s (--case-timeout); "
+                              "the call was abandoned")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]

@@ -1,0 +1,187 @@
+"""Parity of one ONNX file: reference backend vs backend under test, on drawn inputs.
+
+ONNX Runtime's CPU provider is the reference unless told otherwise (there is no PyTorch module
+to compare with). Sessions are prepared once per (model, backend); every call to a backend goes
+through the case's ``Deadline`` so a hanging backend fails the case instead of the run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import onnx
+
+from conformance.backends.base import Backend, BackendError
+from conformance.byom.deadline import Deadline
+from conformance.byom.feeds import FeedRecipe, feeds
+from conformance.byom.model_file import ModelError, load_model
+from conformance.byom.onnx_inputs import (DEFAULT_MAX_ELEMENTS, check_size, read_inputs,
+                                          resolve_ranges)
+from conformance.compare import CompareResult, compare
+
+
+class NonFiniteReference(Exception):
+    """The reference produced NaN or Inf for this example, so it cannot judge the backend."""
+
+
+@dataclass(frozen=True)
+class FileExport:
+    """Stands where a torch export target stands in records: the file is the export."""
+
+    opset: int
+    exporter: str = "onnx-file"
+
+    @property
+    def id(self) -> str:
+        return f"file-opset{self.opset}"
+
+
+@dataclass(frozen=True)
+class FileTarget:
+    """The backend under test, fed the model file as it is."""
+
+    backend: Backend
+    export: FileExport
+
+    @property
+    def id(self) -> str:
+        return self.backend.name
+
+
+@dataclass(frozen=True)
+class FileCase:
+    name: str
+    kind: str = "onnx-file"
+
+
+@dataclass
+class FileOutcome:
+    """One example's verdict, shaped like ``conformance.parity.Outcome`` for the recorder."""
+
+    case: FileCase
+    target: FileTarget
+    example: FeedRecipe
+    result: CompareResult
+    model: onnx.ModelProto
+    inputs: list[np.ndarray]
+    expected: list[np.ndarray]
+    output: str  # the name of the worst output
+    reproducer: str | None = None
+
+    @property
+    def fed_inputs(self) -> list[np.ndarray]:
+        return self.inputs
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The default-domain opset, 0 when the model imports none (a pure ai.onnx.ml model)."""
+    return next((e.version for e in model.opset_import if e.domain in ("", "ai.onnx")), 0)
+
+
+def _imports(model: onnx.ModelProto) -> str:
+    return ", ".join(f"{e.domain or 'ai.onnx'} {e.version}" for e in model.opset_import)
+
+
+@dataclass
+class ModelCheck:
+    """A loaded, validated model with its input specs, ready to run examples on backends."""
+
+    path: Path
+    reference: Backend
+    dims: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    max_elements: int = DEFAULT_MAX_ELEMENTS
+    decimal: int = 3
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self.model = load_model(self.path)
+        try:
+            self.specs = read_inputs(self.model)
+            self.ranges = resolve_ranges(self.specs, self.dims)
+            check_size(self.specs, self.ranges, self.max_elements)
+        except ModelError as exc:
+            raise ModelError(f"{self.path}: {exc}") from None
+        self.outputs = [o.name for o in self.model.graph.output]
+        self.case = FileCase(self.path.stem)
+        self._sessions: dict[int, object] = {}
+
+    def strategy(self):
+        """Hypothesis strategy of ``FeedRecipe`` for this model."""
+        return feeds(self.specs, self.ranges)
+
+    def target(self, backend: Backend) -> FileTarget:
+        return FileTarget(backend, FileExport(default_opset(self.model)))
+
+    def session(self, backend: Backend, deadline: Deadline):
+        """``backend``'s session for the model, prepared once (under the deadline)."""
+        if id(backend) not in self._sessions:
+            what = f"{backend.name}: prepare"
+            try:
+                session = deadline.call(lambda: backend.prepare(self.model), what)
+            except BackendError as exc:
+                raise BackendError(f"{exc} (the model imports {_imports(self.model)})") from None
+            except Exception as exc:
+                raise BackendError(f"{backend.name} cannot prepare the model (it imports "
+                                   f"{_imports(self.model)}): {type(exc).__name__}: {exc}") from None
+            self._sessions[id(backend)] = session
+        return self._sessions[id(backend)]
+
+    def run(self, backend: Backend, arrays: list[np.ndarray], deadline: Deadline) -> list[np.ndarray]:
+        """``backend``'s outputs for ``arrays``; BackendError names the backend and the step."""
+        session = self.session(backend, deadline)
+        try:
+            outputs = deadline.call(lambda: session.run(arrays), f"{backend.name}: run")
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"{backend.name}: run raised {type(exc).__name__}: {exc}") from None
+        return [np.asarray(o) for o in outputs]
+
+    def reference_outputs(self, arrays: list[np.ndarray], deadline: Deadline) -> list[np.ndarray]:
+        """The reference's outputs; ModelError when the reference cannot run the model at all."""
+        try:
+            expected = self.run(self.reference, arrays, deadline)
+        except BackendError as exc:
+            raise ModelError(f"{self.path}: the reference cannot run the model: {exc}") from None
+        for name, out in zip(self.outputs, expected):
+            if out.dtype.kind in "fc" and not np.isfinite(out).all():
+                bad = int(np.count_nonzero(~np.isfinite(out)))
+                raise NonFiniteReference(
+                    f"the reference ({self.reference.name}) gives {bad} NaN/Inf of {out.size} "
+                    f"elements in output {name!r}")
+        return expected
+
+    def run_example(self, backend: Backend, recipe: FeedRecipe, deadline: Deadline) -> FileOutcome:
+        """Reference and backend on one drawn example, compared output by output."""
+        arrays = recipe.materialize()
+        expected = self.reference_outputs(arrays, deadline)
+        actual = self.run(backend, arrays, deadline)
+        if len(actual) != len(expected):
+            raise BackendError(f"{backend.name} returned {len(actual)} outputs, the model declares {len(expected)}")
+        results = [compare(a, e, self.decimal) for a, e in zip(actual, expected)]
+        worst = min(range(len(results)), key=lambda i: (results[i].ok, -results[i].max_abs))
+        return FileOutcome(self.case, self.target(backend), recipe, results[worst], self.model,
+                           arrays, expected, self.outputs[worst] if worst < len(self.outputs) else str(worst))
+
+
+def failure_message(outcome: FileOutcome, reference: str) -> str:
+    """One screen: which model, backend, output, example, error, and where the reproducer is."""
+    r = outcome.result
+    lines = [
+        f"{outcome.case.name} on {outcome.target.backend.name} (reference {reference}): "
+        f"parity fails at decimal={r.decimal} on output {outcome.output!r}",
+        f"  example: {outcome.example.describe()}",
+        f"  {r.summary()}",
+    ]
+    if outcome.reproducer:
+        lines.append(f"  reproducer: {outcome.reproducer}  (conformance replay DIR)")
+    return "\n".join(lines)
+
+
+def describe_path(path: str | os.PathLike) -> str:
+    """A short id for a model path (its stem, as test ids and reports use)."""
+    return Path(path).stem

@@ -1,0 +1,126 @@
+"""``conformance check MODEL.onnx``: parity of any ONNX file on every backend under test.
+
+Exit codes: 0 every backend agrees with the reference; 1 some backend disagrees, fails or hangs;
+2 the model or the options cannot be checked (missing/invalid file, bad --dim, too large, the
+reference cannot run it or gives only NaN/Inf).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def register(subparsers) -> None:
+    from conformance.byom.onnx_inputs import DEFAULT_DIM_RANGE, DEFAULT_MAX_ELEMENTS
+
+    p = subparsers.add_parser(
+        "check", help="check an ONNX model's parity across backends (inputs drawn from its declared inputs)",
+        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n")[1])
+    p.add_argument("model", metavar="MODEL.onnx", help="the model (external data files next to it)")
+    p.add_argument("--backend", action="append", metavar="NAME",
+                   help="backend under test (repeatable): 'onnxruntime' or an ONNX-backend-API module such as "
+                        "'onnxruntime.backend' or 'pkg.mod:Class'. Default: onnxruntime")
+    p.add_argument("--device", action="append", metavar="SERIAL",
+                   help="an ADB device (or HOST:PORT) to run the model on (repeatable). Default: none")
+    p.add_argument("--ort-provider", default="CPUExecutionProvider", metavar="PROVIDER",
+                   help="execution provider of the 'onnxruntime' backend under test. Default: CPUExecutionProvider")
+    p.add_argument("--reference", default="onnxruntime", metavar="BACKEND",
+                   help="the backend whose outputs are the truth. Default: onnxruntime (CPU provider)")
+    p.add_argument("--dim", action="append", default=[], metavar="NAME=MIN:MAX",
+                   help=f"range of a symbolic dimension (repeatable; unnamed ones are INPUT[AXIS]). "
+                        f"Default: {DEFAULT_DIM_RANGE[0]}:{DEFAULT_DIM_RANGE[1]}")
+    p.add_argument("--max-elements", type=int, default=DEFAULT_MAX_ELEMENTS, metavar="N",
+                   help=f"refuse models whose inputs could hold more elements. Default: {DEFAULT_MAX_ELEMENTS}")
+    p.add_argument("--case-timeout", type=float, default=300.0, metavar="S",
+                   help="seconds one backend may take for all its examples; a hang fails it. Default: 300")
+    p.add_argument("--examples", type=int, default=10, metavar="N", help="examples per backend. Default: 10")
+    p.add_argument("--decimal", type=int, default=3, metavar="N",
+                   help="parity to N decimals (|actual - expected| < 1.5 * 10**-N). Default: 3")
+    p.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="derandomize: the same N draws the same examples. Default: random")
+    p.add_argument("--reports", default="reports", metavar="DIR",
+                   help="where failure reproducers go (DIR/reproducers). Default: reports/")
+    p.set_defaults(func=run)
+
+
+def _usage(message: str) -> int:
+    print(f"conformance check: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _validate(args) -> str | None:
+    if args.max_elements < 1:
+        return f"--max-elements {args.max_elements}: must be at least 1"
+    if not args.case_timeout > 0:
+        return f"--case-timeout {args.case_timeout}: must be positive"
+    if args.examples < 1:
+        return f"--examples {args.examples}: must be at least 1"
+    if not 0 <= args.decimal <= 12:
+        return f"--decimal {args.decimal}: out of range; use 0-12"
+    return None
+
+
+def _backends(args):
+    from conformance.backends import load_backend
+
+    backends = [load_backend(spec, ort_provider=args.ort_provider) for spec in dict.fromkeys(args.backend or ["onnxruntime"])]
+    for serial in args.device or []:
+        from conformance.backends.adb import AdbDeviceBackend
+
+        backends.append(AdbDeviceBackend(serial, timeout=min(30.0, args.case_timeout)))
+    return backends, load_backend(args.reference)
+
+
+def run(args) -> int:
+    from conformance.backends import BackendError
+    from conformance.byom.model_file import ModelError
+    from conformance.byom.onnx_inputs import parse_dim_specs
+    from conformance.byom.runner import ModelCheck
+
+    problem = _validate(args)
+    if problem:
+        return _usage(problem)
+    try:
+        dims = parse_dim_specs(args.dim)
+        backends, reference = _backends(args)
+        check = ModelCheck(Path(args.model), reference, dims, args.max_elements, args.decimal)
+    except (ModelError, BackendError) as exc:
+        return _usage(str(exc))
+    print(f"{args.model}: opset {_imports(check)}; inputs "
+          + "; ".join(s.describe() for s in check.specs)
+          + (f"; dims {', '.join(f'{n}={lo}:{hi}' for n, (lo, hi) in check.ranges.items())}" if check.ranges else ""))
+    try:
+        return _check_all(args, check, backends, reference)
+    finally:
+        for backend in backends + [reference]:
+            backend.close()
+
+
+def _imports(check) -> str:
+    return ", ".join(f"{e.domain or 'ai.onnx'} {e.version}" for e in check.model.opset_import)
+
+
+def _check_all(args, check, backends, reference) -> int:
+    from conformance.byom.deadline import Deadline
+    from conformance.byom.drive import drive
+    from conformance.byom.model_file import ModelError
+
+    status = EXIT_OK
+    for backend in backends:
+        verdict = drive(check, backend, max_examples=args.examples, deadline=Deadline(args.case_timeout),
+                        derandomize=args.seed is not None, key=f"{check.case.name}-{backend.name}-{args.seed}",
+                        reproducers=Path(args.reports) / "reproducers")
+        problem = verdict.problem(reference.name)
+        if isinstance(verdict.error, ModelError) or (problem and verdict.examples == 0 and verdict.error is None):
+            return _usage(problem)  # the model cannot be checked at all: no backend gets a verdict
+        skipped = f"; {verdict.nonfinite} examples left out ({verdict.nonfinite_note})" if verdict.nonfinite else ""
+        if problem:
+            status = EXIT_FAILED
+            print(f"FAIL {backend.name}: {problem}{skipped}")
+        else:
+            print(f"PASS {backend.name} vs {reference.name}: {verdict.examples} examples, closest used "
+                  f"{verdict.worst_margin:.1%} of the tolerance{skipped}")
+    return status
