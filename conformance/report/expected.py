@@ -1,0 +1,139 @@
+"""Known failures and per-case tolerance overrides, kept as checked-in data with reasons.
+
+The file (``conformance/expected_failures.toml`` by default) holds two kinds of entries::
+
+    [[xfail]]                     # a failure we know about: reported, but does not fail the gate
+    case = "conv2d"               # glob on the case name (required)
+    backend = "onnxruntime"       # optional globs narrowing it: backend, exporter, opset, test
+    exporter = "dynamo"
+    reason = "why it fails, and what would fix it"    # required
+    issue = "https://..."         # optional
+
+    [[tolerance]]                 # a case compared at a looser decimal
+    case = "srresnet"
+    decimal = 2
+    reason = "..."
+
+An xfail entry that matches only cases that pass, or a tolerance entry whose cases would pass at
+the default tolerance, is *stale*: the report lists it so the file cannot silently rot.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "expected_failures.toml"
+_KEYS = {"case", "backend", "exporter", "opset", "test", "reason", "issue", "decimal"}
+
+
+class ExpectedError(Exception):
+    """The expected-failures file cannot be read or has a bad entry (one-line message)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One xfail or tolerance entry; fields other than ``reason``/``issue``/``decimal`` are globs."""
+
+    kind: str  # "xfail" or "tolerance"
+    where: str  # "FILE: xfail #2", for messages
+    case: str
+    reason: str
+    backend: str = "*"
+    exporter: str = "*"
+    opset: str = "*"
+    test: str = "*"
+    issue: str = ""
+    decimal: int | None = None
+
+    def matches(self, row: dict) -> bool:
+        """Does this entry cover ``row`` (a dict with case, backend, exporter, opset, nodeid)?"""
+        pairs = [(self.case, row.get("case")), (self.backend, row.get("backend")),
+                 (self.exporter, row.get("exporter")), (self.opset, row.get("opset")),
+                 (self.test, row.get("nodeid"))]
+        return all(fnmatch.fnmatchcase(str(value), pattern) for pattern, value in pairs)
+
+    def describe(self) -> str:
+        scope = ", ".join(f"{k}={getattr(self, k)}" for k in ("case", "backend", "exporter", "opset", "test")
+                          if getattr(self, k) != "*")
+        extra = f" decimal={self.decimal}" if self.decimal is not None else ""
+        return f"{self.where} ({scope}{extra}): {self.reason}"
+
+
+@dataclass
+class Expectations:
+    """All entries of one file, with lookups by case row."""
+
+    xfails: list[Entry] = field(default_factory=list)
+    tolerances: list[Entry] = field(default_factory=list)
+    path: Path | None = None
+
+    def xfail_for(self, row: dict) -> Entry | None:
+        return next((e for e in self.xfails if e.matches(row)), None)
+
+    def decimal_for(self, row: dict) -> int | None:
+        entry = next((e for e in self.tolerances if e.matches(row)), None)
+        return entry.decimal if entry else None
+
+    def stale(self, rows: list[dict], default_decimal: int = 3) -> list[dict]:
+        """Entries that no longer describe a failing case, with why (see the module docstring).
+
+        ``rows`` are report rows (``status`` pass/fail/xfail/skip and ``max_abs``). Entries that
+        match no case that ran are not stale (the run may have been narrowed with ``-k``).
+        """
+        found = []
+        for entry in self.xfails:
+            ran = [r for r in rows if entry.matches(r) and r.get("status") in ("pass", "fail", "xfail")]
+            if ran and all(r["status"] == "pass" for r in ran):
+                found.append({"entry": entry.describe(), "why": f"all {len(ran)} matching cases pass"})
+        tol = 1.5 * 10.0 ** -default_decimal
+        for entry in self.tolerances:
+            ran = [r for r in rows if entry.matches(r) and r.get("max_abs") is not None]
+            if ran and all(r["max_abs"] < tol for r in ran):
+                worst = max(r["max_abs"] for r in ran)
+                found.append({"entry": entry.describe(),
+                              "why": f"all {len(ran)} matching cases pass at decimal={default_decimal} "
+                                     f"(worst error {worst:.3g})"})
+        return found
+
+
+def load(path: Path | str | None = None) -> Expectations:
+    """Read the expectations file; a missing default file means no expectations."""
+    path = Path(path) if path else DEFAULT_PATH
+    if not path.exists():
+        if path == DEFAULT_PATH:
+            return Expectations(path=None)
+        raise ExpectedError(f"expected-failures file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ExpectedError(f"{path}: {exc}") from None
+    unknown = set(data) - {"xfail", "tolerance"}
+    if unknown:
+        raise ExpectedError(f"{path}: unknown table(s) {sorted(unknown)}; use [[xfail]] and [[tolerance]]")
+    return Expectations(
+        xfails=[_entry(path, "xfail", i, raw) for i, raw in enumerate(data.get("xfail", []), 1)],
+        tolerances=[_entry(path, "tolerance", i, raw) for i, raw in enumerate(data.get("tolerance", []), 1)],
+        path=path,
+    )
+
+
+def _entry(path: Path, kind: str, index: int, raw: dict) -> Entry:
+    where = f"{path.name}: {kind} #{index}"
+    if not isinstance(raw, dict):
+        raise ExpectedError(f"{where}: expected a table, got {raw!r}")
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise ExpectedError(f"{where}: unknown key(s) {sorted(unknown)}; valid: {sorted(_KEYS)}")
+    for key in ("case", "reason"):
+        if not str(raw.get(key, "")).strip():
+            raise ExpectedError(f"{where}: '{key}' is required")
+    decimal = raw.get("decimal")
+    if kind == "tolerance" and (not isinstance(decimal, int) or not 0 <= decimal <= 12):
+        raise ExpectedError(f"{where}: 'decimal' must be an integer 0-12, got {decimal!r}")
+    if kind == "xfail" and decimal is not None:
+        raise ExpectedError(f"{where}: 'decimal' belongs in a [[tolerance]] entry")
+    fields = {k: str(v) for k, v in raw.items() if k != "decimal"}
+    return Entry(kind=kind, where=where, decimal=decimal, **fields)

@@ -1,0 +1,187 @@
+"""pytest plugin for reports, baselines and expected failures (load with
+``-p conformance.report.pytest_plugin``; ``pytest.ini`` does).
+
+* a parity failure listed in the expected-failures file becomes an xfail (with its reason), and
+  a listed tolerance override loosens that case's decimal;
+* after the run, ``reports/`` gets ``report.json``, ``summary.md``, ``report.html`` and plots,
+  built from the recorder and pytest-benchmark's JSON (plus this machine's peak GFLOP/s);
+* ``--save-baseline NAME`` keeps the run, ``--baseline NAME`` compares with a kept one; a case
+  slower than ``--max-slowdown`` (plus noise) makes the run exit non-zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from conformance.report import build, expected
+from conformance.report.baseline import BaselineError
+from conformance.report.latency import measure_peak_gflops
+
+
+@dataclass
+class ReportState:
+    """What the plugin gathers during one run."""
+
+    expectations: expected.Expectations
+    reports: Path
+    baseline: str | None
+    save_as: str | None
+    max_slowdown: float
+    outcomes: dict[str, dict] = field(default_factory=dict)
+    bench: dict | None = None
+    peak: dict | None = None
+    report: dict | None = None
+    paths: dict = field(default_factory=dict)
+    saved: Path | None = None
+    error: str | None = None
+
+
+STATE = pytest.StashKey[ReportState]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("conformance-report", "conformance reports, baselines and expected failures")
+    group.addoption("--save-baseline", metavar="NAME",
+                    help="keep this run as the next numbered baseline NAME under REPORTS/baselines. Default: off")
+    group.addoption("--baseline", metavar="NAME",
+                    help="compare with baseline NAME (newest of that name; or NNNN, NNNN_NAME, a folder). Default: off")
+    group.addoption("--max-slowdown", type=float, default=build.DEFAULT_MAX_SLOWDOWN * 100, metavar="PCT",
+                    help="a case whose median latency grew by more than PCT%% plus its measured noise (IQR) "
+                         "fails the run. Default: 10")
+    group.addoption("--expected-failures", metavar="FILE",
+                    help="known failures and tolerance overrides (TOML). Default: conformance/expected_failures.toml")
+
+
+def pytest_configure(config):
+    reports = Path(config.getoption("reports", None) or "reports")  # the harness plugin's --reports
+    pct = config.getoption("max_slowdown")
+    if pct < 0:
+        raise pytest.UsageError(f"--max-slowdown {pct} must be a percentage >= 0")
+    try:
+        expectations = expected.load(config.getoption("expected_failures"))
+    except expected.ExpectedError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[STATE] = ReportState(expectations, reports, config.getoption("baseline"),
+                                      config.getoption("save_baseline"), pct / 100)
+
+
+def _conformance_session(config):
+    from conformance.plugin import SESSION_KEY
+
+    return config.stash.get(SESSION_KEY, None)
+
+
+def pytest_sessionstart(session):
+    """Apply tolerance overrides: the harness asks for each case's decimal."""
+    state, conf = session.config.stash[STATE], _conformance_session(session.config)
+    if conf is None or not state.expectations.tolerances:
+        return
+    harness = conf.harness
+
+    def decimal_for(case, target):
+        return state.expectations.decimal_for({
+            "case": case.name, "backend": target.backend.name, "exporter": target.export.exporter,
+            "opset": target.export.opset, "nodeid": harness.current_test})
+
+    harness.decimal_for = decimal_for
+
+
+def _describe(item) -> dict:
+    """case/backend/exporter/opset of a parity test, from the recorder or its parameters."""
+    conf = _conformance_session(item.config)
+    rec = conf.harness.recorder.records.get(item.nodeid) if conf else None
+    if rec is not None:
+        return {"nodeid": item.nodeid, "case": rec.case, "kind": rec.kind, "backend": rec.backend,
+                "exporter": rec.exporter, "opset": rec.opset}
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    case, target = params.get("case"), params.get("target")
+    return {"nodeid": item.nodeid, "case": getattr(case, "name", "?"), "kind": getattr(case, "kind", "operator"),
+            "backend": target.backend.name if target else "?",
+            "exporter": target.export.exporter if target else "?", "opset": target.export.opset if target else 0}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Turn a listed expected failure into an xfail; note every parity test's outcome."""
+    report = (yield).get_result()
+    if item.get_closest_marker("parity") is None:
+        return
+    if report.when != "call" and report.passed:
+        return
+    state = item.config.stash[STATE]
+    seen = {**_describe(item), "outcome": report.outcome, "xfail": None,
+            "message": str(report.longrepr)[-2000:] if report.failed else ""}
+    if report.failed and report.when == "call":
+        entry = state.expectations.xfail_for(seen)
+        if entry is not None:
+            report.outcome, report.wasxfail = "skipped", f"expected failure: {entry.reason}"
+            seen["xfail"] = entry.reason
+    state.outcomes[item.nodeid] = seen
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    """Store this machine's peak GFLOP/s in pytest-benchmark's JSON, and keep the JSON."""
+    state = config.stash[STATE]
+    if state.peak is None:
+        state.peak = measure_peak_gflops()
+    output_json["conformance_peak"] = state.peak
+    if state.bench is None or output_json["benchmarks"][:1] and "data" in output_json["benchmarks"][0].get("stats", {}):
+        state.bench = output_json
+
+
+def _parity_json(config) -> dict | None:
+    conf = _conformance_session(config)
+    if conf is None:
+        return None
+    records = conf.harness.recorder.records.values()
+    return {"meta": {"decimal": conf.decimal, "header": conf.header_lines()}, "cases": [r.to_json() for r in records]}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Build and write the reports (pytest-benchmark has saved its JSON by now)."""
+    config = session.config
+    state = config.stash[STATE]
+    if hasattr(config, "workerinput") or (not state.outcomes and state.bench is None):
+        return
+    parity = _parity_json(config)
+    try:
+        state.report = build.build_report(parity=parity, bench=state.bench, outcomes=state.outcomes,
+                                          expectations=state.expectations, reports=state.reports,
+                                          baseline=state.baseline, max_slowdown=state.max_slowdown)
+        state.paths = build.write_report(state.report, state.reports)
+        if state.save_as:
+            state.saved = build.save_run(state.reports, state.save_as, state.report, parity, state.bench)
+    except BaselineError as exc:
+        state.error = str(exc)
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
+    if state.report["verdict"]["slower"] and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, config):
+    state = config.stash[STATE]
+    if state.error:
+        terminalreporter.section("conformance report", red=True)
+        terminalreporter.write_line(f"ERROR: {state.error}", red=True)
+        return
+    if state.report is None:
+        return
+    verdict = state.report["verdict"]
+    terminalreporter.section("conformance report", green=verdict["ok"], red=not verdict["ok"])
+    for change in verdict["slower"]:
+        terminalreporter.write_line(
+            f"SLOWER {change['fullname']}: {change['before'] * 1e3:.3g} ms -> {change['after'] * 1e3:.3g} ms "
+            f"({change['change']:+.0%}, threshold {change['threshold']:.0%})", red=True)
+    for stale in state.report["stale"]:
+        terminalreporter.write_line(f"STALE expected-failure entry {stale['entry']}: {stale['why']}", yellow=True)
+    word = "PASS" if verdict["ok"] else "FAIL"
+    terminalreporter.write_line(f"{word}: {verdict['headline']}", green=verdict["ok"], red=not verdict["ok"])
+    terminalreporter.write_line(f"report: {state.paths.get('html')}  (summary: {state.paths.get('markdown')})")
+    if state.saved:
+        terminalreporter.write_line(f"baseline saved: {state.saved}")
