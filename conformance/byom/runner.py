@@ -82,6 +82,13 @@ def default_opset(model: onnx.ModelProto) -> int:
     return next((e.version for e in model.opset_import if e.domain in ("", "ai.onnx")), 0)
 
 
+def _numeric_tensor(value: onnx.ValueInfoProto) -> bool:
+    if value.type.WhichOneof("value") != "tensor_type":
+        return False
+    elem = value.type.tensor_type.elem_type
+    return elem not in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED)
+
+
 def _imports(model: onnx.ModelProto) -> str:
     return ", ".join(f"{e.domain or 'ai.onnx'} {e.version}" for e in model.opset_import)
 
@@ -106,6 +113,11 @@ class ModelCheck:
         except ModelError as exc:
             raise ModelError(f"{self.path}: {exc}") from None
         self.outputs = [o.name for o in self.model.graph.output]
+        # Sequences, maps and string tensors (a classifier's ZipMap, labels) have no tolerance.
+        self.compared = [i for i, o in enumerate(self.model.graph.output) if _numeric_tensor(o)]
+        if not self.compared:
+            raise ModelError(f"{self.path}: no output is a numeric tensor; nothing to compare")
+        self.ignored = [self.outputs[i] for i in range(len(self.outputs)) if i not in self.compared]
         self.case = FileCase(self.path.stem)
         self._sessions: dict[int, object] = {}
 
@@ -147,7 +159,8 @@ class ModelCheck:
             expected = self.run(self.reference, arrays, deadline)
         except BackendError as exc:
             raise ModelError(f"{self.path}: the reference cannot run the model: {exc}") from None
-        for name, out in zip(self.outputs, expected):
+        for i in self.compared:
+            name, out = self.outputs[i], np.asarray(expected[i])
             if out.dtype.kind in "fc" and not np.isfinite(out).all():
                 bad = int(np.count_nonzero(~np.isfinite(out)))
                 raise NonFiniteReference(
@@ -159,13 +172,16 @@ class ModelCheck:
         """Reference and backend on one drawn example, compared output by output."""
         arrays = recipe.materialize()
         expected = self.reference_outputs(arrays, deadline)
+        if len(expected) != len(self.outputs):
+            raise ModelError(f"{self.path}: the reference returned {len(expected)} outputs, "
+                             f"the model declares {len(self.outputs)}")
         actual = self.run(backend, arrays, deadline)
         if len(actual) != len(expected):
             raise BackendError(f"{backend.name} returned {len(actual)} outputs, the model declares {len(expected)}")
-        results = [compare(a, e, self.decimal) for a, e in zip(actual, expected)]
-        worst = min(range(len(results)), key=lambda i: (results[i].ok, -results[i].max_abs))
+        results = {i: compare(actual[i], expected[i], self.decimal) for i in self.compared}
+        worst = min(results, key=lambda i: (results[i].ok, -results[i].max_abs))
         return FileOutcome(self.case, self.target(backend), recipe, results[worst], self.model,
-                           arrays, expected, self.outputs[worst] if worst < len(self.outputs) else str(worst))
+                           arrays, [expected[i] for i in self.compared], self.outputs[worst])
 
 
 def failure_message(outcome: FileOutcome, reference: str) -> str:

@@ -1,0 +1,113 @@
+"""Bring-your-own-model options and cases for pytest: ``-p conformance.byom.pytest_plugin``.
+
+``pytest --model=MODEL.onnx`` (repeatable) adds one parity case per model and backend
+(``cases/test_onnx_models.py``); ``--register=MODULE`` imports a module that calls
+``conformance.register_module`` so its models join ``cases/test_models.py``. Bad models fail
+their own cases with a one-screen message; bad options are usage errors.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.byom.onnx_inputs import DEFAULT_DIM_RANGE, DEFAULT_MAX_ELEMENTS
+from conformance.byom.xdist_records import XdistRecords
+
+#: Seconds one (model, backend) case may take before it fails as hanging.
+DEFAULT_CASE_TIMEOUT = 600.0
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("conformance-byom", "conformance: bring your own model")
+    group.addoption("--model", action="append", default=[], metavar="PATH",
+                    help="an ONNX model to check on every backend (repeatable). Default: none")
+    group.addoption("--dim", action="append", default=[], metavar="NAME=MIN:MAX",
+                    help=f"range of a symbolic input dimension of the --model files (repeatable; unnamed "
+                         f"ones are INPUT[AXIS]). Default: {DEFAULT_DIM_RANGE[0]}:{DEFAULT_DIM_RANGE[1]}")
+    group.addoption("--reference", default="onnxruntime", metavar="BACKEND",
+                    help="the backend whose outputs are the truth for --model files. Default: onnxruntime (CPU)")
+    group.addoption("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT, metavar="S",
+                    help=f"seconds one --model case may take; a hanging backend fails it. Default: {DEFAULT_CASE_TIMEOUT:g}")
+    group.addoption("--max-elements", type=int, default=DEFAULT_MAX_ELEMENTS, metavar="N",
+                    help=f"refuse --model files whose inputs could hold more elements. Default: {DEFAULT_MAX_ELEMENTS}")
+    group.addoption("--register", action="append", default=[], metavar="MODULE",
+                    help="import MODULE (dotted name or .py file) that registers PyTorch modules as model cases")
+
+
+def pytest_configure(config):
+    from conformance.byom.model_file import ModelError
+    from conformance.byom.session import ByomSession
+
+    for target in config.getoption("register"):
+        _import(target)
+    try:
+        session = ByomSession.from_config(config)
+    except ModelError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION] = session
+    config.pluginmanager.register(XdistRecords(_recorder_of), "conformance-byom-xdist")
+
+
+SESSION = pytest.StashKey["ByomSession"]()
+
+
+def _recorder_of(config):
+    from conformance.plugin import SESSION_KEY
+
+    session = config.stash.get(SESSION_KEY, None)
+    return None if session is None else session.harness.recorder
+
+
+def _import(target: str) -> None:
+    """Import a dotted module name or a ``.py`` file; a failure is a usage error."""
+    try:
+        if target.endswith(".py"):
+            path = Path(target).resolve()
+            spec = importlib.util.spec_from_file_location(f"conformance_registered_{path.stem}", path)
+            if spec is None or not path.is_file():
+                raise FileNotFoundError(f"no such file: {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        else:
+            importlib.import_module(target)
+    except Exception as exc:
+        raise pytest.UsageError(f"--register {target}: {type(exc).__name__}: {exc}") from None
+
+
+def pytest_generate_tests(metafunc):
+    if "onnx_model" in metafunc.fixturenames:
+        models = metafunc.config.stash[SESSION].models
+        metafunc.parametrize("onnx_model", models, ids=_ids(models))
+    if "model_backend" in metafunc.fixturenames:
+        from conformance.plugin import SESSION_KEY
+
+        backends = metafunc.config.stash[SESSION_KEY].backends
+        metafunc.parametrize("model_backend", backends, ids=[b.name for b in backends])
+
+
+def _ids(models: list[str]) -> list[str]:
+    """Readable ids: the file stem, or the path when two models share a stem."""
+    stems = [Path(m).stem for m in models]
+    return [s if stems.count(s) == 1 else m for s, m in zip(stems, models)]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without --model the model-file case has no parameters: drop it instead of skipping it."""
+    if config.stash[SESSION].models:
+        return
+    dropped = [i for i in items if "onnx_model" in getattr(i, "fixturenames", ())]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if i not in dropped]
+
+
+@pytest.fixture(scope="session")
+def byom(request):
+    """The run's ``ByomSession``: the loaded --model files, the reference, the options."""
+    return request.config.stash[SESSION]
