@@ -6,13 +6,14 @@ from hypothesis import given, settings, strategies as st
 
 from conformance import profiles
 from conformance.assertions import assert_parity, check, run_checked
+from conformance.byom.register import registered_cases
 from conformance.models.cases import MODELS, SUPERRES
 from conformance.parity import Example
 from conformance.strategies import InputRecipe, WeightRecipe
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("case", MODELS, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", MODELS + registered_cases(), ids=lambda c: c.name)
 @settings(max_examples=profiles.model_examples())
 @given(data=st.data())
 def test_model(case, target, parity, data):
