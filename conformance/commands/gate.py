@@ -1,0 +1,120 @@
+"""``conformance gate``: the pre-release step. Runs the parity and latency cases in a pytest
+subprocess (progress streamed), writes JUnit XML and the reports, compares with a baseline,
+prints a short verdict with the report's path, and exits non-zero when a parity case fails
+(other than a listed expected failure) or a case got slower than the baseline beyond the
+threshold. Arguments after ``--`` go to pytest (``-- --device SERIAL -k conv``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL = 0, 1
+PLUGIN = "conformance.report.pytest_plugin"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("gate", help="pre-release gate: parity + latency cases, reports, baseline check",
+                                   description=__doc__)
+    parser.add_argument("--baseline", metavar="NAME", help="compare with this saved run. Default: no comparison")
+    parser.add_argument("--save-baseline", metavar="NAME", help="keep this run as a numbered baseline NAME")
+    parser.add_argument("--max-slowdown", type=float, default=10.0, metavar="PCT",
+                        help="fail when a case's median latency grew by more than PCT%% plus its noise. Default: 10")
+    parser.add_argument("--reports", default="reports", metavar="DIR", help="where reports go. Default: reports/")
+    parser.add_argument("--expected-failures", metavar="FILE",
+                        help="known failures and tolerances (TOML). Default: conformance/expected_failures.toml")
+    parser.add_argument("--cases", default="cases", metavar="PATH",
+                        help="what pytest collects (unless pytest args name paths). Default: cases")
+    parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS", help="passed to pytest unchanged")
+    parser.set_defaults(func=run)
+
+
+def pytest_command(args) -> list[str]:
+    """The pytest command line the gate runs."""
+    reports = Path(args.reports)
+    cmd = [sys.executable, "-m", "pytest", "-p", PLUGIN, f"--reports={reports}",
+           f"--junitxml={reports / 'junit.xml'}", f"--max-slowdown={args.max_slowdown}",
+           "--benchmark-save-data"]  # raw rounds: the report draws real latency distributions
+    for option, value in (("--baseline", args.baseline), ("--save-baseline", args.save_baseline),
+                          ("--expected-failures", args.expected_failures)):
+        if value:
+            cmd.append(f"{option}={value}")
+    extra = list(args.pytest_args)
+    names_path = any(not a.startswith("-") and Path(a.split("::")[0]).exists() for a in extra)
+    return cmd + extra + ([] if names_path else [args.cases])
+
+
+def stream(cmd: list[str]) -> int:
+    """Run ``cmd``, copying its output line by line (pytest's progress) as it comes."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+        try:
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            proc.terminate()
+            raise
+        return proc.wait()
+
+
+def read_report(reports: Path, since: float) -> dict | None:
+    """This run's report.json (None when pytest did not get to write one)."""
+    path = reports / "report.json"
+    try:
+        if path.stat().st_mtime < since:
+            return None
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run(args) -> int:
+    if args.max_slowdown < 0:
+        print(f"conformance gate: --max-slowdown {args.max_slowdown} must be >= 0", file=sys.stderr)
+        return 2
+    cmd = pytest_command(args)
+    print("conformance gate: " + " ".join(cmd[1:]), flush=True)
+    started = time.time()
+    rc = stream(cmd)
+    report = read_report(Path(args.reports), started - 1)
+    code = verdict(rc, report, Path(args.reports))
+    for saved in sorted(Path(args.reports, "baselines").glob("[0-9]*_*")):
+        if saved.stat().st_mtime >= started - 1:
+            print(f"  {'saved:':9}{saved}  (compare later runs with --baseline {saved.name[5:]})")
+    return code
+
+
+def verdict(rc: int, report: dict | None, reports: Path) -> int:
+    """Print the short verdict; the gate's exit status."""
+    if report is None:
+        reason = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests ran"}.get(rc, f"exit {rc}")
+        print(f"\nconformance gate: FAIL — pytest stopped before writing a report ({reason}); see the output above")
+        return rc or EXIT_FAIL
+    v = report["verdict"]
+    ok = v["ok"] and rc == 0
+    print(f"\nconformance gate: {'PASS' if ok else 'FAIL'} — {v['headline']}")
+    for nodeid in v["failed"][:10]:
+        print(f"  FAILED {nodeid}")
+    for change in v["slower"]:
+        print(f"  SLOWER {change['fullname']}: {change['change']:+.0%} (threshold {change['threshold']:.0%})")
+    if v["ok"] and rc != 0:
+        print(f"  pytest exited {rc}: a test outside the parity verdict failed or errored (see above)")
+    if v["stale"]:
+        print(f"  {v['stale']} stale expected-failure entr{'y' if v['stale'] == 1 else 'ies'} (see the report)")
+    for label, name in (("report", "report.html"), ("summary", "summary.md"), ("junit", "junit.xml")):
+        print(f"  {label + ':':9}{reports / name}")
+    _job_summary(reports / "summary.md")
+    return EXIT_OK if ok else EXIT_FAIL
+
+
+def _job_summary(summary: Path) -> None:
+    """On GitHub Actions, the Markdown summary becomes the job's summary page."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target and summary.exists():
+        with open(target, "a") as f:
+            f.write(summary.read_text())

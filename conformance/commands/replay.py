@@ -1,0 +1,135 @@
+"""``conformance replay DIR``: rerun reproducers (or ONNX's own test-data folders) on backends.
+
+DIR is one folder in the ONNX test-data layout (``model.onnx`` + ``test_data_set_N/``), or a
+folder holding many (``reports/reproducers/``, ``onnx/backend/test/data/pytorch-operator/``).
+Each is run on every ``--backend`` / ``--device`` and compared with its stored outputs at
+``--decimal``; the exit status is 1 when any comparison fails or a backend errors.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "replay", help="rerun reproducers / ONNX test-data folders on backends and compare",
+        description=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("dirs", nargs="+", metavar="DIR", type=Path,
+                        help="a test-data folder (model.onnx + test_data_set_*), or a folder of them")
+    parser.add_argument("--backend", action="append", metavar="NAME",
+                        help="'onnxruntime' or an ONNX-backend-API module/class (repeatable). Default: onnxruntime")
+    parser.add_argument("--device", action="append", metavar="SERIAL",
+                        help="an ADB device (repeatable; HOST:PORT allowed). Default: none")
+    parser.add_argument("--ort-provider", default="CPUExecutionProvider", metavar="PROVIDER",
+                        help="execution provider of the built-in onnxruntime backend. Default: CPUExecutionProvider")
+    parser.add_argument("--decimal", type=int, default=3, metavar="N",
+                        help="parity to N decimals: |actual - expected| < 1.5 * 10**-N. Default: 3")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print failures and the summary only")
+    parser.set_defaults(func=run)
+
+
+@dataclass
+class Result:
+    folder: Path
+    backend: str
+    status: str  # pass / fail / error / skip
+    detail: str
+
+
+def find_folders(root: Path) -> list[Path]:
+    """``root`` itself when it holds ``model.onnx``, else every such folder below it (sorted)."""
+    if (root / "model.onnx").is_file():
+        return [root]
+    return sorted(p.parent for p in root.rglob("model.onnx"))
+
+
+def load_backends(names: list[str], devices: list[str], provider: str) -> list:
+    """Backends by the names ``--backend`` takes, plus one AdbDeviceBackend per ``--device``."""
+    from conformance.backends import load_backend
+
+    backends = [load_backend(name, ort_provider=provider) for name in dict.fromkeys(names)]
+    if devices:
+        from conformance.backends.adb import AdbDeviceBackend
+
+        backends += [AdbDeviceBackend(serial) for serial in dict.fromkeys(devices)]
+    return backends
+
+
+def replay_folder(folder: Path, backend, decimal: int) -> Result:
+    """Run every data set of one folder on one backend; the worst comparison decides."""
+    import numpy as np
+
+    from conformance.compare import compare
+    from conformance.reproducer import read_test_data
+
+    try:
+        model, sets = read_test_data(folder)
+    except Exception as exc:  # sequences, maps, strings: not tensors this suite compares
+        return Result(folder, backend.name, "skip", f"cannot read test data: {type(exc).__name__}: {exc}")
+    if not sets:
+        return Result(folder, backend.name, "skip", "no test_data_set_* folder")
+    try:
+        session = backend.prepare(model)
+        runs = [(i, [np.asarray(o) for o in session.run(inputs)], outputs)
+                for i, (inputs, outputs) in enumerate(sets)]
+    except Exception as exc:
+        return Result(folder, backend.name, "error", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+    worst = None
+    for i, actual, expected in runs:
+        if len(actual) != len(expected):
+            return Result(folder, backend.name, "fail", f"set {i}: {len(actual)} outputs, expected {len(expected)}")
+        for n, (a, e) in enumerate(zip(actual, expected)):
+            try:
+                result = compare(a, e, decimal)
+            except (TypeError, ValueError) as exc:
+                return Result(folder, backend.name, "skip", f"set {i} output {n} not numeric: {exc}")
+            if worst is None or (result.ok, -result.max_abs) < (worst[2].ok, -worst[2].max_abs):
+                worst = (i, n, result)
+    i, n, result = worst
+    if result.ok:
+        return Result(folder, backend.name, "pass",
+                      f"{len(sets)} set(s); max abs error {result.max_abs:.3g} ({result.margin:.1%} of tolerance)")
+    return Result(folder, backend.name, "fail", f"set {i} output {n}: {result.summary()}")
+
+
+def run(args) -> int:
+    from conformance.backends import BackendError
+
+    if not 0 <= args.decimal <= 12:
+        print(f"conformance replay: --decimal {args.decimal} is out of range; use 0-12", file=sys.stderr)
+        return EXIT_USAGE
+    folders = []
+    for root in args.dirs:
+        found = find_folders(root) if root.is_dir() else []
+        if not found:
+            print(f"conformance replay: {root} holds no model.onnx (not a test-data folder)", file=sys.stderr)
+            return EXIT_USAGE
+        folders += found
+    try:
+        backends = load_backends(args.backend or ["onnxruntime"], args.device or [], args.ort_provider)
+    except BackendError as exc:
+        print(f"conformance replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        results = [replay_folder(f, b, args.decimal) for f in folders for b in backends]
+    finally:
+        for backend in backends:
+            backend.close()
+    return report(results, quiet=args.quiet)
+
+
+def report(results: list[Result], *, quiet: bool = False) -> int:
+    """Print one line per (folder, backend) and a summary; 1 when anything failed or errored."""
+    for r in results:
+        if not quiet or r.status in ("fail", "error"):
+            print(f"{r.status.upper():5} {r.folder}  [{r.backend}]  {r.detail}")
+    tally = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error", "skip")}
+    print(f"replayed {len(results)}: {tally['pass']} passed, {tally['fail']} failed, "
+          f"{tally['error']} errors, {tally['skip']} skipped (unreadable or non-numeric data)")
+    return EXIT_FAIL if tally["fail"] or tally["error"] else 0

@@ -1,0 +1,29 @@
+"""An ONNX-backend-API backend that is ONNX Runtime plus a fixed sleep per run: the gate's
+"deliberately slowed backend" (``--backend=tests.slow_backend:SlowBackend``).
+
+The delay comes from ``CONFORMANCE_SLOW_MS`` (default 0), so a baseline and a slowed run use the
+same backend name and their latency cases line up.
+"""
+
+import os
+import time
+
+import onnxruntime.backend
+
+
+class SlowBackend:
+    """``prepare(model, device)`` -> a rep whose ``run`` sleeps, then runs ONNX Runtime."""
+
+    @staticmethod
+    def prepare(model, device="CPU", **kwargs):
+        return _SlowRep(onnxruntime.backend.prepare(model, device, **kwargs),
+                        float(os.environ.get("CONFORMANCE_SLOW_MS", "0")) / 1e3)
+
+
+class _SlowRep:
+    def __init__(self, rep, delay: float):
+        self._rep, self._delay = rep, delay
+
+    def run(self, inputs, **kwargs):
+        time.sleep(self._delay)
+        return self._rep.run(inputs, **kwargs)
