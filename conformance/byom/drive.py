@@ -56,8 +56,12 @@ class Verdict:
 def drive(check: ModelCheck, backend: Backend, *, max_examples: int, deadline: Deadline,
           database=None, derandomize: bool = False, key: str = "",
           on_outcome: Callable[[FileOutcome], None] | None = None,
-          reproducers: Path | None = None) -> Verdict:
-    """Run up to ``max_examples`` drawn examples of ``check`` on ``backend``."""
+          reproducers: Path | None = None, name: str = "") -> Verdict:
+    """Run up to ``max_examples`` drawn examples of ``check`` on ``backend``.
+
+    ``key`` tells hypothesis' database this case from others; a failure's reproducer goes to
+    ``reproducers/NAME`` (default: model-backend).
+    """
     verdict = Verdict()
 
     @settings(max_examples=max_examples, deadline=None, database=database, derandomize=derandomize,
@@ -94,12 +98,12 @@ def drive(check: ModelCheck, backend: Backend, *, max_examples: int, deadline: D
         if verdict.failure is None and verdict.error is None:
             verdict.error = exc
     if verdict.failure is not None and reproducers is not None:
-        _write_reproducer(verdict.failure, reproducers, key)
+        _write_reproducer(verdict.failure, reproducers, name)
     return verdict
 
 
-def _write_reproducer(outcome: FileOutcome, root: Path, key: str) -> None:
-    folder = reproducer_dir(root, key or f"{outcome.case.name}-{outcome.target.id}")
+def _write_reproducer(outcome: FileOutcome, root: Path, name: str) -> None:
+    folder = reproducer_dir(root, name or f"{outcome.case.name}-{outcome.target.id}")
     try:
         outcome.reproducer = str(write_reproducer(folder, outcome.model, outcome.inputs, outcome.expected))
     except (OSError, ValueError) as exc:  # a >2 GB model cannot be saved inline; say so, go on

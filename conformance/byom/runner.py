@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from conformance.backends.base import Backend, BackendError
-from conformance.byom.deadline import Deadline
+from conformance.byom.deadline import CaseTimeout, Deadline
 from conformance.byom.feeds import FeedRecipe, feeds
 from conformance.byom.model_file import ModelError, load_model
 from conformance.byom.onnx_inputs import (DEFAULT_MAX_ELEMENTS, check_size, read_inputs,
@@ -134,6 +134,8 @@ class ModelCheck:
             what = f"{backend.name}: prepare"
             try:
                 session = deadline.call(lambda: backend.prepare(self.model), what)
+            except CaseTimeout:
+                raise
             except BackendError as exc:
                 raise BackendError(f"{exc} (the model imports {_imports(self.model)})") from None
             except Exception as exc:
@@ -147,7 +149,7 @@ class ModelCheck:
         session = self.session(backend, deadline)
         try:
             outputs = deadline.call(lambda: session.run(arrays), f"{backend.name}: run")
-        except BackendError:
+        except (BackendError, CaseTimeout):
             raise
         except Exception as exc:
             raise BackendError(f"{backend.name}: run raised {type(exc).__name__}: {exc}") from None

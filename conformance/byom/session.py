@@ -78,7 +78,7 @@ class ByomSession:
             pytest.fail(problem, pytrace=False)
         verdict = drive(check, backend, max_examples=profiles.model_examples(),
                         deadline=Deadline(self.case_timeout), database=settings.default.database,
-                        derandomize=settings.default.derandomize, key=nodeid,
+                        derandomize=settings.default.derandomize, key=nodeid, name=nodeid,
                         on_outcome=lambda outcome: harness.recorder.add(nodeid, outcome),
                         reproducers=harness.reproducers)
         problem = verdict.problem(self.reference.name)

@@ -91,7 +91,8 @@ def run(args) -> int:
         return _usage(str(exc))
     print(f"{args.model}: opset {_imports(check)}; inputs "
           + "; ".join(s.describe() for s in check.specs)
-          + (f"; dims {', '.join(f'{n}={lo}:{hi}' for n, (lo, hi) in check.ranges.items())}" if check.ranges else ""))
+          + (f"; dims {', '.join(f'{n}={lo}:{hi}' for n, (lo, hi) in check.ranges.items())}" if check.ranges else "")
+          + (f"; not compared (not numeric tensors): {', '.join(check.ignored)}" if check.ignored else ""))
     try:
         return _check_all(args, check, backends, reference)
     finally:
@@ -119,6 +120,7 @@ def _check_all(args, check, backends, reference) -> int:
         skipped = f"; {verdict.nonfinite} examples left out ({verdict.nonfinite_note})" if verdict.nonfinite else ""
         if problem:
             status = EXIT_FAILED
+            problem = problem.removeprefix(f"{backend.name}: ")
             print(f"FAIL {backend.name}: {problem}{skipped}")
         else:
             print(f"PASS {backend.name} vs {reference.name}: {verdict.examples} examples, closest used "
