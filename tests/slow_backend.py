@@ -1,5 +1,6 @@
-"""An ONNX-backend-API backend that is ONNX Runtime plus a fixed sleep per run: the gate's
-"deliberately slowed backend" (``--backend=tests.slow_backend:SlowBackend``).
+"""Test backends (ONNX backend API, wrapping ONNX Runtime). ``SlowBackend`` sleeps before each
+run: the gate's "deliberately slowed backend" (``--backend=tests.slow_backend:SlowBackend``);
+``OffBackend`` fails parity.
 
 The delay comes from ``CONFORMANCE_SLOW_MS`` (default 0), so a baseline and a slowed run use the
 same backend name and their latency cases line up.
@@ -27,3 +28,20 @@ class _SlowRep:
     def run(self, inputs, **kwargs):
         time.sleep(self._delay)
         return self._rep.run(inputs, **kwargs)
+
+
+class OffBackend:
+    """ONNX Runtime with every output element shifted by 2e-3 (just past decimal-3): a backend
+    whose parity fails, for the report and gate tests."""
+
+    @staticmethod
+    def prepare(model, device="CPU", **kwargs):
+        return _OffRep(onnxruntime.backend.prepare(model, device, **kwargs))
+
+
+class _OffRep:
+    def __init__(self, rep):
+        self._rep = rep
+
+    def run(self, inputs, **kwargs):
+        return [o + 2e-3 for o in self._rep.run(inputs, **kwargs)]
