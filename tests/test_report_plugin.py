@@ -1,0 +1,96 @@
+"""The report plugin through pytester: expected failures become xfails, reports are written,
+a baseline is saved and a slowdown against it fails the run. Synthetic tests, no models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+PARITY_TESTS = """
+import pytest
+
+class Case:
+    def __init__(self, name): self.name, self.kind = name, "operator"
+
+@pytest.mark.parity
+@pytest.mark.parametrize("case", [Case("relu"), Case("conv2d")], ids=lambda c: c.name)
+def test_operator(case):
+    assert case.name != "relu", "parity fails at decimal=3"
+"""
+
+LATENCY_TEST = """
+import os, time, pytest
+
+@pytest.mark.benchmark(group="sleepy")
+def test_sleep(benchmark):
+    benchmark.extra_info.update(backend="sleepy", gflop=0.001)
+    benchmark.pedantic(time.sleep, args=(float(os.environ["SLEEP_S"]),), rounds=5, iterations=1)
+"""
+
+
+@pytest.fixture
+def run(pytester, monkeypatch):
+    """Run pytest in-process with the report plugin (and a cheap fake peak measurement)."""
+    monkeypatch.setattr("conformance.report.pytest_plugin.measure_peak_gflops",
+                        lambda: {"gflops": 10.0, "how": "fake", "threads": 1})
+
+    def go(*args):
+        return pytester.runpytest_inprocess("-p", "conformance.report.pytest_plugin", "-p", "no:cacheprovider",
+                                            f"--benchmark-storage={pytester.path / 'bench'}", *args)
+    return go
+
+
+def test_failure_is_reported_then_listed_as_expected(pytester, run):
+    pytester.makepyfile(test_ops=PARITY_TESTS)
+    result = run()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*FAIL: 2 parity cases (1 passed, 1 failed, 0 expected failures*",
+                                 "report: reports/report.html*"])
+    report = json.loads((pytester.path / "reports" / "report.json").read_text())
+    assert [(r["case"], r["status"]) for r in report["parity"]] == [("conv2d", "pass"), ("relu", "fail")]
+
+    pytester.makefile(".toml", expected='[[xfail]]\ncase = "relu"\nreason = "known relu bug"\n'
+                                        '[[xfail]]\ncase = "conv2d"\nreason = "fixed long ago"\n')
+    result = run("--expected-failures=expected.toml")
+    result.assert_outcomes(passed=1, xfailed=1)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*STALE expected-failure entry expected.toml: xfail #2*all 1 matching cases pass",
+                                 "PASS: 2 parity cases (1 passed, 0 failed, 1 expected failures*"])
+    summary = (pytester.path / "reports" / "summary.md").read_text()
+    assert "known relu bug" in summary and "Stale entries" in summary
+
+
+def test_bad_expectations_file_is_a_usage_error(pytester, run):
+    pytester.makepyfile(test_ops=PARITY_TESTS)
+    pytester.makefile(".toml", expected='[[xfail]]\ncase = "relu"\n')
+    result = run("--expected-failures=expected.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*expected.toml: xfail #1: 'reason' is required*"])
+
+
+def test_unknown_baseline_is_reported_without_traceback(pytester, run):
+    pytester.makepyfile(test_ops=PARITY_TESTS.replace('"relu"', '"ok"'))
+    result = run("--baseline=release")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["ERROR: no baseline 'release' in reports/baselines*save one with --save-baseline"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_saved_baseline_then_slowdown_fails(pytester, run, monkeypatch):
+    pytester.makepyfile(test_lat=LATENCY_TEST)
+    monkeypatch.setenv("SLEEP_S", "0.002")
+    result = run("--benchmark-autosave", "--save-baseline=base")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["baseline saved: reports/baselines/0001_base"])
+    assert json.loads((pytester.path / "reports/baselines/0001_base/benchmark.json").read_text())[
+        "conformance_peak"]["gflops"] == 10.0
+
+    monkeypatch.setenv("SLEEP_S", "0.02")
+    result = run("--benchmark-autosave", "--baseline=base", "--max-slowdown=25")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["SLOWER test_lat.py::test_sleep: *", "FAIL: *1 slower than 0001_base beyond 25% + noise"])
+    html = (pytester.path / "reports" / "report.html").read_text()
+    assert "0001_base" in html and "class='slower'" in html
