@@ -125,11 +125,12 @@ def run(args) -> int:
 
 
 def report(results: list[Result], *, quiet: bool = False) -> int:
-    """Print one line per (folder, backend) and a summary; 1 when anything failed or errored."""
+    """Print one line per (folder, backend) and a summary; 1 when anything failed or errored,
+    or when nothing could be replayed at all."""
     for r in results:
         if not quiet or r.status in ("fail", "error"):
             print(f"{r.status.upper():5} {r.folder}  [{r.backend}]  {r.detail}")
     tally = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error", "skip")}
     print(f"replayed {len(results)}: {tally['pass']} passed, {tally['fail']} failed, "
           f"{tally['error']} errors, {tally['skip']} skipped (unreadable or non-numeric data)")
-    return EXIT_FAIL if tally["fail"] or tally["error"] else 0
+    return EXIT_FAIL if tally["fail"] or tally["error"] or not tally["pass"] else 0
