@@ -144,6 +144,14 @@ class ModelCheck:
             self._sessions[id(backend)] = session
         return self._sessions[id(backend)]
 
+    def prepare_reference(self, seconds: float | None) -> None:
+        """Prepare the reference once, on its own budget, so no case pays for it (or for a cold
+        start under load) out of its ``--case-timeout``."""
+        try:
+            self.session(self.reference, Deadline(seconds))
+        except BackendError as exc:
+            raise ModelError(f"{self.path}: the reference cannot prepare the model: {exc}") from None
+
     def run(self, backend: Backend, arrays: list[np.ndarray], deadline: Deadline) -> list[np.ndarray]:
         """``backend``'s outputs for ``arrays``; BackendError names the backend and the step."""
         session = self.session(backend, deadline)

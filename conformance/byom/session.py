@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conformance.backends.base import Backend, BackendError
-from conformance.byom.deadline import Deadline
+from conformance.byom.deadline import CaseTimeout, Deadline
 from conformance.byom.drive import drive
 from conformance.byom.model_file import ModelError
 from conformance.byom.onnx_inputs import parse_dim_specs
@@ -54,8 +54,11 @@ class ByomSession:
         key = (path, decimal)
         if key not in self._checks:
             try:
-                self._checks[key] = ModelCheck(Path(path), self.reference, self.dims, self.max_elements, decimal)
-            except ModelError as exc:
+                check = ModelCheck(Path(path), self.reference, self.dims, self.max_elements, decimal)
+                check.prepare_reference(self.case_timeout)
+                self._checks[key] = check
+            except (ModelError, CaseTimeout) as exc:
+                exc = exc if isinstance(exc, ModelError) else ModelError(f"{path}: the reference: {exc}")
                 self._checks[key] = exc
         found = self._checks[key]
         if isinstance(found, ModelError):

@@ -76,6 +76,7 @@ def _backends(args):
 
 def run(args) -> int:
     from conformance.backends import BackendError
+    from conformance.byom.deadline import CaseTimeout
     from conformance.byom.model_file import ModelError
     from conformance.byom.onnx_inputs import parse_dim_specs
     from conformance.byom.runner import ModelCheck
@@ -87,7 +88,8 @@ def run(args) -> int:
         dims = parse_dim_specs(args.dim)
         backends, reference = _backends(args)
         check = ModelCheck(Path(args.model), reference, dims, args.max_elements, args.decimal)
-    except (ModelError, BackendError) as exc:
+        check.prepare_reference(args.case_timeout)
+    except (ModelError, BackendError, CaseTimeout) as exc:
         return _usage(str(exc))
     print(f"{args.model}: opset {_imports(check)}; inputs "
           + "; ".join(s.describe() for s in check.specs)

@@ -1,0 +1,137 @@
+"""``pytest --model=...`` and ``--register=...`` end to end, serial and under pytest-xdist.
+
+Each run is a fresh interpreter in the repository, as a user runs the suite; the ``ci``
+hypothesis profile makes runs derandomized (so serial and parallel runs draw the same examples)
+and keeps them out of the example database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from byom_helpers import divide_by_zero, matmul, save
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_pytest(*args, reports: Path, timeout: float = 300) -> tuple[subprocess.CompletedProcess, dict]:
+    """(process, verdict per test id) of a nested pytest run."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "pytest", *map(str, args), "--reports", str(reports), "-rA",
+           "--hypothesis-profile", "ci", "-p", "no:cacheprovider", "--benchmark-disable", "-q"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    verdicts = dict((m[2], m[1]) for m in re.finditer(r"^(PASSED|FAILED|ERROR|SKIPPED) (\S+)", proc.stdout, re.M))
+    return proc, verdicts
+
+
+def parity_cases(reports: Path) -> dict:
+    return {c["nodeid"]: c for c in json.loads((reports / "parity.json").read_text())["cases"]}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    return [save(matmul(), folder / "good.onnx", external=True), folder / "missing.onnx",
+            save(divide_by_zero(), folder / "div0.onnx")]
+
+
+MODEL_ARGS = ["cases/test_onnx_models.py", "--backend", "onnxruntime", "--backend", "conformance.byom.testing:Hang",
+              "--backend", "conformance.byom.testing:Wrong", "--case-timeout", "1"]
+
+
+def _model_args(models):
+    return MODEL_ARGS + [a for m in models for a in ("--model", m)]
+
+
+@pytest.fixture(scope="module")
+def serial(models, tmp_path_factory):
+    reports = tmp_path_factory.mktemp("serial")
+    proc, verdicts = run_pytest(*_model_args(models), reports=reports)
+    return proc, verdicts, reports
+
+
+def _id(model, backend):
+    return f"cases/test_onnx_models.py::test_onnx_model[{model}-{backend}]"
+
+
+def test_each_model_and_backend_gets_a_clean_verdict(serial):
+    proc, verdicts, reports = serial
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out
+    assert verdicts[_id("good", "onnxruntime")] == "PASSED"
+    hang, wrong = "conformance.byom.testing.Hang", "conformance.byom.testing.Wrong"
+    assert verdicts[_id("good", hang)] == "FAILED" and "run did not return within 1 s" in out
+    assert verdicts[_id("good", wrong)] == "FAILED" and "parity fails at decimal=3 on output 'y'" in out
+    for backend in ("onnxruntime", hang, wrong):
+        assert verdicts[_id("missing", backend)] == "FAILED"
+        assert verdicts[_id("div0", backend)] == "FAILED"
+    assert "missing.onnx: no such file" in out and "no example could be compared" in out
+    cases = parity_cases(reports)
+    assert cases[_id("good", "onnxruntime")]["outcome"] == "passed"
+    assert cases[_id("good", "onnxruntime")]["kind"] == "onnx-file"
+    assert cases[_id("good", wrong)]["failures"] >= 1
+    assert (reports / "reproducers" / f"test_onnx_model_good-{wrong}" / "model.onnx").is_file()
+
+
+def test_xdist_gives_the_serial_verdicts_and_a_full_report(serial, models, tmp_path):
+    _, serial_verdicts, serial_reports = serial
+    proc, verdicts = run_pytest(*_model_args(models), "-n", "2", reports=tmp_path)
+    assert verdicts == serial_verdicts, proc.stdout[-3000:]
+    merged, alone = parity_cases(tmp_path), parity_cases(serial_reports)
+    assert merged.keys() == alone.keys()
+    for nodeid, case in alone.items():
+        assert (merged[nodeid]["outcome"], merged[nodeid]["examples"]) == (case["outcome"], case["examples"])
+
+
+def test_without_model_the_case_is_deselected(tmp_path):
+    proc, verdicts = run_pytest("cases/test_onnx_models.py", reports=tmp_path)
+    assert proc.returncode == 5 and not verdicts and "1 deselected" in proc.stdout
+
+
+def test_bad_dim_option_is_a_usage_error():
+    """Checked in process: a subprocess costs seconds of torch import for one line of output."""
+    from types import SimpleNamespace
+
+    from conformance.byom.model_file import ModelError
+    from conformance.byom.session import ByomSession
+
+    options = {"model": [], "dim": ["N"], "reference": "onnxruntime", "case_timeout": 1.0, "max_elements": 10}
+    with pytest.raises(ModelError, match="expected NAME=MIN:MAX"):
+        ByomSession.from_config(SimpleNamespace(getoption=options.__getitem__))
+
+
+REGISTRATION = '''
+import torch
+import conformance
+
+
+class TinyMLP(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.GELU(), torch.nn.Linear(16, 3))
+
+    def forward(self, x):
+        return self.net(x).softmax(-1)
+
+
+conformance.register_module("tiny_mlp", TinyMLP, torch.zeros(2, 6), input_shapes=[(1, 6), (2, 6), (5, 6)])
+'''
+
+
+def test_registered_module_runs_like_a_built_in_model(tmp_path):
+    (tmp_path / "my_models.py").write_text(REGISTRATION)
+    proc, verdicts = run_pytest("cases/test_models.py", "-k", "test_model and tiny_mlp", "--register",
+                                tmp_path / "my_models.py", "--exporter", "torchscript,dynamo", "--opset", "17",
+                                reports=tmp_path / "reports")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert sorted(verdicts.values()) == ["PASSED", "PASSED"], verdicts
+    cases = parity_cases(tmp_path / "reports")
+    assert {c["exporter"] for c in cases.values() if c["case"] == "tiny_mlp"} == {"torchscript", "dynamo"}
