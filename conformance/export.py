@@ -61,7 +61,8 @@ def default_opsets() -> list[int]:
 @contextlib.contextmanager
 def _quiet():
     """Silence the exporters' deprecation warnings, log lines and conversion tracebacks."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo", "torch.fx")]
+    names = ("torch", "torch.onnx", "torch.export", "torch.__trace", "onnxscript", "torch._dynamo", "torch.fx")
+    loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.CRITICAL)

@@ -37,6 +37,9 @@ class Target:
     def id(self) -> str:
         return f"{self.backend.name}-{self.export.id}"
 
+    def __repr__(self) -> str:
+        return f"Target({self.id})"
+
 
 @dataclass(frozen=True)
 class Example:
@@ -70,6 +73,9 @@ def _torch_run(module: torch.nn.Module, arrays: list[np.ndarray], dtype=torch.fl
 
 class Harness:
     """Session state: the export cache, prepared sessions, the tolerance."""
+
+    def __repr__(self) -> str:
+        return f"Harness(decimal={self.decimal})"
 
     def __init__(self, decimal: int = 3, *, recorder: Recorder | None = None,
                  reproducers: Path | None = None):

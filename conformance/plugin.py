@@ -100,16 +100,20 @@ class _Hooks:
         if "target" in metafunc.fixturenames:
             targets = self.session.targets()
             metafunc.parametrize("target", targets, ids=[t.id for t in targets])
-        if "backend" in metafunc.fixturenames:
-            backends = self.session.backends
-            metafunc.parametrize("backend", backends, ids=[b.name for b in backends])
+        if "export_target" in metafunc.fixturenames:
+            exports = self.session.export_targets()
+            metafunc.parametrize("export_target", exports, ids=[t.id for t in exports])
+        if "latency_runner" in metafunc.fixturenames:
+            runners = ["pytorch"] + self.session.backends
+            metafunc.parametrize("latency_runner", runners, ids=[getattr(r, "name", r) for r in runners])
 
     def pytest_runtest_setup(self, item):
         """Skip (exporter, opset) pairs the exporter cannot honour, before any example is drawn."""
-        callspec = getattr(item, "callspec", None)
-        target = callspec.params.get("target") if callspec else None
-        if target is not None:
-            reason = self.session.unsupported(target.export)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        target = params.get("target")
+        export = target.export if target is not None else params.get("export_target")
+        if export is not None:
+            reason = self.session.unsupported(export)
             if reason:
                 pytest.skip(f"unsupported: {reason}")
 

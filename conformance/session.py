@@ -86,6 +86,13 @@ class ConformanceSession:
     def targets(self) -> list[Target]:
         return [Target(b, t) for b in self.backends for t in self.export_targets()]
 
+    def latency_export(self) -> ExportTarget | None:
+        """The export latency cases time: TorchScript at opset 17 when selected, else the first
+        supported pair (latency is about the backend, not the exporter)."""
+        supported = [t for t in self.export_targets() if not self.unsupported(t)]
+        preferred = ExportTarget("torchscript", 17)
+        return preferred if preferred in supported else (supported[0] if supported else None)
+
     @staticmethod
     def unsupported(target: ExportTarget) -> str | None:
         return support_verdict(target)
@@ -119,7 +126,8 @@ class ConformanceSession:
             f"closest pass used {worst:.1%} of the tolerance ({1.5 * 10 ** -self.decimal:.3g})",
         ]
         for rec in failed:
-            detail = rec.worst.summary() if rec.worst and not rec.worst.ok else rec.message.splitlines()[-1:]
+            failing = rec.worst is not None and not rec.worst.ok
+            detail = rec.worst.summary() if failing else (rec.message.strip().splitlines() or [""])[-1]
             lines.append(f"FAILED {rec.case} on {rec.backend} [{rec.exporter} opset {rec.opset}]: {detail}")
         return lines
 

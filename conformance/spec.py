@@ -32,6 +32,9 @@ class Case:
     scales: tuple[str, ...] = ("unit", "pixel")
     describe: Callable[[Hashable], str] = field(default=repr)
 
+    def __repr__(self) -> str:  # hypothesis prints it in every falsifying example: keep it short
+        return f"Case({self.name})"
+
     def structure_strategy(self, exporter: str) -> st.SearchStrategy[Hashable]:
         if exporter in EXPENSIVE_EXPORTERS and self.pool:
             return st.sampled_from(list(self.pool))

@@ -1,0 +1,34 @@
+"""The suite checks itself: every ONNX op type in an exported model has an operator case,
+and every operator case really produces the op types it claims at that exporter and opset."""
+
+import pytest
+
+from conformance.graph import op_types
+from conformance.models.cases import MODELS
+from conformance.ops import OPERATORS
+
+
+def _ops_of(parity, case, target) -> set[str]:
+    """Op types of the case's first pool structure (the export cache shares it with the
+    parity cases, so this costs no extra export in a full run)."""
+    structure = case.pool[0]
+    module = parity.module_for(case, structure)
+    return op_types(parity.export_for(case, structure, target, module))
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("model", MODELS, ids=lambda c: c.name)
+def test_every_model_op_has_an_operator_case(model, export_target, parity):
+    model_ops = _ops_of(parity, model, export_target)
+    owners = {op: [c for c in OPERATORS if op in c.covers] for op in model_ops}
+    missing = sorted(op for op, cases in owners.items() if not cases)
+    assert not missing, (
+        f"{model.name} exported with {export_target.id} contains op types no operator case covers: "
+        f"{', '.join(missing)}. Add a spec to conformance/ops.py (or extend a spec's `covers`)."
+    )
+    for op, cases in owners.items():
+        produced = set().union(*(_ops_of(parity, c, export_target) for c in cases))
+        assert op in produced, (
+            f"{', '.join(c.name for c in cases)} claims to cover {op}, but its {export_target.id} "
+            f"exports contain only {sorted(produced)}: the case never exercises {op}"
+        )

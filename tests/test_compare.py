@@ -1,0 +1,74 @@
+"""compare(): numpy's decimal rule, NaN/Inf handling, the oracle verdict, the message."""
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra.numpy import arrays
+
+from conformance.compare import compare, judge_with_oracle, tolerance, ulp_distance
+
+
+def numpy_says_equal(a, e, decimal):
+    try:
+        np.testing.assert_almost_equal(a, e, decimal=decimal)
+        return True
+    except AssertionError:
+        return False
+
+
+finite = st.floats(-1e3, 1e3, width=32)
+
+
+@given(arrays(np.float32, st.integers(1, 20), elements=finite), st.floats(-3e-3, 3e-3),
+       st.integers(1, 5))
+def test_agrees_with_numpy_assert_almost_equal(expected, shift, decimal):
+    actual = (expected + np.float32(shift)).astype(np.float32)
+    assert bool(compare(actual, expected, decimal)) == numpy_says_equal(actual, expected, decimal)
+
+
+def test_tolerance_is_numpys():
+    assert tolerance(3) == pytest.approx(1.5e-3)
+    assert compare(np.float32([1.0014]), np.float32([1.0]))
+    assert not compare(np.float32([1.0016]), np.float32([1.0]))
+
+
+def test_worst_element_and_counts():
+    expected = np.zeros((2, 3), np.float32)
+    actual = expected.copy()
+    actual[1, 2] = 0.01
+    actual[0, 0] = 0.002
+    r = compare(actual, expected)
+    assert not r and r.worst_index == (1, 2) and r.mismatches == 2 and r.total == 6
+    assert r.max_abs == pytest.approx(0.01)
+    assert "max abs error 0.01 at [1, 2]" in r.summary() and "2 of 6 elements off" in r.summary()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonfinite_where_reference_is_finite_fails(bad):
+    r = compare(np.float32([1.0, bad]), np.float32([1.0, 2.0]))
+    assert not r and r.nonfinite == 1 and "NaN/Inf" in r.summary()
+
+
+def test_matching_nonfinite_values_agree():
+    assert compare(np.float32([np.nan, np.inf]), np.float32([np.nan, np.inf]))
+
+
+def test_shape_mismatch_fails_with_both_shapes():
+    r = compare(np.zeros((1, 4)), np.zeros((4, 1)))
+    assert not r and "(1, 4)" in r.summary() and "(4, 1)" in r.summary()
+
+
+def test_ulp_distance_counts_representable_steps():
+    one = np.float32(1.0)
+    assert ulp_distance(np.float32([one]), np.float32([np.nextafter(one, np.float32(2))]))[0] == 1
+    assert ulp_distance(np.float32([-0.0]), np.float32([0.0]))[0] <= 1
+
+
+def test_oracle_blames_the_side_that_is_off():
+    oracle = np.float64([1.0, 2.0])
+    expected = np.float32([1.0, 2.0])
+    actual = np.float32([1.0, 2.01])
+    r = judge_with_oracle(compare(actual, expected), actual, expected, oracle)
+    assert r.oracle.wrong_side == "backend"
+    r = judge_with_oracle(compare(expected, actual), expected, actual, oracle)
+    assert r.oracle.wrong_side == "reference"
