@@ -92,9 +92,10 @@ def load_baseline(path: Path) -> dict:
 def compare_latency(base: list[dict], current: list[dict], max_slowdown: float) -> list[dict]:
     """Per benchmark in both runs: the change of the median and whether it is a slowdown.
 
-    The threshold is noise-aware: a case is slower only when its median grew by more than
-    ``max_slowdown`` (a fraction) *plus* the larger relative IQR of the two runs, so a noisy case
-    needs a bigger change before it fails the gate.
+    Noise-aware, in the manner of airspeed velocity: a case is slower only when its median grew
+    by more than ``max_slowdown`` (a fraction) *and* the middle halves of the two runs' round
+    times are apart (this run's first quartile above the baseline's third), so a noisy case
+    needs a bigger shift before it fails the gate. Faster is the mirror image.
     """
     before = {row["fullname"]: row for row in base}
     changes = []
@@ -102,13 +103,16 @@ def compare_latency(base: list[dict], current: list[dict], max_slowdown: float) 
         old = before.get(row["fullname"])
         if not old or not old["median"] or not row["median"]:
             continue
-        noise = max(old["iqr"] / old["median"], row["iqr"] / row["median"])
         change = row["median"] / old["median"] - 1.0
-        threshold = max_slowdown + noise
-        verdict = "slower" if change > threshold else "faster" if change < -threshold else "same"
+        if change > max_slowdown and row["q1"] > old["q3"]:
+            verdict = "slower"
+        elif change < -max_slowdown and row["q3"] < old["q1"]:
+            verdict = "faster"
+        else:
+            verdict = "same"
         changes.append({"fullname": row["fullname"], "group": row["group"], "backend": row["backend"],
-                        "before": old["median"], "after": row["median"], "change": change,
-                        "threshold": threshold, "verdict": verdict})
+                        "reference": row.get("reference", False), "before": old["median"], "after": row["median"],
+                        "change": change, "threshold": max_slowdown, "verdict": verdict})
     return changes
 
 

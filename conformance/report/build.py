@@ -63,15 +63,20 @@ def verdict(report: dict) -> dict:
     slower = [c for c in comparison.get("latency", []) if c["verdict"] == "slower"]
     tally = counts(rows)
     parts = [f"{len(rows)} parity cases ({tally['pass']} passed, {tally['fail']} failed, "
-             f"{tally['xfail']} expected failures, {tally['skip']} skipped)"]
+             f"{tally['xfail']} expected failures, {tally['skip']} skipped)"] if rows else []
     if report["latency"]:
         parts.append(f"{len(report['latency'])} latency cases")
+    hint = ""
     if comparison:
         pct = report["meta"]["max_slowdown"]
-        parts.append(f"{len(slower)} slower than {comparison['baseline']} beyond {pct:.0%} + noise"
-                     if slower else f"no slowdown beyond {pct:.0%} + noise vs {comparison['baseline']}")
+        parts.append(f"{len(slower)} slower than {comparison['baseline']} by more than {pct:.0%}"
+                     if slower else f"no slowdown beyond {pct:.0%} vs {comparison['baseline']}")
+        drift = [c for c in comparison.get("latency", []) if c.get("reference") and c["change"] > pct]
+        if slower and drift:
+            hint = (f"the PyTorch reference is {max(c['change'] for c in drift):+.0%} slower too: this machine "
+                    "may be busier than when the baseline was saved (rerun on a quiet machine)")
     return {"ok": not failed and not slower, "failed": failed, "slower": slower,
-            "stale": len(report["stale"]), "headline": "; ".join(parts)}
+            "stale": len(report["stale"]), "headline": "; ".join(parts), "hint": hint}
 
 
 def write_report(report: dict, reports: Path) -> dict[str, Path]:

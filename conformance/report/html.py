@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conformance.report.latency import format_seconds
 from conformance.report.markdown import _detail, ratio_text
-from conformance.report.parity import cell_text, matrix
+from conformance.report.parity import cell_text, matrix, suite_checks
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:0 auto;max-width:1200px;padding:0 24px 48px;color:#1a202c}
@@ -70,7 +70,7 @@ def _what_failed(report: dict) -> str:
              + (f"<br>reproducer: <code>{escape(r['reproducer'])}</code>" if r["reproducer"] else "") + "</li>"
              for r in report["parity"] if r["status"] == "fail"]
     items += [f"<li class='slower'>slower: <code>{escape(c['fullname'])}</code> {format_seconds(c['before'])} → "
-              f"{format_seconds(c['after'])} ({c['change']:+.0%}; threshold {c['threshold']:.0%})</li>"
+              f"{format_seconds(c['after'])} ({c['change']:+.0%}; limit {c['threshold']:.0%}, quartiles apart)</li>"
               for c in report["verdict"]["slower"]]
     return f"<h2>What failed</h2><ul>{''.join(items)}</ul>" if items else ""
 
@@ -116,7 +116,8 @@ def _matrix(report: dict) -> str:
     return (f"<h2>Parity</h2><p class='legend'>Each cell: the worst example's max abs error as a share of the "
             f"tolerance (decimal={decimal}: |Δ| &lt; {1.5 * 10 ** -decimal:.2g}); ✗ n× = failed at n times the "
             f"tolerance. Hover a cell for the error, ULP and worst index.</p>"
-            f"<table><tr><th>case</th>{head}</tr>{''.join(body)}</table>")
+            f"<table><tr><th>case</th>{head}</tr>{''.join(body)}</table>"
+            f"<p class='legend'>{escape(suite_checks(rows))}</p>")
 
 
 def _latency(report: dict, figures: dict) -> str:
@@ -158,7 +159,8 @@ def _comparison(report: dict) -> str:
     items = items or ["<li>no case newly fails, no error grew</li>"]
     return (f"<h2>Compared with baseline {escape(c['baseline'])}</h2><p class='legend'>saved {c.get('created')}, "
             f"<code>{escape(c['path'])}</code>; a case is slower when its median grew by more than "
-            f"{report['meta']['max_slowdown']:.0%} plus the larger relative IQR of the two runs.</p>"
+            f"{report['meta']['max_slowdown']:.0%} and its round times' middle half lies above the baseline's "
+            f"(first quartile above the baseline's third).</p>"
             f"<ul>{''.join(items)}</ul>")
 
 

@@ -4,7 +4,7 @@ then the parity matrix, latency table, baseline comparison, expected and stale e
 from __future__ import annotations
 
 from conformance.report.latency import format_seconds
-from conformance.report.parity import cell_text, matrix
+from conformance.report.parity import cell_text, matrix, suite_checks
 
 ICON = {True: "✅", False: "❌"}
 
@@ -32,7 +32,9 @@ def _failures(report: dict) -> str:
         lines.append(f"- ❌ `{row['nodeid']}`: {detail}{where}")
     for change in slower:
         lines.append(f"- 🐢 `{change['fullname']}`: {format_seconds(change['before'])} → "
-                     f"{format_seconds(change['after'])} ({change['change']:+.0%}, threshold {change['threshold']:.0%})")
+                     f"{format_seconds(change['after'])} ({change['change']:+.0%}, limit {change['threshold']:.0%}, quartiles apart)")
+    if lines and report["verdict"].get("hint"):
+        lines.append(f"- note: {report['verdict']['hint']}")
     return "**What failed**\n\n" + "\n".join(lines) if lines else ""
 
 
@@ -65,6 +67,8 @@ def _matrix(report: dict) -> str:
     lines.append("")
     lines.append("✓ pass (worst example's error as a share of the tolerance) · ✗ fail (times the tolerance) · "
                  "xfail listed expected failure · – unsupported export")
+    if suite_checks(rows):
+        lines += ["", suite_checks(rows)]
     return "\n".join(lines)
 
 

@@ -16,6 +16,8 @@ from conformance.compare import tolerance
 from conformance.reproducer import reproducer_dir
 
 _STATUS = {"passed": "pass", "failed": "fail", "skipped": "skip"}
+#: The backend of a parity-marked test that checks the suite itself rather than a backend.
+SUITE = "(suite)"
 
 
 def test_name(nodeid: str) -> str:
@@ -79,12 +81,17 @@ def _from_outcome(nodeid: str, seen: dict, decimal: int) -> dict:
     }
 
 
-def row_label(row: dict, rows: list[dict]) -> str:
-    """The matrix row a test belongs to: its case, qualified by the test when a case has several."""
-    tests = {r["test"] for r in rows if r["case"] == row["case"]}
-    if len(tests) == 1:
+#: Tests that run every case of their kind: their rows are labelled with the case alone.
+GENERIC_TESTS = ("test_operator", "test_model")
+
+
+def row_label(row: dict) -> str:
+    """The matrix row a test belongs to: its case, qualified by a special-purpose test's name
+    (``superres · tutorial input`` for ``test_superres_tutorial_input``)."""
+    if row["test"] in GENERIC_TESTS:
         return row["case"]
-    return f"{row['case']} ({row['test'].removeprefix('test_').replace('_', ' ')})"
+    what = row["test"].removeprefix("test_").removeprefix(f"{row['case']}_").replace("_", " ")
+    return f"{row['case']} · {what}"
 
 
 def column_label(row: dict) -> str:
@@ -93,10 +100,11 @@ def column_label(row: dict) -> str:
 
 def matrix(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str], dict]]:
     """(row labels, column labels, {(row, column): row}) in a stable, readable order."""
+    rows = [r for r in rows if r["backend"] != SUITE]
     cells: dict[tuple[str, str], dict] = {}
     row_labels: list[str] = []
     for row in rows:
-        key = (row_label(row, rows), column_label(row))
+        key = (row_label(row), column_label(row))
         if key[0] not in row_labels:
             row_labels.append(key[0])
         if key not in cells or _severity(row) > _severity(cells[key]):
@@ -110,6 +118,16 @@ def matrix(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str]
 def _severity(row: dict) -> tuple:
     rank = {"skip": 0, "pass": 1, "xfail": 2, "fail": 3}[row["status"]]
     return rank, row.get("margin") or 0.0
+
+
+def suite_checks(rows: list[dict]) -> str:
+    """One line on the suite's self-checks (parity-marked tests without a backend), or ''."""
+    checks = [r for r in rows if r["backend"] == SUITE]
+    if not checks:
+        return ""
+    tally = counts(checks)
+    return (f"Suite self-checks ({', '.join(sorted({r['test'] for r in checks}))}): "
+            f"{tally['pass']} passed, {tally['fail']} failed, {tally['skip']} skipped")
 
 
 def counts(rows: list[dict]) -> dict[str, int]:

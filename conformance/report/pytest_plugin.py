@@ -6,7 +6,7 @@
 * after the run, ``reports/`` gets ``report.json``, ``summary.md``, ``report.html`` and plots,
   built from the recorder and pytest-benchmark's JSON (plus this machine's peak GFLOP/s);
 * ``--save-baseline NAME`` keeps the run, ``--baseline NAME`` compares with a kept one; a case
-  slower than ``--max-slowdown`` (plus noise) makes the run exit non-zero.
+  slower than ``--max-slowdown`` (and beyond its noise) makes the run exit non-zero.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 from conformance.report import build, expected
 from conformance.report.baseline import BaselineError
 from conformance.report.latency import measure_peak_gflops
+from conformance.report.parity import SUITE
 
 
 @dataclass
@@ -49,8 +50,8 @@ def pytest_addoption(parser):
     group.addoption("--baseline", metavar="NAME",
                     help="compare with baseline NAME (newest of that name; or NNNN, NNNN_NAME, a folder). Default: off")
     group.addoption("--max-slowdown", type=float, default=build.DEFAULT_MAX_SLOWDOWN * 100, metavar="PCT",
-                    help="a case whose median latency grew by more than PCT%% plus its measured noise (IQR) "
-                         "fails the run. Default: 10")
+                    help="a case whose median latency grew by more than PCT%% (with its middle half of rounds above "
+                         "the baseline's) fails the run. Default: 10")
     group.addoption("--expected-failures", metavar="FILE",
                     help="known failures and tolerance overrides (TOML). Default: conformance/expected_failures.toml")
 
@@ -90,17 +91,21 @@ def pytest_sessionstart(session):
 
 
 def _describe(item) -> dict:
-    """case/backend/exporter/opset of a parity test, from the recorder or its parameters."""
+    """case/backend/exporter/opset of a parity test, from the recorder or its parameters.
+    A test with no backend parameter (a suite self-check) gets backend ``SUITE``."""
     conf = _conformance_session(item.config)
     rec = conf.harness.recorder.records.get(item.nodeid) if conf else None
     if rec is not None:
         return {"nodeid": item.nodeid, "case": rec.case, "kind": rec.kind, "backend": rec.backend,
                 "exporter": rec.exporter, "opset": rec.opset}
     params = getattr(getattr(item, "callspec", None), "params", {})
-    case, target = params.get("case"), params.get("target")
-    return {"nodeid": item.nodeid, "case": getattr(case, "name", "?"), "kind": getattr(case, "kind", "operator"),
-            "backend": target.backend.name if target else "?",
-            "exporter": target.export.exporter if target else "?", "opset": target.export.opset if target else 0}
+    case = params.get("case") or params.get("model")
+    target = params.get("target")
+    export = target.export if target is not None else params.get("export_target")
+    backend = target.backend if target is not None else params.get("backend")
+    return {"nodeid": item.nodeid, "case": getattr(case, "name", item.originalname),
+            "kind": getattr(case, "kind", "operator"), "backend": getattr(backend, "name", SUITE),
+            "exporter": getattr(export, "exporter", "-"), "opset": getattr(export, "opset", 0)}
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -177,7 +182,9 @@ def pytest_terminal_summary(terminalreporter, config):
     for change in verdict["slower"]:
         terminalreporter.write_line(
             f"SLOWER {change['fullname']}: {change['before'] * 1e3:.3g} ms -> {change['after'] * 1e3:.3g} ms "
-            f"({change['change']:+.0%}, threshold {change['threshold']:.0%})", red=True)
+            f"({change['change']:+.0%}, limit {change['threshold']:.0%}, quartiles apart)", red=True)
+    if verdict.get("hint"):
+        terminalreporter.write_line(f"note: {verdict['hint']}", yellow=True)
     for stale in state.report["stale"]:
         terminalreporter.write_line(f"STALE expected-failure entry {stale['entry']}: {stale['why']}", yellow=True)
     word = "PASS" if verdict["ok"] else "FAIL"
