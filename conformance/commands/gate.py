@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     parser.add_argument("--baseline", metavar="NAME", help="compare with this saved run. Default: no comparison")
     parser.add_argument("--save-baseline", metavar="NAME", help="keep this run as a numbered baseline NAME")
     parser.add_argument("--max-slowdown", type=float, default=10.0, metavar="PCT",
-                        help="fail when a case's median latency grew by more than PCT%% plus its noise. Default: 10")
+                        help="fail when a case's median latency grew by more than PCT%% beyond its noise "
+                             "(quartiles apart). Default: 10")
     parser.add_argument("--reports", default="reports", metavar="DIR", help="where reports go. Default: reports/")
     parser.add_argument("--expected-failures", metavar="FILE",
                         help="known failures and tolerances (TOML). Default: conformance/expected_failures.toml")
@@ -101,7 +102,9 @@ def verdict(rc: int, report: dict | None, reports: Path) -> int:
     for nodeid in v["failed"][:10]:
         print(f"  FAILED {nodeid}")
     for change in v["slower"]:
-        print(f"  SLOWER {change['fullname']}: {change['change']:+.0%} (threshold {change['threshold']:.0%})")
+        print(f"  SLOWER {change['fullname']}: {change['change']:+.0%} (limit {change['threshold']:.0%}, quartiles apart)")
+    if v.get("hint"):
+        print(f"  note: {v['hint']}")
     if v["ok"] and rc != 0:
         print(f"  pytest exited {rc}: a test outside the parity verdict failed or errored (see above)")
     if v["stale"]:
