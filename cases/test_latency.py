@@ -1,17 +1,19 @@
 """Latency of the full model on every backend, side by side (pytest-benchmark).
 
 Only the run is timed: export and session creation happen before the benchmark starts.
+Device backends time themselves on the device; their rows say ``measured_on: device``.
 """
 
 import pytest
 import torch
 
+from conformance.graph import bind_weights
+from conformance.latency import ROUNDS, WARMUP, time_session
 from conformance.models.cases import SUPERRES
-from conformance.parity import Example, Target
 from conformance.strategies import InputRecipe, WeightRecipe
 
 SHAPE = (1, 1, 224, 224)  # the tutorial's input
-ROUNDS = 15
+GFLOP = 5.96  # SuperResolutionNet(3) at 224x224, multiply-adds counted as 2
 
 
 @pytest.mark.benchmark(group=f"superres-x3-{'x'.join(map(str, SHAPE))}")
@@ -20,6 +22,7 @@ def test_superres_latency(latency_runner, benchmark, parity, conformance_session
     weights = WeightRecipe("orthogonal-relu", 0.0, 0).materialize(module)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
     x = InputRecipe(SHAPE, "pixel", "integers", 0, 0).materialize()
+    benchmark.extra_info.update(model="SuperResolutionNet(3)", input_shape=list(SHAPE), gflop=GFLOP)
     if latency_runner == "pytorch":
         tensor = torch.from_numpy(x)
 
@@ -28,16 +31,13 @@ def test_superres_latency(latency_runner, benchmark, parity, conformance_session
                 return module(tensor)
 
         benchmark.extra_info.update(backend="pytorch", measured_on="host")
-    else:
-        export = conformance_session.latency_export()
-        if export is None:
-            pytest.skip("no selected (exporter, opset) is supported")
-        model = parity.export_for(SUPERRES, 3, export, module)
-        from conformance.graph import bind_weights
-
-        session = latency_runner.prepare(bind_weights(model, weights))
-        run = lambda: session.run([x])  # noqa: E731
-        benchmark.extra_info.update(backend=latency_runner.name, exporter=export.exporter,
-                                    opset=export.opset, measured_on="host")
-    benchmark.extra_info.update(model="SuperResolutionNet(3)", input_shape=list(SHAPE), gflop=5.96)
-    benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=2, iterations=1)
+        benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
+        return
+    export = conformance_session.latency_export()
+    if export is None:
+        pytest.skip("no selected (exporter, opset) is supported")
+    backend = conformance_session.backend(latency_runner)
+    model = bind_weights(parity.export_for(SUPERRES, 3, export, module), weights)
+    session = backend.prepare(model)
+    benchmark.extra_info.update(backend=backend.name, exporter=export.exporter, opset=export.opset)
+    time_session(benchmark, session, [x], backend.measures_own_latency)

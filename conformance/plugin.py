@@ -47,6 +47,18 @@ def pytest_addoption(parser):
                     help="parity to N decimals: |actual - expected| < 1.5 * 10**-N. Default: 3")
     group.addoption("--reports", default="reports", metavar="DIR",
                     help="where parity.json and failure reproducers go. Default: reports/")
+    group.addoption("--device", action="append", metavar="SERIAL",
+                    help="add an Android device over ADB as a backend (repeatable); SERIAL may be HOST:PORT, "
+                         "connected with 'adb connect' when adb does not know it yet. Default: none")
+    group.addoption("--adb", metavar="PATH", help="the adb client to use. Default: adb on PATH "
+                    "(ANDROID_ADB_SERVER_PORT is honoured)")
+    group.addoption("--device-dir", metavar="DIR", default="/data/local/tmp/conformance",
+                    help="work folder on the device. Default: /data/local/tmp/conformance")
+    group.addoption("--device-runner", metavar="CMD",
+                    help="command that starts a runner speaking docs/device-runner-protocol.md on the "
+                         "device. Default: push conformance/device/runner.py and run it with python3")
+    group.addoption("--device-timeout", type=float, default=30.0, metavar="S",
+                    help="timeout of every adb call and runner request, seconds. Default: 30")
 
 
 def pytest_configure(config):
@@ -65,6 +77,10 @@ def pytest_configure(config):
             opsets=_split(config.getoption("opset")),
             decimal=config.getoption("decimal"),
             reports=Path(config.getoption("reports")),
+            devices=_split(config.getoption("device")),
+            device_options=dict(adb=config.getoption("adb"), device_dir=config.getoption("device_dir"),
+                                runner_cmd=config.getoption("device_runner"),
+                                timeout=config.getoption("device_timeout")),
         )
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -104,8 +120,8 @@ class _Hooks:
             exports = self.session.export_targets()
             metafunc.parametrize("export_target", exports, ids=[t.id for t in exports])
         if "latency_runner" in metafunc.fixturenames:
-            runners = ["pytorch"] + self.session.backends
-            metafunc.parametrize("latency_runner", runners, ids=[getattr(r, "name", r) for r in runners])
+            # Names, not objects: pytest-benchmark saves params in its JSON.
+            metafunc.parametrize("latency_runner", ["pytorch"] + [b.name for b in self.session.backends])
 
     def pytest_runtest_setup(self, item):
         """Skip (exporter, opset) pairs the exporter cannot honour, before any example is drawn."""

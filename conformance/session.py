@@ -48,6 +48,28 @@ def _parse_exporters(values: list[str]) -> list[str]:
     return [e for e in EXPORTERS if e in values]
 
 
+def _device_backends(serials: list[str], *, adb: str | None = None, device_dir: str | None = None,
+                     runner_cmd: str | None = None, timeout: float = 30.0) -> list[Backend]:
+    """One ADB device backend per ``--device``; the serial is checked (and ``HOST:PORT``
+    connected) up front, so a wrong serial is one usage error listing what adb sees."""
+    if not serials:
+        return []
+    from conformance.backends.adb import DEFAULT_DEVICE_DIR, AdbDeviceBackend
+    from conformance.device.adb import Adb, AdbError
+
+    try:
+        client = Adb(adb, timeout=timeout)
+        for serial in dict.fromkeys(serials):
+            client.ensure_device(serial)
+    except AdbError as exc:
+        raise UsageError(f"--device: {exc}") from None
+    return [
+        AdbDeviceBackend(serial, adb=client, device_dir=device_dir or DEFAULT_DEVICE_DIR,
+                         runner_cmd=runner_cmd, timeout=timeout)
+        for serial in dict.fromkeys(serials)
+    ]
+
+
 @dataclass
 class ConformanceSession:
     backends: list[Backend]
@@ -63,7 +85,8 @@ class ConformanceSession:
 
     @classmethod
     def from_options(cls, *, backends: list[str], ort_provider: str, exporters: list[str],
-                     opsets: list[str], decimal: int, reports: Path) -> "ConformanceSession":
+                     opsets: list[str], decimal: int, reports: Path, devices: list[str] | None = None,
+                     device_options: dict | None = None) -> "ConformanceSession":
         if not 0 <= decimal <= 12:
             raise UsageError(f"--decimal {decimal} is out of range; use 0-12")
         loaded = []
@@ -72,6 +95,7 @@ class ConformanceSession:
                 loaded.append(load_backend(spec, ort_provider=ort_provider))
             except BackendError as exc:
                 raise UsageError(str(exc)) from None
+        loaded += _device_backends(devices or [], **(device_options or {}))
         return cls(
             backends=loaded,
             exporters=_parse_exporters(exporters) if exporters else list(EXPORTERS),
@@ -79,6 +103,9 @@ class ConformanceSession:
             decimal=decimal,
             reports=reports,
         )
+
+    def backend(self, name: str) -> Backend:
+        return next(b for b in self.backends if b.name == name)
 
     def export_targets(self) -> list[ExportTarget]:
         return [ExportTarget(e, o) for e in self.exporters for o in self.opsets]
