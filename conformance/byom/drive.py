@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 
 from conformance.backends.base import Backend, BackendError
 from conformance.byom.deadline import CaseTimeout, Deadline
@@ -53,6 +53,35 @@ class Verdict:
         return None
 
 
+class _Examples:
+    """Runs one example at a time into a ``Verdict`` (the body hypothesis calls)."""
+
+    def __init__(self, check: ModelCheck, backend: Backend, deadline: Deadline, on_outcome):
+        self.check, self.backend, self.deadline, self.on_outcome = check, backend, deadline, on_outcome
+        self.verdict = Verdict()
+
+    def __call__(self, recipe) -> None:
+        verdict = self.verdict
+        if verdict.error is not None:
+            return  # the case is over: never call a failed or hung backend again
+        try:
+            outcome = self.check.run_example(self.backend, recipe, self.deadline)
+        except NonFiniteReference as exc:
+            verdict.nonfinite += 1
+            verdict.nonfinite_note = str(exc)
+            return
+        except (BackendError, CaseTimeout, ModelError) as exc:
+            verdict.error = exc
+            return
+        verdict.examples += 1
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+        if not outcome.result:
+            verdict.failure = outcome  # hypothesis replays the shrunk example last
+            raise _Mismatch()
+        verdict.worst_margin = max(verdict.worst_margin, outcome.result.margin)
+
+
 def drive(check: ModelCheck, backend: Backend, *, max_examples: int, deadline: Deadline,
           database=None, derandomize: bool = False, key: str = "",
           on_outcome: Callable[[FileOutcome], None] | None = None,
@@ -62,36 +91,19 @@ def drive(check: ModelCheck, backend: Backend, *, max_examples: int, deadline: D
     ``key`` tells hypothesis' database this case from others; a failure's reproducer goes to
     ``reproducers/NAME`` (default: model-backend).
     """
-    verdict = Verdict()
+    examples = _Examples(check, backend, deadline, on_outcome)
 
     @settings(max_examples=max_examples, deadline=None, database=database, derandomize=derandomize,
-              phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
               suppress_health_check=list(HealthCheck), print_blob=False)
     @given(recipe=check.strategy())
-    def one(recipe):
-        if verdict.error is not None:
-            return
-        try:
-            outcome = check.run_example(backend, recipe, deadline)
-        except NonFiniteReference as exc:
-            verdict.nonfinite += 1
-            verdict.nonfinite_note = str(exc)
-            return
-        except (BackendError, CaseTimeout, ModelError) as exc:
-            verdict.error = exc
-            return
-        verdict.examples += 1
-        if on_outcome is not None:
-            on_outcome(outcome)
-        if not outcome.result:
-            verdict.failure = outcome  # hypothesis replays the shrunk example last
-            raise _Mismatch()
-        verdict.worst_margin = max(verdict.worst_margin, outcome.result.margin)
+    def test(recipe):
+        examples(recipe)
 
     # A distinct database key per model and backend (hypothesis keys on the function otherwise).
-    one.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()
+    test.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()
+    verdict = examples.verdict
     try:
-        one()
+        test()
     except _Mismatch:
         pass
     except Exception as exc:  # hypothesis' Flaky when a timeout hit during shrinking, and such
