@@ -1,0 +1,117 @@
+"""ONNX Runtime running the ORT-format model: the mobile export (Caffe2's mobile exporter's heir).
+
+``prepare`` converts each ONNX model to ORT format exactly as onnxruntime's own converter
+(``python -m onnxruntime.tools.convert_onnx_models_to_ort``, default "Fixed" optimization style,
+level "all", no target platform) does: an ``InferenceSession`` with
+``session.save_model_format=ORT`` and ``optimized_model_filepath`` set, optimized with every
+graph transformer except the x86-only ``NchwcTransformer`` (the converter drops it so the file
+runs on ARM phones). The saved flatbuffer is then loaded with ``session.load_model_format=ORT``
+and run: what a phone's ONNX Runtime Mobile would load, executed here by the desktop build.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import onnx
+
+from conformance.backends.base import Backend, BackendError
+from conformance.backends.onnxrt import OrtSession
+
+#: bytes 4:8 of every ORT-format file (the flatbuffer's file identifier).
+ORT_FILE_IDENTIFIER = b"ORTM"
+# The converter's choice when no --target_platform is given: NCHWc layouts are x86-specific
+# and would make the file unusable on an ARM phone.
+_DISABLED_OPTIMIZERS = ["NchwcTransformer"]
+# Fresh file names: on ext4, overwriting a file by truncation forces a data flush
+# (auto_da_alloc), measured here at ~3 ms against ~0.1 ms for a new file.
+_names = itertools.count()
+
+
+def to_ort_format(model: onnx.ModelProto | bytes, folder: str | os.PathLike | None = None) -> bytes:
+    """The ORT-format bytes for ``model``, made as ``convert_onnx_models_to_ort`` makes them.
+
+    ORT writes the converted model only to a file: it goes to a fresh name in ``folder`` (a
+    private temporary folder when None) and is deleted once read. Raises ``BackendError`` when
+    ONNX Runtime cannot load or save the model.
+    """
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="conformance-ort-", dir=_fast_tmp()) as tmp:
+            return to_ort_format(model, tmp)
+    import onnxruntime as ort
+
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    target = Path(folder) / f"model-{next(_names)}.ort"
+    options = _quiet_options()
+    options.intra_op_num_threads = 1  # this session never runs: skip building a thread pool
+    options.optimized_model_filepath = str(target)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.qdqisint8allowed", "0")  # the converter's default
+    options.add_session_config_entry("session.save_model_format", "ORT")
+    try:
+        ort.InferenceSession(data, options, providers=["CPUExecutionProvider"],
+                             disabled_optimizers=_DISABLED_OPTIMIZERS)
+        return target.read_bytes()
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
+        raise BackendError(f"onnxruntime-ort: cannot convert the model to ORT format: {exc}") from exc
+    finally:
+        target.unlink(missing_ok=True)
+
+
+def _fast_tmp() -> str | None:
+    """/dev/shm where there is one: memory-backed, so the converter's file costs no disk I/O."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+def is_ort_format(data: bytes) -> bool:
+    """Whether ``data`` is an ORT-format flatbuffer (identifier ``ORTM`` at bytes 4:8)."""
+    return data[4:8] == ORT_FILE_IDENTIFIER
+
+
+def _quiet_options():
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: warnings would flood the test output
+    return options
+
+
+class OrtFormatBackend(Backend):
+    """ONNX Runtime (CPU) on the ORT-format conversion of each model."""
+
+    name = "onnxruntime-ort"
+
+    def __init__(self) -> None:
+        # One private folder for the backend's life: creating a folder per prepare costs ~3 ms
+        # on this machine's ext4, more than the conversion itself.
+        self._folder: str | None = None
+
+    def prepare(self, model: onnx.ModelProto) -> OrtSession:
+        import onnxruntime as ort
+
+        if self._folder is None:
+            self._folder = tempfile.mkdtemp(prefix="conformance-ort-", dir=_fast_tmp())
+        data = to_ort_format(model, self._folder)
+        options = _quiet_options()
+        options.add_session_config_entry("session.load_model_format", "ORT")
+        try:
+            session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise BackendError(f"{self.name}: cannot load the ORT-format model: {exc}") from exc
+        return OrtSession(session, self.name)
+
+    def close(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+    def versions(self) -> dict[str, str]:
+        import onnxruntime
+
+        return {"onnxruntime": onnxruntime.__version__, "format": "ORT (convert_onnx_models_to_ort)",
+                "provider": "CPUExecutionProvider"}
