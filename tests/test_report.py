@@ -171,3 +171,19 @@ def test_special_tests_get_their_own_row_and_self_checks_stay_out_of_the_matrix(
     labels, columns, _ = matrix(rows)
     assert labels == ["superres", "superres · tutorial input"] and len(columns) == 1
     assert suite_checks(rows) == "Suite self-checks (test_every_model_op_has_an_operator_case): 1 passed, 0 failed, 0 skipped"
+
+
+def test_report_command_rebuilds_from_saved_files(tmp_path, capsys):
+    from conformance.cli import main
+
+    (tmp_path / "parity.json").write_text(json.dumps(PARITY))
+    (tmp_path / "benchmarks" / "Linux").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "Linux" / "0001_x.json").write_text(json.dumps(BENCH))
+    assert main(["report", "--reports", str(tmp_path), "--save-baseline", "first"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL — 4 parity cases (3 passed, 1 failed") and "2 latency cases" in out
+    listed = tmp_path / "x.toml"
+    listed.write_text('[[xfail]]\ncase = "relu"\nreason = "known"\n')
+    assert main(["report", "--reports", str(tmp_path), "--expected-failures", str(listed), "--baseline", "first"]) == 0
+    assert "1 expected failures" in capsys.readouterr().out
+    assert main(["report", "--reports", str(tmp_path / "empty")]) == 2

@@ -97,10 +97,17 @@ def _tooltip(row: dict | None) -> str:
     return escape("\n".join(parts), quote=True)
 
 
+def _was(row: dict | None, before: dict) -> str:
+    """The baseline's cell under this run's, so both runs read side by side."""
+    old = before.get(row["nodeid"]) if row else None
+    return f"<br><small>was {escape(cell_text(old))}</small>" if old else ""
+
+
 def _matrix(report: dict) -> str:
     rows = report["parity"]
     if not rows:
         return ""
+    before = (report["comparison"] or {}).get("baseline_parity", {})
     labels, columns, cells = matrix(rows)
     head = "".join(f"<th>{escape(c).replace(' · ', '<br>')}</th>" for c in columns)
     body = []
@@ -110,7 +117,7 @@ def _matrix(report: dict) -> str:
             row = cells.get((label, column))
             cls, style = _cell_class(row)
             tds.append(f"<td class='cell {cls}' style='{style}' title='{_tooltip(row)}'>"
-                       f"{escape(cell_text(row))}</td>")
+                       f"{escape(cell_text(row))}{_was(row, before)}</td>")
         body.append(f"<tr><td>{escape(label)}</td>{''.join(tds)}</tr>")
     decimal = report["meta"]["decimal"]
     return (f"<h2>Parity</h2><p class='legend'>Each cell: the worst example's max abs error as a share of the "

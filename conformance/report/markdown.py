@@ -62,14 +62,23 @@ def _matrix(report: dict) -> str:
     heads = [c.replace(" · ", "<br>", 1).replace(" · opset ", " ") for c in columns]
     lines = [f"### Parity — share of the tolerance used (decimal={decimal}: |Δ| < {1.5 * 10 ** -decimal:.2g})",
              "", "| case | " + " | ".join(heads) + " |", "|---|" + "---|" * len(columns)]
+    before = (report["comparison"] or {}).get("baseline_parity", {})
     for label in labels:
-        lines.append(f"| {label} | " + " | ".join(cell_text(cells.get((label, c))) for c in columns) + " |")
+        lines.append(f"| {label} | " + " | ".join(_cell(cells.get((label, c)), before) for c in columns) + " |")
     lines.append("")
     lines.append("✓ pass (worst example's error as a share of the tolerance) · ✗ fail (times the tolerance) · "
                  "xfail listed expected failure · – unsupported export")
     if suite_checks(rows):
         lines += ["", suite_checks(rows)]
     return "\n".join(lines)
+
+
+def _cell(row: dict | None, before: dict) -> str:
+    """A cell, with the baseline's status when it differs (a newly failing or fixed case)."""
+    old = before.get(row["nodeid"]) if row else None
+    if old and old["status"] != row["status"]:
+        return f"{cell_text(row)} (was {cell_text(old)})"
+    return cell_text(row)
 
 
 def _latency(report: dict) -> str:

@@ -92,7 +92,8 @@ def latency_distributions(rows: list[dict], path: Path) -> Path | None:
     cols = min(3, len(groups))
     nrows = math.ceil(len(groups) / cols)
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(nrows, cols, squeeze=False, figsize=(3.6 * cols, 2.8 * nrows))
+        width = max(5.0, 1.3 * max(len(g) for g in groups.values()))  # room for the backend names
+        fig, axes = plt.subplots(nrows, cols, squeeze=False, figsize=(width * cols, 3.2 * nrows))
         for ax, (group, members) in zip(axes.flat, groups.items()):
             _distribution_panel(ax, group, members, colors)
         for ax in list(axes.flat)[len(groups):]:
@@ -110,6 +111,7 @@ def _distribution_panel(ax, group: str, members: list[dict], colors: dict) -> No
         for body, m in zip(parts["bodies"], members):
             body.set_facecolor(colors[m["backend"]])
             body.set_alpha(0.6)
+        parts["cmedians"].set_color("black")
     else:
         stats = [{"med": m["median"] * 1e3, "q1": m["q1"] * 1e3, "q3": m["q3"] * 1e3,
                   "whislo": m["min"] * 1e3, "whishi": m["max"] * 1e3, "label": m["backend"]} for m in members]
