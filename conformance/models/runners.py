@@ -1,0 +1,59 @@
+"""Pipeline runners for SuperResolutionNet on a named backend (``pytorch`` or any ``--backend``).
+
+The cat-image pipeline (:mod:`conformance.pipeline`) takes a ``run_y`` callable; these helpers
+make one from a backend name: PyTorch eager, or the model exported once to ONNX (TorchScript,
+opset 17, dynamic batch/height/width so any image size runs) and prepared on the backend.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import onnx
+import torch
+
+from conformance.backends import Backend, BackendError, load_backend
+from conformance.export import ExportTarget, export
+from conformance.pipeline import Runner, torch_runner
+
+PYTORCH = "pytorch"
+#: The export every pipeline backend runs (the exporter and opset are not what it tests).
+PIPELINE_EXPORT = ExportTarget("torchscript", 17)
+
+
+def export_dynamic(model: torch.nn.Module, target: ExportTarget = PIPELINE_EXPORT) -> onnx.ModelProto:
+    """``model`` as ONNX with dynamic batch, height and width (one export serves every image)."""
+    return export(model, (torch.zeros(1, 1, 32, 32),), target, dynamic=[(0, 2, 3)])
+
+
+def backend_runner(backend: Backend, model: onnx.ModelProto) -> Runner:
+    """A pipeline runner that runs ``model`` on ``backend``; failures become ``BackendError``."""
+    try:
+        session = backend.prepare(model)
+    except BackendError:
+        raise
+    except Exception as exc:  # third-party backends raise anything
+        raise BackendError(f"{backend.name}: prepare raised {type(exc).__name__}: {exc}") from exc
+
+    def run(y: np.ndarray) -> np.ndarray:
+        try:
+            return np.asarray(session.run([np.ascontiguousarray(y, dtype=np.float32)])[0])
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"{backend.name}: run raised {type(exc).__name__}: {exc}") from exc
+
+    return run
+
+
+def runner_factory(name: str) -> tuple[Callable[[torch.nn.Module], Runner], Backend | None]:
+    """``(make_runner, backend)`` for a backend name; ``backend`` is None for PyTorch.
+
+    ``make_runner(model)`` exports the torch model and prepares it on the backend. The caller
+    closes the backend. Raises ``BackendError`` for a name ``load_backend`` rejects.
+    """
+    if name == PYTORCH:
+        return torch_runner, None
+    backend = load_backend(name)
+    return (lambda model: backend_runner(backend, export_dynamic(model))), backend
