@@ -67,6 +67,19 @@ def pytest_configure(config):
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = ReportState(expectations, reports, config.getoption("baseline"),
                                       config.getoption("save_baseline"), pct / 100)
+    config.pluginmanager.register(_Outcomes(config.stash[STATE]), "conformance-report-outcomes")
+
+
+class _Outcomes:
+    """Collects the outcomes noted on reports (bound to the run's state: the hook gets no config)."""
+
+    def __init__(self, state: ReportState):
+        self.state = state
+
+    def pytest_runtest_logreport(self, report):
+        seen = getattr(report, "conformance", None)
+        if seen is not None:
+            self.state.outcomes[report.nodeid] = seen
 
 
 def _conformance_session(config):
@@ -110,11 +123,10 @@ def _describe(item) -> dict:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Turn a listed expected failure into an xfail; note every parity test's outcome."""
+    """Turn a listed expected failure into an xfail; note every parity test's outcome on the
+    report itself (``report.conformance``: it travels from xdist workers to the controller)."""
     report = (yield).get_result()
-    if item.get_closest_marker("parity") is None:
-        return
-    if report.when != "call" and report.passed:
+    if item.get_closest_marker("parity") is None or (report.when != "call" and report.passed):
         return
     state = item.config.stash[STATE]
     seen = {**_describe(item), "outcome": report.outcome, "xfail": None,
@@ -124,7 +136,7 @@ def pytest_runtest_makereport(item, call):
         if entry is not None:
             report.outcome, report.wasxfail = "skipped", f"expected failure: {entry.reason}"
             seen["xfail"] = entry.reason
-    state.outcomes[item.nodeid] = seen
+    report.conformance = seen
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
