@@ -1,0 +1,61 @@
+"""The tutorial's cat-image pipeline on every backend under test, judged on the final 8-bit image.
+
+The trained SuperResolutionNet(3) (``--weights``, default the shipped checkpoint) upscales
+skimage's cat at its own size (451x300 -> 1353x900). Each backend runs the TorchScript opset-17
+export with dynamic height and width (the exporter and opset are not what this case tests; the
+operator and model cases cover them). Its RGB output must agree with PyTorch eager's to within
+one 8-bit level everywhere. The gallery (input, bicubic, every output, difference heat maps)
+goes to ``<reports>/superres/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.backends import BackendError
+from conformance.models.runners import backend_runner, export_dynamic
+from conformance.models.superres import SuperResolutionNet
+from conformance.pipeline import images_agree, save_gallery, superres, torch_runner
+from conformance.plugin import SESSION_KEY
+
+LEVELS = 1  # a backend may differ from PyTorch by one rounding step of the 8-bit output
+
+
+def pytest_generate_tests(metafunc):
+    """One case per backend under test, by name (readable ids: ``test_cat_pipeline[onnxruntime]``)."""
+    if "backend_name" in metafunc.fixturenames:
+        names = [b.name for b in metafunc.config.stash[SESSION_KEY].backends]
+        metafunc.parametrize("backend_name", names)
+
+
+@pytest.fixture(scope="module")
+def trained_model(superres_weights):
+    model = SuperResolutionNet(upscale_factor=3)
+    model.load_state_dict(superres_weights)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def reference(trained_model):
+    """PyTorch eager's run of the pipeline on the cat: the image every backend must match."""
+    return superres(torch_runner(trained_model))
+
+
+@pytest.fixture(scope="module")
+def gallery(conformance_session, reference):
+    """Backend name -> output image; written as one gallery when the module's cases are done."""
+    outputs = {"pytorch": reference.output}
+    yield outputs
+    save_gallery(conformance_session.reports / "superres", reference, outputs)
+
+
+@pytest.mark.parity
+def test_cat_pipeline(backend_name, conformance_session, trained_model, reference, gallery):
+    backend = conformance_session.backend(backend_name)
+    try:
+        result = superres(backend_runner(backend, export_dynamic(trained_model)))
+    except BackendError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    gallery[backend_name] = result.output
+    ok, summary = images_agree(result.output, reference.output, levels=LEVELS)
+    assert ok, f"{backend_name} vs pytorch on the cat (1353x900 RGB, tolerance {LEVELS} level): {summary}"
