@@ -92,6 +92,9 @@ def _tooltip(row: dict | None) -> str:
     if row.get("max_abs") is not None:
         parts.append(f"max abs {row['max_abs']:.3g} (tolerance {row['tolerance']:.2g}), max rel "
                      f"{row['max_rel']:.3g}, {row['ulp']} ULP at {row['worst_index']}")
+    if row.get("oracle"):
+        parts.append(f"float64 oracle: backend err {row['oracle']['backend_error']:.3g}, "
+                     f"torch float32 err {row['oracle']['reference_error']:.3g}")
     if row.get("reason"):
         parts.append(f"expected failure: {row['reason']}")
     return escape("\n".join(parts), quote=True)
