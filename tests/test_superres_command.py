@@ -21,9 +21,10 @@ def superres(tmp_path, *args: str, name: str = "out") -> tuple[int, Path]:
     return main(["superres", *SMALL, "--output", str(out), *args]), out
 
 
-@pytest.mark.parametrize("backend", ["pytorch", "onnxruntime", "onnxruntime-ort", "onnxruntime.backend"])
-def test_every_backend_upscales_the_cat(tmp_path, capsys, backend):
-    code, out = superres(tmp_path, "--backend", backend)
+# "backend_name", not "backend": the suite's plugin parametrizes a fixture named "backend".
+@pytest.mark.parametrize("backend_name", ["pytorch", "onnxruntime", "onnxruntime-ort", "onnxruntime.backend"])
+def test_every_backend_upscales_the_cat(tmp_path, capsys, backend_name):
+    code, out = superres(tmp_path, "--backend", backend_name)
     assert code == 0, capsys.readouterr().err
     assert "30x20 -> 90x60 (x3)" in capsys.readouterr().out
     image = Image.open(out)
