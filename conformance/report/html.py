@@ -142,7 +142,8 @@ def _latency(report: dict, figures: dict) -> str:
         head += [escape(comparison["baseline"]), "change"]
     body = []
     for r in rows:
-        tds = [r["group"], r["backend"], format_seconds(r["median"]), format_seconds(r["iqr"]), f"{r['ops']:.1f}",
+        tds = [r["group"], r["backend"] + (" (timed on device)" if r.get("measured_on") == "device" else ""),
+                 format_seconds(r["median"]), format_seconds(r["iqr"]), f"{r['ops']:.1f}",
                ratio_text(r), f"{r['gflops']:.1f}" if r.get("gflops") else "",
                f"{r['peak_share']:.0%}" if r.get("peak_share") else ""]
         cells = "".join(f"<td>{escape(str(t))}</td>" for t in tds)

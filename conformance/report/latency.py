@@ -73,6 +73,7 @@ def _row(bench: dict, peak: float | None) -> dict:
         "name": bench.get("name", "?"),
         "group": str(bench.get("group") or extra.get("model") or bench.get("name", "?")),
         "backend": backend,
+        "measured_on": str(extra.get("measured_on", "host")),  # device backends time themselves
         "reference": bool(extra.get("reference")) or backend.lower() in REFERENCE_NAMES,
         "median": median,
         "iqr": float(stats.get("iqr", 0.0)),

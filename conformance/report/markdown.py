@@ -94,7 +94,8 @@ def _latency(report: dict) -> str:
     lines = ["### Latency" + (f" (peak {peak:.0f} GFLOP/s measured in this run)" if peak else ""), "",
              head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        cells = [r["group"], r["backend"], format_seconds(r["median"]), format_seconds(r["iqr"]),
+        cells = [r["group"], r["backend"] + (" (timed on device)" if r.get("measured_on") == "device" else ""),
+                 format_seconds(r["median"]), format_seconds(r["iqr"]),
                  f"{r['ops']:.1f}", ratio_text(r), f"{r['gflops']:.1f}" if r.get("gflops") else "",
                  f"{r['peak_share']:.0%}" if r.get("peak_share") else ""]
         if comparison:
