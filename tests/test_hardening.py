@@ -123,10 +123,10 @@ def test_nonfinite_reference(check, tmp_path):
     assert code == 2 and "NaN/Inf" in out and "no example could be compared" in out
 
 
-@pytest.mark.parametrize("backend, step", [("Hang", "run"), ("HangPrepare", "prepare")])
-def test_hanging_backend_is_cut_off(check, tmp_path, backend, step):
+@pytest.mark.parametrize("hanging, step", [("Hang", "run"), ("HangPrepare", "prepare")])
+def test_hanging_backend_is_cut_off(check, tmp_path, hanging, step):
     start = time.monotonic()
-    code, out = check(save(relu(), tmp_path / "r.onnx"), "--backend", f"conformance.byom.testing:{backend}",
+    code, out = check(save(relu(), tmp_path / "r.onnx"), "--backend", f"conformance.byom.testing:{hanging}",
                       "--backend", "onnxruntime", "--case-timeout", "0.5")
     assert time.monotonic() - start < 10
     assert code == 1 and f"{step} did not return within 0.5 s (--case-timeout)" in out

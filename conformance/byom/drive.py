@@ -34,6 +34,7 @@ class Verdict:
     nonfinite: int = 0  # examples left out: the reference gave NaN/Inf
     nonfinite_note: str = ""
     error: Exception | None = None  # BackendError, CaseTimeout or ModelError: ends the case
+    stopped: bool = False  # an error while shrinking a failure: keep the failure, stop calling
     failure: FileOutcome | None = None  # the (shrunk) failing example
     worst_margin: float = 0.0  # largest share of the tolerance a passing example used
 
@@ -62,7 +63,7 @@ class _Examples:
 
     def __call__(self, recipe) -> None:
         verdict = self.verdict
-        if verdict.error is not None:
+        if verdict.error is not None or verdict.stopped:
             return  # the case is over: never call a failed or hung backend again
         try:
             outcome = self.check.run_example(self.backend, recipe, self.deadline)
@@ -71,7 +72,10 @@ class _Examples:
             verdict.nonfinite_note = str(exc)
             return
         except (BackendError, CaseTimeout, ModelError) as exc:
-            verdict.error = exc
+            if verdict.failure is None:
+                verdict.error = exc
+            else:  # the budget ran out while shrinking: the failure found so far is the verdict
+                verdict.stopped = True
             return
         verdict.examples += 1
         if self.on_outcome is not None:
