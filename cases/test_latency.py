@@ -33,7 +33,7 @@ def test_superres_latency(latency_runner, benchmark, parity, conformance_session
         benchmark.extra_info.update(backend="pytorch", measured_on="host")
         benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
         return
-    export = conformance_session.latency_export()
+    export = conformance_session.primary_export()
     if export is None:
         pytest.skip("no selected (exporter, opset) is supported")
     backend = conformance_session.backend(latency_runner)

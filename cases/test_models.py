@@ -7,8 +7,8 @@ from hypothesis import given, settings, strategies as st
 from conformance import profiles
 from conformance.assertions import assert_parity, check, run_checked
 from conformance.byom.register import registered_cases
-from conformance.models.cases import MODELS, SUPERRES
-from conformance.parity import Example
+from conformance.models.cases import MODELS, SRRESNET, SUPERRES, SRResNetStructure
+from conformance.parity import Example, Target
 from conformance.strategies import InputRecipe, WeightRecipe
 
 
@@ -32,4 +32,23 @@ def test_superres_tutorial_input(target, parity, seed):
     )
     outcome = run_checked(parity, SUPERRES, target, example)
     assert np.isfinite(outcome.expected[0]).all()
+    assert_parity(outcome, parity.current_test)
+
+
+@pytest.mark.parity
+def test_srresnet16(backend, parity, conformance_session):
+    """The paper's SRResNet (16 residual blocks, 64 channels) on every backend at one modest
+    size, BatchNorm statistics folded into the export; one export (the primary one), since the
+    dynamo exporter takes 10-50 s on this model here."""
+    export = conformance_session.primary_export()
+    if export is None:
+        pytest.skip("no selected (exporter, opset) is supported")
+    example = Example(
+        structure=SRResNetStructure(16, 64),
+        weights=WeightRecipe("orthogonal-relu", 0.0, 7),
+        inputs=InputRecipe((1, 3, 24, 24), "unit", "uniform", 7, 0),
+        feed="initializers",
+    )
+    outcome = run_checked(parity, SRRESNET, Target(backend, export), example)
+    assert np.isfinite(outcome.expected[0]).all() and outcome.expected[0].shape == (1, 3, 96, 96)
     assert_parity(outcome, parity.current_test)

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from conformance.backends.base import BackendError
 from conformance.export import ExportError, UnsupportedExport
 from conformance.parity import Example, Harness, Outcome, Target
-from conformance.spec import Case
-from conformance.strategies import inputs, weights
+from conformance.spec import EXPENSIVE_EXPORTERS, Case
+from conformance.strategies import WEIGHT_POOL, inputs, weights
 
 FEEDS = ("initializers", "inputs")
 
@@ -17,9 +17,10 @@ FEEDS = ("initializers", "inputs")
 def draw_example(case: Case, exporter: str, data) -> Example:
     structure = data.draw(case.structure_strategy(exporter), label="structure")
     shape = data.draw(case.input_shapes(structure), label="shape")
+    pooled = case.bakes_weights and exporter in EXPENSIVE_EXPORTERS
     return Example(
         structure=structure,
-        weights=data.draw(weights(), label="weights"),
+        weights=data.draw(st.sampled_from(WEIGHT_POOL) if pooled else weights(), label="weights"),
         inputs=data.draw(inputs(shape, scales=case.scales), label="inputs"),
         feed=data.draw(st.sampled_from(FEEDS), label="weights fed as"),
     )

@@ -44,13 +44,15 @@ def bind_weights(model: onnx.ModelProto, weights: Mapping[str, np.ndarray]) -> o
     inits = {init.name: init for init in model.graph.initializer}
     for name, value in weights.items():
         init = inits.get(name)
-        if init is None or tuple(init.dims) != tuple(value.shape):
+        # Same element count is enough: exporters reshape some weights (PReLU's [C] -> [C,1,1]).
+        if init is None or int(np.prod(init.dims)) != value.size:
             return None
     bound = onnx.ModelProto()
     bound.CopyFrom(model)
     for init in bound.graph.initializer:
         if init.name in weights:
-            init.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(weights[init.name]), init.name))
+            value = np.ascontiguousarray(weights[init.name]).reshape(tuple(init.dims))
+            init.CopyFrom(numpy_helper.from_array(value, init.name))
     return bound
 
 

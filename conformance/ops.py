@@ -1,4 +1,8 @@
-"""One small spec per operator of the shipped models: Conv2d, ReLU, PixelShuffle.
+"""One small spec per operator of the shipped models.
+
+SuperResolutionNet: Conv2d, ReLU, PixelShuffle. SRResNet adds BatchNorm2d (standalone, where it
+reaches the backend as BatchNormalization, and after a Conv, where the exporter folds it),
+PReLU (one slope and per-channel), the residual Add, and PixelShuffle with many channels.
 
 Each spec draws the operator's structure (the attributes that change the exported graph),
 and the case runner draws shapes, weights and inputs for it.
@@ -57,10 +61,10 @@ def conv_structures(draw):
     )
 
 
-# With the dynamo exporter: the tutorial model's own convolutions plus one of each attribute.
+# With the dynamo exporter (~1 s per export): the tutorial model's first convolution plus one
+# structure for each other attribute.
 CONV_POOL = (
     ConvStructure(1, 64, (5, 5), (1, 1), (2, 2), (1, 1), 1, True),  # conv1
-    ConvStructure(64, 32, (3, 3), (1, 1), (1, 1), (1, 1), 1, True),  # conv3
     ConvStructure(3, 4, (1, 5), (2, 1), (0, 2), (1, 2), 1, False),  # non-square, stride, dilation, no bias
     ConvStructure(4, 8, (3, 2), (1, 3), (1, 0), (2, 1), 2, True),  # groups
     ConvStructure(4, 4, (3, 3), (2, 2), (1, 1), (1, 1), 4, True),  # depthwise
@@ -106,11 +110,83 @@ PIXEL_SHUFFLE = Case(
     # DepthToSpace from opset 11; at opset 9 the exporter writes Reshape/Transpose with
     # Unsqueeze/Squeeze/Constant plumbing: those are this case's operators too.
     covers=frozenset({"DepthToSpace", "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Constant"}),
-    structures=lambda: st.builds(ShuffleStructure, st.sampled_from([2, 3, 4]), st.sampled_from([1, 2, 3, 5])),
+    # 64 output channels: SRResNet's upsampling blocks (256 -> 64 at factor 2).
+    structures=lambda: st.builds(ShuffleStructure, st.sampled_from([2, 3, 4]), st.sampled_from([1, 2, 3, 5, 64])),
     build=lambda s: nn.PixelShuffle(s.factor),
     input_shapes=lambda s: shapes(channels=s.out_channels * s.factor**2, max_side=80),
     example_shape=lambda s: (2, s.out_channels * s.factor**2, 5, 7),
-    pool=(ShuffleStructure(2, 3), ShuffleStructure(3, 1), ShuffleStructure(4, 2)),
+    pool=(ShuffleStructure(3, 1), ShuffleStructure(4, 2), ShuffleStructure(2, 64)),
 )
 
-OPERATORS = (CONV2D, RELU, PIXEL_SHUFFLE)
+CHANNELS = st.sampled_from([1, 3, 4, 16, 64])
+
+BATCHNORM = Case(
+    name="batchnorm2d",
+    kind="operator",
+    covers=frozenset({"BatchNormalization"}),
+    structures=lambda: CHANNELS,
+    build=lambda c: nn.BatchNorm2d(c).eval(),  # eval: running statistics, as deployed
+    input_shapes=lambda c: shapes(channels=c),
+    example_shape=lambda c: (2, c, 5, 7),
+    pool=(4,),
+)
+
+
+def _build_conv_bn(s: ConvStructure) -> nn.Module:
+    return nn.Sequential(_build_conv(s), nn.BatchNorm2d(s.out_channels)).eval()
+
+
+CONV_BN = Case(
+    name="conv_bn",
+    kind="operator",
+    covers=frozenset({"Conv"}),  # eval-mode export folds the BatchNorm into the Conv
+    structures=conv_structures,
+    build=_build_conv_bn,
+    input_shapes=CONV2D.input_shapes,
+    example_shape=CONV2D.example_shape,
+    pool=(CONV_POOL[2],),
+    bakes_weights=True,
+)
+
+
+class PReLUStructure(NamedTuple):
+    channels: int
+    per_channel: bool  # one slope per channel (SRResNet) or one shared slope (PyTorch's default)
+
+
+PRELU = Case(
+    name="prelu",
+    kind="operator",
+    covers=frozenset({"PRelu"}),
+    structures=lambda: st.builds(PReLUStructure, CHANNELS, st.booleans()),
+    build=lambda s: nn.PReLU(s.channels if s.per_channel else 1),
+    input_shapes=lambda s: shapes(channels=s.channels),
+    example_shape=lambda s: (2, s.channels, 5, 7),
+    pool=(PReLUStructure(4, True), PReLUStructure(4, False)),
+    bakes_weights=True,  # exporters rename and reshape the slopes ([C] -> [C,1,1])
+)
+
+
+class Residual(nn.Module):
+    """``x + conv1x1(x)``: the skip connection of a residual block."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        return x + self.conv(x)
+
+
+RESIDUAL_ADD = Case(
+    name="residual_add",
+    kind="operator",
+    covers=frozenset({"Add"}),
+    structures=lambda: CHANNELS,
+    build=Residual,
+    input_shapes=lambda c: shapes(channels=c),
+    example_shape=lambda c: (2, c, 5, 7),
+    pool=(64,),
+)
+
+OPERATORS = (CONV2D, RELU, PIXEL_SHUFFLE, BATCHNORM, CONV_BN, PRELU, RESIDUAL_ADD)

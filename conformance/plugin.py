@@ -12,6 +12,9 @@ import os
 # (ONNX Runtime's own threads, an adb server, a loopback device): measured here, a device
 # parity loop ran at 38 examples/s with spinning and 725/s without. Set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# numpy's OpenBLAS threads make the small QRs of orthogonal weight init ~20x slower beside
+# torch and ONNX Runtime threads (26 ms vs 1.2 ms for a 576x64 QR here); heavy math is torch's.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import time  # noqa: E402
 from pathlib import Path
@@ -116,6 +119,9 @@ class _Hooks:
         if "target" in metafunc.fixturenames:
             targets = self.session.targets()
             metafunc.parametrize("target", targets, ids=[t.id for t in targets])
+        if "backend" in metafunc.fixturenames:
+            backends = self.session.backends
+            metafunc.parametrize("backend", backends, ids=[b.name for b in backends])
         if "export_target" in metafunc.fixturenames:
             exports = self.session.export_targets()
             metafunc.parametrize("export_target", exports, ids=[t.id for t in exports])

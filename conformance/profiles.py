@@ -8,7 +8,7 @@ import os
 from hypothesis import HealthCheck, settings
 
 #: Examples per operator case and target; model cases run a quarter of it (each is ~10x dearer).
-EXAMPLES = {"dev": 40, "ci": 40, "thorough": 400}
+EXAMPLES = {"dev": 30, "ci": 30, "thorough": 300}
 
 _COMMON = dict(
     deadline=None,  # the first example of a structure pays for its export

@@ -74,7 +74,7 @@ def _device_backends(serials: list[str], *, adb: str | None = None, device_dir: 
 class ConformanceSession:
     backends: list[Backend]
     exporters: list[str]
-    opsets: list[int]
+    opsets: list[int] | None  # None: each exporter's defaults (export.default_opsets)
     decimal: int
     reports: Path
     harness: Harness = field(init=False)
@@ -99,7 +99,7 @@ class ConformanceSession:
         return cls(
             backends=loaded,
             exporters=_parse_exporters(exporters) if exporters else list(EXPORTERS),
-            opsets=_parse_opsets(opsets) if opsets else default_opsets(),
+            opsets=_parse_opsets(opsets) if opsets else None,
             decimal=decimal,
             reports=reports,
         )
@@ -108,14 +108,17 @@ class ConformanceSession:
         return next(b for b in self.backends if b.name == name)
 
     def export_targets(self) -> list[ExportTarget]:
-        return [ExportTarget(e, o) for e in self.exporters for o in self.opsets]
+        return [ExportTarget(e, o) for e in self.exporters for o in self.opsets_for(e)]
+
+    def opsets_for(self, exporter: str) -> list[int]:
+        return self.opsets if self.opsets is not None else default_opsets(exporter)
 
     def targets(self) -> list[Target]:
         return [Target(b, t) for b in self.backends for t in self.export_targets()]
 
-    def latency_export(self) -> ExportTarget | None:
-        """The export latency cases time: TorchScript at opset 17 when selected, else the first
-        supported pair (latency is about the backend, not the exporter)."""
+    def primary_export(self) -> ExportTarget | None:
+        """The export used where the exporter does not matter (latency, the 16-block SRResNet):
+        TorchScript at opset 17 when selected, else the first supported pair."""
         supported = [t for t in self.export_targets() if not self.unsupported(t)]
         preferred = ExportTarget("torchscript", 17)
         return preferred if preferred in supported else (supported[0] if supported else None)
@@ -132,7 +135,9 @@ class ConformanceSession:
         lines = [
             f"conformance: torch {torch.__version__}, onnx {onnx.__version__}, "
             f"onnxruntime {onnxruntime.__version__}; CPU: {cpu_name()}",
-            f"conformance: exporters {', '.join(self.exporters)}; opsets {', '.join(map(str, self.opsets))}; "
+            "conformance: " + "; ".join(
+                f"{e} exporter at opsets {', '.join(map(str, self.opsets_for(e)))}" for e in self.exporters
+            ) + f"; "
             f"decimal={self.decimal}",
         ]
         for backend in self.backends:

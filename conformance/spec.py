@@ -30,6 +30,9 @@ class Case:
     pool: Sequence[Hashable] = ()  # structures for expensive exporters
     dynamic: tuple[int, ...] = (0, 2, 3)  # symbolic input dims in the exported model
     scales: tuple[str, ...] = ("unit", "pixel")
+    # True when the exporter folds or renames weights (BatchNorm into Conv, PReLU slopes), so
+    # drawn weights cannot be swapped into one export: each weight draw is exported.
+    bakes_weights: bool = False
     describe: Callable[[Hashable], str] = field(default=repr)
 
     def __repr__(self) -> str:  # hypothesis prints it in every falsifying example: keep it short

@@ -150,6 +150,14 @@ class WeightRecipe(NamedTuple):
         }
 
 
+#: With an expensive exporter and a case that bakes weights into each export, weights come from
+#: this pool (one of each init, the second with exact zeros) so exports stay few.
+WEIGHT_POOL = (
+    WeightRecipe("orthogonal-relu", 0.0, 1),
+    WeightRecipe("pytorch-default", 0.3, 2),
+)
+
+
 def weights() -> st.SearchStrategy[WeightRecipe]:
     """Weights at realistic init scales: PyTorch's default uniform, or orthogonal with the
     ReLU gain as the super-resolution model does; with a fraction of exact zeros (all-zero too)."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from typing import NamedTuple
+
+from conformance.models.srresnet import SRResNet
 from conformance.models.superres import SuperResolutionNet
 from conformance.spec import Case
 from conformance.strategies import shapes
@@ -18,8 +21,31 @@ SUPERRES = Case(
     # 224x224 runs as its own case).
     input_shapes=lambda r: shapes(channels=1, max_side=72, max_batch=2),
     example_shape=lambda r: (2, 1, 13, 17),
-    pool=(2, 3, 4),
+    pool=(3, 2),
     describe=lambda r: f"SuperResolutionNet(upscale_factor={r})",
 )
 
-MODELS = (SUPERRES,)
+
+
+class SRResNetStructure(NamedTuple):
+    n_blocks: int
+    channels: int
+
+
+SRRESNET = Case(
+    name="srresnet",
+    kind="model",
+    covers=frozenset(),
+    structures=lambda: st.builds(SRResNetStructure, st.integers(0, 2), st.sampled_from([4, 8, 16])),
+    build=lambda s: SRResNet(s.n_blocks, s.channels),
+    # x4 upscaling with 9x9 convs: small inputs already make sizeable outputs.
+    input_shapes=lambda s: shapes(channels=3, max_side=24, max_batch=2),
+    example_shape=lambda s: (2, 3, 11, 13),
+    pool=(SRResNetStructure(2, 8),),
+    # SRResNet takes normalized images; BatchNorm statistics and PReLU slopes are drawn too.
+    scales=("unit",),
+    bakes_weights=True,  # BatchNorm folds into the preceding Conv
+    describe=lambda s: f"SRResNet(n_blocks={s.n_blocks}, channels={s.channels})",
+)
+
+MODELS = (SUPERRES, SRRESNET)
