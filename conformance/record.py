@@ -50,6 +50,11 @@ class Recorder:
         if rec.worst is None or (result.ok, -result.max_abs) < (rec.worst.ok, -rec.worst.max_abs):
             rec.worst = result
 
+    def is_new_worst(self, nodeid: str, result: CompareResult) -> bool:
+        """True when ``result`` is further from the reference than anything seen in the test."""
+        rec = self.records.get(nodeid)
+        return rec is None or rec.worst is None or (rec.worst.ok and result.max_abs > rec.worst.max_abs)
+
     def set_outcome(self, nodeid: str, outcome: str, message: str = "") -> None:
         if nodeid in self.records:
             self.records[nodeid].outcome = outcome

@@ -72,3 +72,29 @@ def test_oracle_blames_the_side_that_is_off():
     assert r.oracle.wrong_side == "backend"
     r = judge_with_oracle(compare(expected, actual), expected, actual, oracle)
     assert r.oracle.wrong_side == "reference"
+
+
+def test_reports_carry_the_oracle_for_the_closest_pass(tmp_path):
+    """parity.json: a passing case's worst example has each side's float64-oracle error."""
+    import torch
+    from hypothesis import given, settings
+
+    from conformance.assertions import check
+    from conformance.backends import load_backend
+    from conformance.export import ExportTarget
+    from conformance.ops import CONV2D
+    from conformance.parity import Harness, Target
+
+    harness = Harness(reproducers=tmp_path)
+    harness.current_test = "t"
+    target = Target(load_backend("onnxruntime"), ExportTarget("torchscript", 17))
+
+    @settings(max_examples=5, database=None, deadline=None)
+    @given(st.data())
+    def run(data):
+        check(harness, CONV2D, target, data)
+
+    run()
+    worst = harness.recorder.records["t"].worst
+    assert worst.ok and worst.oracle is not None
+    assert worst.oracle.backend_error < worst.tolerance and worst.oracle.reference_error < worst.tolerance
