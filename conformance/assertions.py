@@ -32,11 +32,16 @@ def run_checked(harness: Harness, case: Case, target: Target, example: Example) 
     try:
         outcome = harness.run(case, target, example)
     except UnsupportedExport as exc:
-        pytest.skip(f"unsupported: {exc}")
+        skip_reason, error = f"unsupported: {exc}", None
     except (BackendError, ExportError) as exc:
-        pytest.fail(f"{case.name} on {target.id}: {exc}", pytrace=False)
-    harness.record(outcome)
-    return outcome
+        skip_reason, error = None, f"{case.name} on {target.id}: {exc}"
+    else:
+        harness.record(outcome)
+        return outcome
+    # Outside the except blocks: the message alone, without the exception chain.
+    if skip_reason:
+        pytest.skip(skip_reason)
+    pytest.fail(error, pytrace=False)
 
 
 def failure_message(outcome: Outcome, nodeid: str) -> str:
