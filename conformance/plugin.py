@@ -25,6 +25,8 @@ from conformance import profiles  # noqa: E402
 from conformance.session import ConformanceSession, UsageError  # noqa: E402
 
 SESSION_KEY = pytest.StashKey[ConformanceSession]()
+#: ONNX Runtime, and the same runtime on the ORT-format model (what ONNX Runtime Mobile loads).
+DEFAULT_BACKENDS = ("onnxruntime", "onnxruntime-ort")
 
 profiles.register()
 
@@ -38,7 +40,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("conformance", "cross-backend numerical conformance")
     group.addoption("--backend", action="append", metavar="NAME",
                     help="backend under test (repeatable): 'onnxruntime' (built in) or an ONNX-backend-API "
-                         "module/class such as 'onnxruntime.backend' or 'pkg.mod:Class'. Default: onnxruntime")
+                         "module/class such as 'onnxruntime.backend' or 'pkg.mod:Class'. Default: onnxruntime and "
+                         "onnxruntime-ort (the model converted to ORT format, as for mobile)")
     group.addoption("--ort-provider", default="CPUExecutionProvider", metavar="PROVIDER",
                     help="execution provider of the built-in onnxruntime backend. Default: CPUExecutionProvider")
     group.addoption("--exporter", action="append", metavar="NAME",
@@ -74,7 +77,7 @@ def pytest_configure(config):
         settings.load_profile(profiles.default_profile())
     try:
         session = ConformanceSession.from_options(
-            backends=_split(config.getoption("backend")) or ["onnxruntime"],
+            backends=_split(config.getoption("backend")) or list(DEFAULT_BACKENDS),
             ort_provider=config.getoption("ort_provider"),
             exporters=_split(config.getoption("exporter")),
             opsets=_split(config.getoption("opset")),
