@@ -17,7 +17,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import time  # noqa: E402
-from pathlib import Path
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
