@@ -19,6 +19,9 @@ from conformance.spec import Case
 from conformance.strategies import shapes
 
 
+MAX_FAN_IN = 576
+
+
 class ConvStructure(NamedTuple):
     in_channels: int
     out_channels: int
@@ -41,13 +44,16 @@ def _pair(inner):
 @st.composite
 def conv_structures(draw):
     groups = draw(st.sampled_from([1, 1, 1, 2, 4]))
-    # The model's own channel counts (1, 9, 32, 64) among small ones; in*k*k bounded (strategies.py).
+    # The model's own channel counts (1, 9, 32, 64) among small ones; fan-in bounded below.
     per_group_in = draw(st.sampled_from([1, 2, 3, 4, 8, 16, 32, 64])) if groups == 1 else draw(st.integers(1, 4))
     per_group_out = draw(st.sampled_from([1, 2, 4, 9, 16, 32, 64])) if groups == 1 else draw(st.integers(1, 4))
     depthwise = groups > 1 and draw(st.booleans())
     if depthwise:
         per_group_in = 1
     kernel = draw(_pair(st.integers(1, 5)))
+    # Fan-in at most the model's largest (conv2: 64 x 3 x 3 = 576): past it, two correct float32
+    # sums of pixel-scale inputs drift apart by ~40% of the decimal-3 tolerance (thorough profile).
+    per_group_in = max(1, min(per_group_in, MAX_FAN_IN // (kernel[0] * kernel[1])))
     padding = draw(_pair(st.integers(0, 2)))
     return ConvStructure(
         in_channels=groups * per_group_in,
