@@ -55,3 +55,25 @@ def test_device_latency_is_measured_on_the_device(suite, device, tmp_path):
     assert len(device_rows) == 1 and device_rows[0]["extra_info"]["measured_on"] == "device"
     assert device_rows[0]["stats"]["rounds"] == 15 and device_rows[0]["stats"]["median"] > 0
     assert benches["pytorch"]["extra_info"]["measured_on"] == "host"
+
+
+def test_device_lost_mid_run_fails_its_cases_fast_and_others_stand(suite, tmp_path, monkeypatch):
+    """Unplug the device after its first case: its remaining cases fail with a clear message
+    within the timeout, the run ends, ONNX Runtime's results stand."""
+    with private_adb_server(), LoopbackDevice(tmp_path / "sandbox") as dev:
+        monkeypatch.setenv("CONFORMANCE_KILL_PGID", str(dev.proc.pid))
+        result = suite("cases/test_operators.py", "-m", "parity", "-k", "relu or pixel_shuffle",
+                       "--device", dev.serial, "--device-timeout", "10", "-p", "tests.kill_device_plugin",
+                       "--backend", "onnxruntime", *NARROW, "-p", "no:randomly", timeout=180)
+    out = result.stdout
+    assert result.returncode == 1, out[-3000:]
+    report = json.loads((tmp_path / "reports" / "parity.json").read_text())
+    by_backend = {}
+    for case in report["cases"]:
+        by_backend.setdefault(case["backend"], []).append(case["outcome"])
+    assert set(by_backend["onnxruntime"]) == {"passed"}
+    device_outcomes = next(v for k, v in by_backend.items() if k.startswith("adb-"))
+    assert device_outcomes[0] == "passed"  # the case that ran before the unplug
+    failed = [line for line in out.splitlines() if line.startswith("FAILED") and "adb-" in line]
+    assert failed and all("adb-" in line for line in out.splitlines() if line.startswith("FAILED"))
+    assert "Traceback" not in out
