@@ -127,7 +127,7 @@ def test_registered_module_runs_like_a_built_in_model(tmp_path):
     proc, verdicts = run_pytest("cases/test_models.py", "cases/test_onnx_models.py", "-k",
                                 "(test_model and tiny_mlp) or test_onnx_model", "--register",
                                 tmp_path / "my_models.py", "--exporter", "torchscript,dynamo", "--opset", "17",
-                                reports=tmp_path / "reports")
+                                "--backend", "onnxruntime", reports=tmp_path / "reports")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert sorted(verdicts.values()) == ["PASSED", "PASSED"], verdicts  # no SKIPPED test_onnx_model
     cases = parity_cases(tmp_path / "reports")
