@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.backends import Backend, BackendError, load_backend
+from conformance.backends import Backend, BackendError, load_backends
 from conformance.export import EXPORTERS, ExportTarget, default_opsets, newest_opset, support_verdict
 from conformance.parity import Harness, Target
 
@@ -48,28 +48,6 @@ def _parse_exporters(values: list[str]) -> list[str]:
     return [e for e in EXPORTERS if e in values]
 
 
-def _device_backends(serials: list[str], *, adb: str | None = None, device_dir: str | None = None,
-                     runner_cmd: str | None = None, timeout: float = 30.0) -> list[Backend]:
-    """One ADB device backend per ``--device``; the serial is checked (and ``HOST:PORT``
-    connected) up front, so a wrong serial is one usage error listing what adb sees."""
-    if not serials:
-        return []
-    from conformance.backends.adb import DEFAULT_DEVICE_DIR, AdbDeviceBackend
-    from conformance.device.adb import Adb, AdbError
-
-    try:
-        client = Adb(adb, timeout=timeout)
-        for serial in dict.fromkeys(serials):
-            client.ensure_device(serial)
-    except AdbError as exc:
-        raise UsageError(f"--device: {exc}") from None
-    return [
-        AdbDeviceBackend(serial, adb=client, device_dir=device_dir or DEFAULT_DEVICE_DIR,
-                         runner_cmd=runner_cmd, timeout=timeout)
-        for serial in dict.fromkeys(serials)
-    ]
-
-
 @dataclass
 class ConformanceSession:
     backends: list[Backend]
@@ -89,13 +67,14 @@ class ConformanceSession:
                      device_options: dict | None = None) -> "ConformanceSession":
         if not 0 <= decimal <= 12:
             raise UsageError(f"--decimal {decimal} is out of range; use 0-12")
-        loaded = []
-        for spec in dict.fromkeys(backends):
-            try:
-                loaded.append(load_backend(spec, ort_provider=ort_provider))
-            except BackendError as exc:
-                raise UsageError(str(exc)) from None
-        loaded += _device_backends(devices or [], **(device_options or {}))
+        options = device_options or {}
+        try:
+            loaded = load_backends(backends, ort_provider=ort_provider, devices=devices or (),
+                                   adb=options.get("adb"), device_dir=options.get("device_dir"),
+                                   runner_cmd=options.get("runner_cmd"),
+                                   device_timeout=options.get("timeout", 30.0))
+        except BackendError as exc:
+            raise UsageError(str(exc)) from None
         return cls(
             backends=loaded,
             exporters=_parse_exporters(exporters) if exporters else list(EXPORTERS),

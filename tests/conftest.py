@@ -30,3 +30,23 @@ def suite(tmp_path):
         return run_suite(*args, reports=tmp_path / "reports", **kwargs)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def adb():
+    """A private adb server (its own port), killed after the module."""
+    from conformance.device.testing import private_adb_server
+
+    with private_adb_server() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def device(adb, tmp_path_factory):
+    """A loopback device connected to the private adb server."""
+    from conformance.device.emulator import LoopbackDevice
+
+    with LoopbackDevice(tmp_path_factory.mktemp("sandbox")) as dev:
+        adb.connect(dev.serial)
+        yield dev
+        adb.disconnect(dev.serial)

@@ -11,23 +11,10 @@ import pytest
 from conformance.backends.adb import AdbDeviceBackend
 from conformance.backends.base import BackendError
 from conformance.device.emulator import LoopbackDevice
-from conformance.device.testing import adb_available, conv_model, private_adb_server
+from conformance.device.testing import adb_available, conv_model
 
 pytestmark = pytest.mark.skipif(not adb_available(), reason="adb is not on PATH "
                                 "(apt-get install adb, or Android platform-tools)")
-
-
-@pytest.fixture(scope="module")
-def adb():
-    with private_adb_server() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def device(adb, tmp_path_factory):
-    with LoopbackDevice(tmp_path_factory.mktemp("sandbox")) as dev:
-        adb.connect(dev.serial)
-        yield dev
 
 
 @pytest.fixture(scope="module")

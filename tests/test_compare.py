@@ -76,7 +76,6 @@ def test_oracle_blames_the_side_that_is_off():
 
 def test_reports_carry_the_oracle_for_the_closest_pass(tmp_path):
     """parity.json: a passing case's worst example has each side's float64-oracle error."""
-    import torch
     from hypothesis import given, settings
 
     from conformance.assertions import check

@@ -13,25 +13,10 @@ import threading
 import pytest
 
 from conformance.device.adb import Adb, AdbError
-from conformance.device.emulator import LoopbackDevice
-from conformance.device.testing import adb_available, private_adb_server
+from conformance.device.testing import adb_available
 
 pytestmark = pytest.mark.skipif(not adb_available(), reason="adb is not on PATH "
                                 "(apt-get install adb, or Android platform-tools)")
-
-
-@pytest.fixture(scope="module")
-def adb():
-    with private_adb_server() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def device(adb, tmp_path_factory):
-    with LoopbackDevice(tmp_path_factory.mktemp("sandbox")) as dev:
-        adb.connect(dev.serial)
-        yield dev
-        adb.disconnect(dev.serial)
 
 
 def test_connect_and_devices_list_the_loopback_device(adb, device):

@@ -25,4 +25,29 @@ def load_backend(spec: str, *, ort_provider: str = "CPUExecutionProvider") -> Ba
     return OnnxApiBackend(spec)
 
 
-__all__ = ["Backend", "BackendError", "Session", "load_backend"]
+__all__ = ["Backend", "BackendError", "Session", "load_backend", "load_backends"]
+
+def load_backends(names, *, ort_provider: str = "CPUExecutionProvider", devices=(),
+                  adb: str | None = None, device_dir: str | None = None,
+                  runner_cmd: str | None = None, device_timeout: float = 30.0) -> list[Backend]:
+    """The backends the command line names (``--backend``, repeated names once), then one ADB
+    device backend per ``--device``. Every device serial is checked (a ``HOST:PORT`` one is
+    connected) up front, so a wrong serial is one ``BackendError`` listing what adb sees."""
+    backends = [load_backend(name, ort_provider=ort_provider) for name in dict.fromkeys(names)]
+    serials = list(dict.fromkeys(devices))
+    if not serials:
+        return backends
+    from conformance.backends.adb import DEFAULT_DEVICE_DIR, AdbDeviceBackend
+    from conformance.device.adb import Adb, AdbError
+
+    try:
+        client = Adb(adb, timeout=device_timeout)
+        for serial in serials:
+            client.ensure_device(serial)
+    except AdbError as exc:
+        raise BackendError(f"--device: {exc}") from None
+    return backends + [
+        AdbDeviceBackend(serial, adb=client, device_dir=device_dir or DEFAULT_DEVICE_DIR,
+                         runner_cmd=runner_cmd, timeout=device_timeout)
+        for serial in serials
+    ]

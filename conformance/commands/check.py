@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from conformance.commands import add_backend_arguments
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -20,13 +22,7 @@ def register(subparsers) -> None:
         "check", help="check an ONNX model's parity across backends (inputs drawn from its declared inputs)",
         description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n")[1])
     p.add_argument("model", metavar="MODEL.onnx", help="the model (external data files next to it)")
-    p.add_argument("--backend", action="append", metavar="NAME",
-                   help="backend under test (repeatable): 'onnxruntime' or an ONNX-backend-API module such as "
-                        "'onnxruntime.backend' or 'pkg.mod:Class'. Default: onnxruntime")
-    p.add_argument("--device", action="append", metavar="SERIAL",
-                   help="an ADB device (or HOST:PORT) to run the model on (repeatable). Default: none")
-    p.add_argument("--ort-provider", default="CPUExecutionProvider", metavar="PROVIDER",
-                   help="execution provider of the 'onnxruntime' backend under test. Default: CPUExecutionProvider")
+    add_backend_arguments(p)
     p.add_argument("--reference", default="onnxruntime", metavar="BACKEND",
                    help="the backend whose outputs are the truth. Default: onnxruntime (CPU provider)")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=MIN:MAX",
@@ -64,13 +60,10 @@ def _validate(args) -> str | None:
 
 
 def _backends(args):
-    from conformance.backends import load_backend
+    from conformance.backends import load_backend, load_backends
 
-    backends = [load_backend(spec, ort_provider=args.ort_provider) for spec in dict.fromkeys(args.backend or ["onnxruntime"])]
-    for serial in args.device or []:
-        from conformance.backends.adb import AdbDeviceBackend
-
-        backends.append(AdbDeviceBackend(serial, timeout=min(30.0, args.case_timeout)))
+    backends = load_backends(args.backend or ["onnxruntime"], ort_provider=args.ort_provider,
+                             devices=args.device or (), device_timeout=min(30.0, args.case_timeout))
     return backends, load_backend(args.reference)
 
 

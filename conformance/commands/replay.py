@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.commands import add_backend_arguments
+
 EXIT_FAIL = 1
 EXIT_USAGE = 2
 
@@ -22,12 +24,7 @@ def register(subparsers) -> None:
         description=__doc__.split("\n\n", 1)[1])
     parser.add_argument("dirs", nargs="+", metavar="DIR", type=Path,
                         help="a test-data folder (model.onnx + test_data_set_*), or a folder of them")
-    parser.add_argument("--backend", action="append", metavar="NAME",
-                        help="'onnxruntime' or an ONNX-backend-API module/class (repeatable). Default: onnxruntime")
-    parser.add_argument("--device", action="append", metavar="SERIAL",
-                        help="an ADB device (repeatable; HOST:PORT allowed). Default: none")
-    parser.add_argument("--ort-provider", default="CPUExecutionProvider", metavar="PROVIDER",
-                        help="execution provider of the built-in onnxruntime backend. Default: CPUExecutionProvider")
+    add_backend_arguments(parser)
     parser.add_argument("--decimal", type=int, default=3, metavar="N",
                         help="parity to N decimals: |actual - expected| < 1.5 * 10**-N. Default: 3")
     parser.add_argument("-q", "--quiet", action="store_true", help="print failures and the summary only")
@@ -47,18 +44,6 @@ def find_folders(root: Path) -> list[Path]:
     if (root / "model.onnx").is_file():
         return [root]
     return sorted(p.parent for p in root.rglob("model.onnx"))
-
-
-def load_backends(names: list[str], devices: list[str], provider: str) -> list:
-    """Backends by the names ``--backend`` takes, plus one AdbDeviceBackend per ``--device``."""
-    from conformance.backends import load_backend
-
-    backends = [load_backend(name, ort_provider=provider) for name in dict.fromkeys(names)]
-    if devices:
-        from conformance.backends.adb import AdbDeviceBackend
-
-        backends += [AdbDeviceBackend(serial) for serial in dict.fromkeys(devices)]
-    return backends
 
 
 def replay_folder(folder: Path, backend, decimal: int) -> Result:
@@ -99,7 +84,7 @@ def replay_folder(folder: Path, backend, decimal: int) -> Result:
 
 
 def run(args) -> int:
-    from conformance.backends import BackendError
+    from conformance.backends import BackendError, load_backends
 
     if not 0 <= args.decimal <= 12:
         print(f"conformance replay: --decimal {args.decimal} is out of range; use 0-12", file=sys.stderr)
@@ -112,7 +97,8 @@ def run(args) -> int:
             return EXIT_USAGE
         folders += found
     try:
-        backends = load_backends(args.backend or ["onnxruntime"], args.device or [], args.ort_provider)
+        backends = load_backends(args.backend or ["onnxruntime"], ort_provider=args.ort_provider,
+                                 devices=args.device or ())
     except BackendError as exc:
         print(f"conformance replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
