@@ -150,7 +150,7 @@ class _Hooks:
     def pytest_runtest_logreport(self, report):
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             message = str(report.longrepr)[-2000:] if report.failed else ""
-            self.session.harness.recorder.set_outcome(report.nodeid, report.outcome, message)
+            self.session.harness.recorder.set_outcome(report.nodeid, report.outcome, message, report.duration)
 
     def pytest_sessionstart(self, session):
         self.session.started = time.perf_counter()

@@ -23,6 +23,7 @@ class CaseRecord:
     examples: int = 0
     failures: int = 0
     outcome: str = "unknown"  # passed / failed / skipped, from pytest's report
+    seconds: float = 0.0  # the test's own run time (pytest's call duration)
     worst: CompareResult | None = None
     message: str = ""
 
@@ -55,14 +56,18 @@ class Recorder:
         rec = self.records.get(nodeid)
         return rec is None or rec.worst is None or (rec.worst.ok and result.max_abs > rec.worst.max_abs)
 
-    def set_outcome(self, nodeid: str, outcome: str, message: str = "") -> None:
+    def set_outcome(self, nodeid: str, outcome: str, message: str = "", seconds: float = 0.0) -> None:
         if nodeid in self.records:
-            self.records[nodeid].outcome = outcome
-            self.records[nodeid].message = message
+            rec = self.records[nodeid]
+            rec.outcome, rec.message, rec.seconds = outcome, message, rec.seconds + seconds
 
     @property
     def examples(self) -> int:
         return sum(r.examples for r in self.records.values())
+
+    @property
+    def seconds(self) -> float:
+        return sum(r.seconds for r in self.records.values())
 
     def write(self, path: Path, meta: dict) -> None:
         payload = {"meta": meta, "cases": [r.to_json() for r in self.records.values()]}
