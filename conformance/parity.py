@@ -58,7 +58,6 @@ class Outcome:
     example: Example
     result: CompareResult
     model: onnx.ModelProto  # what the backend ran (for reproducers)
-    inputs: list[np.ndarray] = field(default_factory=list)
     expected: list[np.ndarray] = field(default_factory=list)
     reproducer: str | None = None  # folder written for a failure
     fed_inputs: list[np.ndarray] = field(default_factory=list)  # all model inputs, weights included
@@ -132,7 +131,7 @@ class Harness:
             ran, fed, actual = bound, [x], self._call(target.backend, bound, [x])
         decimal = (self.decimal_for(case, target) if self.decimal_for else None) or self.decimal
         result = self._judge(module, x, actual, expected, decimal)
-        return Outcome(case, target, example, result, ran, [x], expected, fed_inputs=fed)
+        return Outcome(case, target, example, result, ran, expected, fed_inputs=fed)
 
     def export_baked(self, case: Case, structure: Hashable, target: ExportTarget,
                      recipe: WeightRecipe) -> onnx.ModelProto:

@@ -32,12 +32,13 @@ class Backend:
     """Base class of the built-in backends.
 
     Subclasses set ``name`` (used in test ids and reports) and implement ``prepare``.
-    ``versions`` feeds the report header; ``timings`` lets a backend that times itself (a phone
-    timing on the device) report its own latency instead of host wall time.
+    ``versions`` feeds the report header. A backend that times itself (a phone timing on the
+    device) sets ``measures_own_latency`` and gives its sessions ``time(inputs, warmup,
+    iterations) -> seconds per iteration``; latency cases then report those instead of host time.
     """
 
     name: str = "backend"
-    #: True when ``Session.time(inputs, warmup, iterations)`` measures on the backend itself.
+    #: True when sessions have ``time(inputs, warmup, iterations)`` measuring on the backend itself.
     measures_own_latency: bool = False
 
     def prepare(self, model: onnx.ModelProto) -> Session:  # pragma: no cover - abstract
