@@ -58,7 +58,7 @@ class CompareResult:
     ok: bool
     decimal: int
     max_abs: float
-    max_rel: float
+    max_rel: float  # over elements whose reference is at least the tolerance in magnitude
     ulp: int
     mismatches: int
     total: int
@@ -131,7 +131,8 @@ def compare(actual, expected, decimal: int = DEFAULT_DECIMAL) -> CompareResult:
     flat = int(np.argmax(diff))
     worst = np.unravel_index(flat, diff.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(diff == 0, 0.0, diff / np.maximum(np.abs(e), np.finfo(np.float32).tiny))
+        # Relative error only where the reference is not near zero (there it means nothing).
+        rel = np.where((diff == 0) | (np.abs(e) < tolerance(decimal)), 0.0, diff / np.abs(e))
     return CompareResult(
         ok=not off.any(),
         decimal=decimal,
