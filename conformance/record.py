@@ -48,7 +48,10 @@ class Recorder:
         result = outcome.result
         if not result.ok:
             rec.failures += 1
-        if rec.worst is None or (result.ok, -result.max_abs) < (rec.worst.ok, -rec.worst.max_abs):
+        # A failure replaces any pass; a later failure replaces an earlier one, because hypothesis
+        # replays the shrunk example last: the report then shows what the message and the
+        # reproducer show. Among passes, the largest error is kept.
+        if rec.worst is None or not result.ok or (rec.worst.ok and result.max_abs > rec.worst.max_abs):
             rec.worst = result
 
     def is_new_worst(self, nodeid: str, result: CompareResult) -> bool:
