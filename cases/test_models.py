@@ -21,22 +21,23 @@ def test_model(case, target, parity, data):
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("seed", [0])
-def test_superres_tutorial_input(target, parity, seed):
+@pytest.mark.parametrize("case", [SUPERRES], ids=lambda c: c.name)  # names the report's row
+def test_superres_tutorial_input(case, target, parity):
     """SuperResolutionNet(3) on the tutorial's 1x1x224x224 at pixel scale, weights at its init."""
     example = Example(
         structure=3,
-        weights=WeightRecipe("orthogonal-relu", 0.0, seed),
-        inputs=InputRecipe((1, 1, 224, 224), "pixel", "integers", seed, 0),
+        weights=WeightRecipe("orthogonal-relu", 0.0, 0),
+        inputs=InputRecipe((1, 1, 224, 224), "pixel", "integers", 0, 0),
         feed="initializers",
     )
-    outcome = run_checked(parity, SUPERRES, target, example)
+    outcome = run_checked(parity, case, target, example)
     assert np.isfinite(outcome.expected[0]).all()
     assert_parity(outcome, parity.current_test)
 
 
 @pytest.mark.parity
-def test_srresnet16(backend, parity, conformance_session):
+@pytest.mark.parametrize("case", [SRRESNET], ids=lambda c: c.name)  # names the report's row
+def test_srresnet16(case, backend, parity, conformance_session):
     """The paper's SRResNet (16 residual blocks, 64 channels) on every backend at one modest
     size, BatchNorm statistics folded into the export; one export (the primary one), since the
     dynamo exporter takes 10-50 s on this model here."""
@@ -49,6 +50,6 @@ def test_srresnet16(backend, parity, conformance_session):
         inputs=InputRecipe((1, 3, 24, 24), "unit", "uniform", 7, 0),
         feed="initializers",
     )
-    outcome = run_checked(parity, SRRESNET, Target(backend, export), example)
+    outcome = run_checked(parity, case, Target(backend, export), example)
     assert np.isfinite(outcome.expected[0]).all() and outcome.expected[0].shape == (1, 3, 96, 96)
     assert_parity(outcome, parity.current_test)
