@@ -40,6 +40,9 @@ class Target:
     def __repr__(self) -> str:
         return f"Target({self.id})"
 
+    def _repr_pretty_(self, printer, cycle) -> None:  # hypothesis' printer expands dataclasses
+        printer.text(repr(self))
+
 
 @dataclass(frozen=True)
 class Example:

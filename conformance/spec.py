@@ -38,6 +38,9 @@ class Case:
     def __repr__(self) -> str:  # hypothesis prints it in every falsifying example: keep it short
         return f"Case({self.name})"
 
+    def _repr_pretty_(self, printer, cycle) -> None:  # hypothesis' printer expands dataclasses
+        printer.text(repr(self))
+
     def structure_strategy(self, exporter: str) -> st.SearchStrategy[Hashable]:
         if exporter in EXPENSIVE_EXPORTERS and self.pool:
             return st.sampled_from(list(self.pool))
