@@ -102,11 +102,13 @@ class Harness:
 
     def export_for(self, case: Case, structure: Hashable, target: ExportTarget, module) -> onnx.ModelProto:
         """The structure's export, made once (``module`` gives the export its example weights)."""
-        def build():
-            args = (torch.zeros(case.example_shape(structure)),)
-            return export(module, args, target, dynamic=[case.dynamic])
+        return self.exports.get((case.name, structure, target),
+                                lambda: self._export(case, structure, target, module))
 
-        return self.exports.get((case.name, structure, target), build)
+    @staticmethod
+    def _export(case: Case, structure: Hashable, target: ExportTarget, module) -> onnx.ModelProto:
+        args = (torch.zeros(case.example_shape(structure)),)
+        return export(module, args, target, dynamic=[case.dynamic])
 
     def record(self, outcome: Outcome) -> None:
         """Count the example; a failure leaves a reproducer in the ONNX test-data layout."""
@@ -144,18 +146,17 @@ class Harness:
             module = self.module_for(case, structure)
             weights = recipe.materialize(module)
             module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
-            args = (torch.zeros(case.example_shape(structure)),)
-            return export(module, args, target, dynamic=[case.dynamic])
+            return self._export(case, structure, target, module)
 
         return self.exports.get((case.name, structure, target, recipe), build)
 
     def _run_fed(self, case, target, structure, model, weights, x):
         names = list(weights)
         key = (case.name, structure, target.export, target.backend.name)
-        fed_model = weights_as_inputs(model, names)
-        session = self._fed_sessions.get(key)
-        if session is None:
-            session = self._fed_sessions[key] = self._prepare(target.backend, fed_model)
+        if key not in self._fed_sessions:  # one rewrite and one session per structure
+            fed_model = weights_as_inputs(model, names)
+            self._fed_sessions[key] = (fed_model, self._prepare(target.backend, fed_model))
+        fed_model, session = self._fed_sessions[key]
         arrays = [x] + [weights[n] for n in names]
         return fed_model, arrays, self._run(target.backend, session, arrays)
 

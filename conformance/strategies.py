@@ -9,9 +9,10 @@ Magnitudes are kept where float32 rounding stays well under the decimal-3 tolera
 Two correct float32 implementations of a K-term dot product differ by about
 eps32 * sqrt(K) * |partial sums| (eps32 = 6e-8). Weights stay at init scale (PyTorch's default
 uniform(+-1/sqrt(fan_in)), or orthogonal rows of norm sqrt(2) as the super-resolution model
-uses), K <= 64 * 5 * 5 = 1600, and inputs at most 255 (pixel scale), so outputs stay in the
-hundreds and the two sides differ by ~1e-4. Measured over full runs here: the closest pass used
-16-22% of the tolerance (pixel-scale Conv2d and SuperResolutionNet), most cases under 10%.
+uses), K <= 576 (the model's largest fan-in, ops.MAX_FAN_IN) and inputs at most 255 (pixel
+scale), so outputs stay in the hundreds and the two sides differ by ~1e-4. Measured over full
+runs here: the closest pass used 16-36% of the tolerance (pixel-scale Conv2d and
+SuperResolutionNet), most cases under 10%; the thorough profile's 35-41%.
 Deeper models (SRResNet) take unit-scale inputs, as they do in practice.
 """
 

@@ -56,6 +56,9 @@ def test_batchnorm_statistics_are_valid():
     assert (stats["running_var"] > 0).all() and "num_batches_tracked" not in stats
 
 
-@given(weights())
-def test_weight_recipes_cover_both_inits(recipe):
-    assert recipe.init in ("pytorch-default", "orthogonal-relu")
+def test_weight_recipes_reach_both_inits_and_all_zero():
+    from hypothesis import find
+
+    for init in ("pytorch-default", "orthogonal-relu"):
+        assert find(weights(), lambda r, init=init: r.init == init).init == init
+    assert find(weights(), lambda r: r.zero_fraction == 1.0).zero_fraction == 1.0
