@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conformance.backends.base import Backend, BackendError, Session
+from conformance.backends.base import Backend, BackendError, ProgramBackend, Session
 
 
 def load_backend(spec: str, *, ort_provider: str = "CPUExecutionProvider") -> Backend:
@@ -25,7 +25,7 @@ def load_backend(spec: str, *, ort_provider: str = "CPUExecutionProvider") -> Ba
     return OnnxApiBackend(spec)
 
 
-__all__ = ["Backend", "BackendError", "Session", "load_backend", "load_backends"]
+__all__ = ["Backend", "BackendError", "ProgramBackend", "Session", "load_backend", "load_backends"]
 
 def load_backends(names, *, ort_provider: str = "CPUExecutionProvider", devices=(),
                   adb: str | None = None, device_dir: str | None = None,

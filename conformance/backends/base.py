@@ -38,6 +38,9 @@ class Backend:
     """
 
     name: str = "backend"
+    #: The artifact format this runtime takes: "onnx" (``prepare(onnx.ModelProto)``), or the
+    #: name of a format it makes itself from a torch module (``ProgramBackend``: "pte", "tflite").
+    format: str = "onnx"
     #: True when sessions have ``time(inputs, warmup, iterations)`` measuring on the backend itself.
     measures_own_latency: bool = False
 
@@ -53,3 +56,28 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+class ProgramBackend(Backend):
+    """A runtime that takes a torch program rather than an ONNX model (ExecuTorch, LiteRT).
+
+    The core calls ``export`` once per structure (and per input shape when ``per_shape``), keeps
+    the artifact bytes in its cache and calls ``load`` to get a session. Weights are baked into the
+    artifact, so the core draws them from a small pool for these runtimes.
+    """
+
+    format: str = "program"
+    #: True when one artifact serves one input shape only (static shapes): the core exports per shape.
+    per_shape: bool = False
+
+    def export(self, module, example_args: tuple, dynamic: Sequence[Sequence[int]] | None) -> bytes:
+        """The artifact for ``module`` (eval mode, float32) called on ``example_args``;
+        ``dynamic[i]`` lists the symbolic dimensions of input i (None or ignored when ``per_shape``)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def load(self, artifact: bytes) -> Session:
+        """A session running ``artifact``: ``run(list of numpy arrays) -> list of numpy arrays``."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def prepare(self, model) -> Session:
+        raise BackendError(f"{self.name} takes a torch program ({self.format}), not an ONNX model")
