@@ -2,10 +2,8 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
 
 from conformance import profiles
-from conformance.assertions import assert_parity, check, run_checked
 from conformance.byom.register import registered_cases
 from conformance.models.cases import MODELS, SRRESNET, SUPERRES, SRResNetStructure
 from conformance.parity import Example, Target
@@ -14,10 +12,8 @@ from conformance.strategies import InputRecipe, WeightRecipe
 
 @pytest.mark.parity
 @pytest.mark.parametrize("case", MODELS + registered_cases(), ids=lambda c: c.name)
-@settings(max_examples=profiles.model_examples())
-@given(data=st.data())
-def test_model(case, target, parity, data):
-    check(parity, case, target, data)
+def test_model(case, target, parity):
+    parity.drawn(case, target, max_examples=profiles.model_examples())
 
 
 @pytest.mark.parity
@@ -30,9 +26,8 @@ def test_superres_tutorial_input(case, target, parity):
         inputs=InputRecipe((1, 1, 224, 224), "pixel", "integers", 0, 0),
         feed="initializers",
     )
-    outcome = run_checked(parity, case, target, example)
+    outcome = parity.example(case, target, example)
     assert np.isfinite(outcome.expected[0]).all()
-    assert_parity(outcome, parity.current_test)
 
 
 @pytest.mark.parity
@@ -50,6 +45,5 @@ def test_srresnet16(case, backend, parity, conformance_session):
         inputs=InputRecipe((1, 3, 24, 24), "unit", "uniform", 7, 0),
         feed="initializers",
     )
-    outcome = run_checked(parity, case, Target(backend, export), example)
+    outcome = parity.example(case, Target(backend, export), example)
     assert np.isfinite(outcome.expected[0]).all() and outcome.expected[0].shape == (1, 3, 96, 96)
-    assert_parity(outcome, parity.current_test)

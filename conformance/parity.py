@@ -1,41 +1,50 @@
-"""Running one parity example: reference, export (cached), every backend, comparison.
+"""Running one parity example: reference, artifact (cached), runtime, comparison.
 
 The data flow of ARCHITECTURE.md: a case and a drawn structure give a torch module; PyTorch
-float32 computes the reference; the structure's export (cached) is bound to the drawn weights
-and run on the backend; ``compare`` judges; on failure a float64 run says which side is wrong.
+float32 computes the reference; the target's format turns the module into an artifact (an ONNX
+export, bound to the drawn weights, or a runtime's own program such as an ExecuTorch ``.pte``),
+cached per structure (and per shape where the runtime needs it); the runtime runs it under the
+case's deadline; ``compare`` judges. Every entry point (the parity cases, registered modules,
+the cat pipeline) runs examples through ``Harness.run``; ``conformance.driver`` runs a case.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Hashable
+from typing import Callable, Hashable
 
 import numpy as np
 import onnx
 import torch
 
-from conformance.backends.base import Backend, BackendError
-from conformance.compare import CompareResult, compare, judge_with_oracle
-from conformance.export import ExportCache, ExportTarget, export
+from conformance.backends.base import Backend, BackendError, ProgramBackend
+from conformance.compare import CompareResult, compare
+from conformance.deadline import CaseTimeout, Deadline
+from conformance.export import ExportCache, ExportTarget, ProgramFormat, export
 from conformance.graph import bind_weights, weights_as_inputs
-from conformance.record import Recorder
-from conformance.reproducer import reproducer_dir, write_reproducer
 from conformance.spec import Case
 from conformance.strategies import InputRecipe, WeightRecipe
+
+#: How the weights reach an ONNX runtime: baked in as initializers, or fed as graph inputs.
+FEEDS = ("initializers", "inputs")
 
 
 @dataclass(frozen=True)
 class Target:
-    """One backend under test, fed by one exporter at one opset."""
+    """One runtime under test, fed one format (an ONNX exporter at an opset, or the runtime's
+    own program format), at one place (this host, or a device over ADB: the backend's)."""
 
     backend: Backend
-    export: ExportTarget
+    export: ExportTarget | ProgramFormat
 
     @property
     def id(self) -> str:
         return f"{self.backend.name}-{self.export.id}"
+
+    @property
+    def place(self) -> str:
+        return getattr(self.backend, "place", "host")
 
     def __repr__(self) -> str:
         return f"Target({self.id})"
@@ -60,13 +69,29 @@ class Outcome:
     target: Target
     example: Example
     result: CompareResult
-    model: onnx.ModelProto  # what the backend ran (for reproducers)
+    model: onnx.ModelProto | None  # what an ONNX runtime ran (for reproducers); None for programs
     expected: list[np.ndarray] = field(default_factory=list)
+    actual: list[np.ndarray] = field(default_factory=list)
     reproducer: str | None = None  # folder written for a failure
     fed_inputs: list[np.ndarray] = field(default_factory=list)  # all model inputs, weights included
+    oracle: Callable[[], list[np.ndarray]] | None = None  # the float64 run, computed on demand
+    worst_output: int = 0  # the output ``result`` describes
 
 
-def _torch_run(module: torch.nn.Module, arrays: list[np.ndarray], dtype=torch.float32) -> list[np.ndarray]:
+class WouldExport(Exception):
+    """The example needs an artifact not made yet (refused while shrinking: see the driver)."""
+
+
+class ExampleError(Exception):
+    """A runtime or exporter error while running one example, with what is known of it."""
+
+    def __init__(self, error: Exception, model: onnx.ModelProto | None, inputs: list[np.ndarray],
+                 expected: list[np.ndarray]):
+        super().__init__(str(error))
+        self.error, self.model, self.inputs, self.expected = error, model, inputs, expected
+
+
+def torch_run(module: torch.nn.Module, arrays: list[np.ndarray], dtype=torch.float32) -> list[np.ndarray]:
     with torch.no_grad():
         out = module.to(dtype)(*(torch.from_numpy(a).to(dtype) for a in arrays))
     outs = out if isinstance(out, (tuple, list)) else [out]
@@ -74,23 +99,25 @@ def _torch_run(module: torch.nn.Module, arrays: list[np.ndarray], dtype=torch.fl
 
 
 class Harness:
-    """Session state: the export cache, prepared sessions, the tolerance."""
+    """Run state shared by every case: artifact caches, prepared sessions, the tolerance.
+
+    ``tolerance_for(case_name, target, nodeid)`` may return a per-case decimal (the checked-in
+    tolerance overrides); None keeps ``decimal``.
+    """
 
     def __repr__(self) -> str:
         return f"Harness(decimal={self.decimal})"
 
-    def __init__(self, decimal: int = 3, *, recorder: Recorder | None = None,
-                 reproducers: Path | None = None):
+    def __init__(self, decimal: int = 3, *, tolerance_for=None):
         self.decimal = decimal
-        self.recorder = recorder if recorder is not None else Recorder()
-        self.reproducers = reproducers  # where failures leave reproducers (None: nowhere)
-        self.current_test = "?"  # the running test's node id (set by the plugin)
-        # Optional per-case tolerance: (case, target) -> decimal or None (conformance.report sets it
-        # from the checked-in overrides file).
-        self.decimal_for = None
+        self.tolerance_for = tolerance_for
         self.exports = ExportCache()
-        self._fed_sessions: dict[Hashable, object] = {}
+        self._sessions: dict[Hashable, object] = {}
         self._modules: dict[Hashable, torch.nn.Module] = {}
+
+    def decimal_of(self, case: Case, target: Target, nodeid: str) -> int:
+        found = self.tolerance_for(case.name, target, nodeid) if self.tolerance_for else None
+        return self.decimal if found is None else found
 
     def module_for(self, case: Case, structure: Hashable) -> torch.nn.Module:
         """The structure's torch module, built once (its init is overwritten by drawn weights)."""
@@ -100,96 +127,142 @@ class Harness:
             module = self._modules[key] = case.build(structure).eval()
         return module
 
-    def export_for(self, case: Case, structure: Hashable, target: ExportTarget, module) -> onnx.ModelProto:
-        """The structure's export, made once (``module`` gives the export its example weights)."""
-        return self.exports.get((case.name, structure, target),
-                                lambda: self._export(case, structure, target, module))
+    def onnx_model_for(self, case: Case, structure: Hashable, export_target: ExportTarget,
+                       recipe: WeightRecipe) -> onnx.ModelProto:
+        """The structure's ONNX export from the shared cache, bound to ``recipe``'s weights (for a
+        case whose exporter folds weights, an export with them baked in): what the parity cases
+        run, for the suite's self-checks and the latency cases."""
+        module = self.module_for(case, structure)
+        weights = recipe.materialize(module)
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+        example = Example(structure, recipe, InputRecipe(case.example_shape(structure), "unit", "uniform", 0, 0),
+                          "initializers")
+        target = Target(Backend(), export_target)
+        model = self._onnx_model(case, target, example, module)
+        return model if case.bakes_weights else bind_weights(model, weights)
 
-    @staticmethod
-    def _export(case: Case, structure: Hashable, target: ExportTarget, module) -> onnx.ModelProto:
-        args = (torch.zeros(case.example_shape(structure)),)
-        return export(module, args, target, dynamic=[case.dynamic])
+    def has_artifact(self, case: Case, target: Target, example: Example) -> bool:
+        """True when running ``example`` needs no new export (what shrinking may try)."""
+        return self._artifact_key(case, target, example) in self.exports
 
-    def record(self, outcome: Outcome) -> None:
-        """Count the example; a failure leaves a reproducer in the ONNX test-data layout."""
-        self.recorder.add(self.current_test, outcome)
-        if not outcome.result and self.reproducers is not None:
-            folder = reproducer_dir(self.reproducers, self.current_test)
-            outcome.reproducer = str(write_reproducer(folder, outcome.model, outcome.fed_inputs, outcome.expected))
+    def _artifact_key(self, case: Case, target: Target, example: Example):
+        if isinstance(target.backend, ProgramBackend):
+            shape = example.inputs.shape if target.backend.per_shape else None
+            return (case.name, example.structure, target.backend.name, shape, example.weights)
+        if case.bakes_weights:
+            return (case.name, example.structure, target.export, example.weights)
+        return (case.name, example.structure, target.export)
 
-    def run(self, case: Case, target: Target, example: Example) -> Outcome:
+    def run(self, case: Case, target: Target, example: Example, *, decimal: int | None = None,
+            deadline: Deadline | None = None, allow_export: bool = True) -> Outcome:
+        """Run one example on ``target``; ``ExampleError`` when the exporter or runtime fails,
+        ``WouldExport`` when ``allow_export`` is False and the artifact is not made yet."""
+        deadline = deadline or Deadline(None)
+        if not allow_export and not self.has_artifact(case, target, example):
+            raise WouldExport()
         module = self.module_for(case, example.structure)
         weights = example.weights.materialize(module)
         module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
         x = example.inputs.materialize()
-        expected = _torch_run(module, [x])
-        model = None if case.bakes_weights else self.export_for(case, example.structure, target.export, module)
-        bound = None if model is None else bind_weights(model, weights)
-        if bound is None:  # the exporter folds or renames weights: export with these baked in
-            bound = model = self.export_baked(case, example.structure, target.export, example.weights)
-            feed = "initializers"
+        expected = torch_run(module, [x])
+        ran, fed = None, [x]
+        try:
+            if isinstance(target.backend, ProgramBackend):
+                actual = self._run_program(case, target, example, module, x, deadline)
+            else:
+                ran, fed, actual = self._run_onnx(case, target, example, module, weights, x, deadline)
+        except Exception as exc:
+            raise ExampleError(exc, ran, fed, expected) from exc
+        decimal = self.decimal if decimal is None else decimal
+        if len(actual) != len(expected):
+            error = BackendError(f"{target.backend.name}: returned {len(actual)} outputs, the reference has {len(expected)}")
+            raise ExampleError(error, ran, fed, expected)
+        results = [compare(a, e, decimal) for a, e in zip(actual, expected)]
+        worst = min(range(len(results)), key=lambda i: (results[i].ok, -results[i].max_abs))
+        oracle_module = (case, example.structure, weights, x)
+        return Outcome(case, target, example, results[worst], ran, expected, actual, fed_inputs=fed,
+                       oracle=lambda: self._oracle(*oracle_module), worst_output=worst)
+
+    def _oracle(self, case: Case, structure: Hashable, weights: dict, x: np.ndarray) -> list[np.ndarray]:
+        """The module in float64 on the same weights and input (no fast float64 kernels: dear,
+        so the driver asks for it once per test, on its closest pass or its final failure)."""
+        module = copy.deepcopy(self.module_for(case, structure))
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+        return torch_run(module, [x], dtype=torch.float64)
+
+    # ONNX runtimes -------------------------------------------------------------------------
+
+    def _run_onnx(self, case, target, example, module, weights, x, deadline):
+        model = self._onnx_model(case, target, example, module)
+        bound = None if case.bakes_weights else bind_weights(model, weights)
+        if bound is None:  # the exporter folds or renames weights: this export has them baked in
+            bound, feed = model, "initializers"
         else:
             feed = example.feed
         if feed == "inputs":
-            ran, fed, actual = self._run_fed(case, target, example.structure, model, weights, x)
-        else:
-            ran, fed, actual = bound, [x], self._call(target.backend, bound, [x])
-        decimal = (self.decimal_for(case, target) if self.decimal_for else None) or self.decimal
-        result = self._judge(module, x, actual, expected, decimal)
-        return Outcome(case, target, example, result, ran, expected, fed_inputs=fed)
+            names = list(weights)
+            fed_model = self._cached(("fed", case.name, example.structure, target.export),
+                                     lambda: weights_as_inputs(model, names))
+            session = self._session(("fed", case.name, example.structure, target.id), target.backend,
+                                    fed_model, deadline)
+            arrays = [x] + [weights[n] for n in names]
+            return fed_model, arrays, self._call(target.backend, session, arrays, deadline)
+        session = self._prepare(target.backend, bound, deadline)  # weights baked in: one per draw
+        return bound, [x], self._call(target.backend, session, [x], deadline)
 
-    def export_baked(self, case: Case, structure: Hashable, target: ExportTarget,
-                     recipe: WeightRecipe) -> onnx.ModelProto:
-        """An export with ``recipe``'s weights baked in (cached per recipe): for cases whose
-        exporter folds or renames weights, where one export cannot serve every weight draw."""
-        def build():
-            module = self.module_for(case, structure)
-            weights = recipe.materialize(module)
-            module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
-            return self._export(case, structure, target, module)
+    def _onnx_model(self, case: Case, target: Target, example: Example, module) -> onnx.ModelProto:
+        key = self._artifact_key(case, target, example)
+        args = (torch.zeros(case.example_shape(example.structure)),)
+        return self.exports.get(key, lambda: export(module, args, target.export, dynamic=[case.dynamic]))
 
-        return self.exports.get((case.name, structure, target, recipe), build)
+    # Runtimes that take a torch program --------------------------------------------------
 
-    def _run_fed(self, case, target, structure, model, weights, x):
-        names = list(weights)
-        key = (case.name, structure, target.export, target.backend.name)
-        if key not in self._fed_sessions:  # one rewrite and one session per structure
-            fed_model = weights_as_inputs(model, names)
-            self._fed_sessions[key] = (fed_model, self._prepare(target.backend, fed_model))
-        fed_model, session = self._fed_sessions[key]
-        arrays = [x] + [weights[n] for n in names]
-        return fed_model, arrays, self._run(target.backend, session, arrays)
+    def _run_program(self, case, target, example, module, x, deadline):
+        backend: ProgramBackend = target.backend
+        key = self._artifact_key(case, target, example)
+        shape = x.shape if backend.per_shape else case.example_shape(example.structure)
+        dynamic = None if backend.per_shape else [case.dynamic]
+        artifact = self.exports.get(key, lambda: backend.export(module, (torch.zeros(shape),), dynamic))
+        session = self._session(("program", key), backend, artifact, deadline, load=True)
+        return self._call(backend, session, [x], deadline)
 
-    def _call(self, backend: Backend, model: onnx.ModelProto, arrays):
-        return self._run(backend, self._prepare(backend, model), arrays)
+    # Sessions, each call under the case's deadline -----------------------------------------
 
-    @staticmethod
-    def _prepare(backend: Backend, model):
-        try:
-            return backend.prepare(model)
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"{backend.name}: prepare raised {type(exc).__name__}: {exc}") from exc
+    def _cached(self, key, build):
+        if key not in self._sessions:
+            self._sessions[key] = build()
+        return self._sessions[key]
+
+    def _session(self, key, backend: Backend, artifact, deadline: Deadline, *, load: bool = False):
+        if key not in self._sessions:
+            self._sessions[key] = (self._load(backend, artifact, deadline) if load
+                                   else self._prepare(backend, artifact, deadline))
+        return self._sessions[key]
 
     @staticmethod
-    def _run(backend: Backend, session, arrays) -> list[np.ndarray]:
+    def _prepare(backend: Backend, model, deadline: Deadline):
         try:
-            return [np.asarray(o) for o in session.run(arrays)]
-        except BackendError:
+            return deadline.call(lambda: backend.prepare(model), f"{backend.name}: prepare")
+        except CaseTimeout:
             raise
         except Exception as exc:
-            raise BackendError(f"{backend.name}: run raised {type(exc).__name__}: {exc}") from exc
+            raise BackendError.wrap(backend.name, "prepare", exc) from exc
 
-    def _judge(self, module, x, actual, expected, decimal: int) -> CompareResult:
-        if len(actual) != len(expected):
-            raise BackendError(f"backend returned {len(actual)} outputs, the reference has {len(expected)}")
-        results = [compare(a, e, decimal) for a, e in zip(actual, expected)]
-        worst = min(range(len(results)), key=lambda i: (results[i].ok, -results[i].max_abs))
-        result = results[worst]
-        # The float64 oracle is dear (no fast float64 kernels): run it for failures and for a
-        # test's new worst pass, so reports carry each side's error for the closest call.
-        if not result.shape_error and (not result.ok or self.recorder.is_new_worst(self.current_test, result)):
-            oracle = _torch_run(copy.deepcopy(module), [x], dtype=torch.float64)[worst]
-            judge_with_oracle(result, actual[worst], expected[worst], oracle)
-        return result
+    @staticmethod
+    def _load(backend: ProgramBackend, artifact: bytes, deadline: Deadline):
+        try:
+            return deadline.call(lambda: backend.load(artifact), f"{backend.name}: load")
+        except CaseTimeout:
+            raise
+        except Exception as exc:
+            raise BackendError.wrap(backend.name, "load", exc) from exc
+
+    @staticmethod
+    def _call(backend: Backend, session, arrays, deadline: Deadline) -> list[np.ndarray]:
+        try:
+            outputs = deadline.call(lambda: session.run(arrays), f"{backend.name}: run")
+            return [np.asarray(o) for o in outputs]
+        except CaseTimeout:
+            raise
+        except Exception as exc:
+            raise BackendError.wrap(backend.name, "run", exc) from exc

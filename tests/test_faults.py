@@ -27,7 +27,7 @@ def test_seeded_fault_fails_parity(suite, fault, case):
     assert f"FAILED {node}" in out
     assert "parity fails at decimal=3" in out
     assert "float64 oracle: the backend is off" in out
-    assert "reproducer:" in out and "@reproduce_failure" in out
+    assert "reproducer:" in out and "rerun: pytest" in out
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from conformance.backends.base import Backend, BackendError
-from conformance.byom.deadline import CaseTimeout, Deadline
+from conformance.deadline import CaseTimeout, Deadline
 from conformance.byom.feeds import FeedRecipe, feeds
 from conformance.byom.model_file import ModelError, load_model
 from conformance.byom.onnx_inputs import (DEFAULT_MAX_ELEMENTS, check_size, read_inputs,

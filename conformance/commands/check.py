@@ -69,7 +69,7 @@ def _backends(args):
 
 def run(args) -> int:
     from conformance.backends import BackendError
-    from conformance.byom.deadline import CaseTimeout
+    from conformance.deadline import CaseTimeout
     from conformance.byom.model_file import ModelError
     from conformance.byom.onnx_inputs import parse_dim_specs
     from conformance.byom.runner import ModelCheck
@@ -100,7 +100,7 @@ def _imports(check) -> str:
 
 
 def _check_all(args, check, backends, reference) -> int:
-    from conformance.byom.deadline import Deadline
+    from conformance.deadline import Deadline
     from conformance.byom.drive import drive
     from conformance.byom.model_file import ModelError
 

@@ -19,7 +19,7 @@ import pytest
 from conformance.report import build, expected
 from conformance.report.baseline import BaselineError
 from conformance.report.latency import measure_peak_gflops
-from conformance.report.parity import SUITE
+from conformance.session import SESSION_KEY
 
 
 @dataclass
@@ -31,7 +31,6 @@ class ReportState:
     baseline: str | None
     save_as: str | None
     max_slowdown: float
-    outcomes: dict[str, dict] = field(default_factory=dict)
     bench: dict | None = None
     peak: dict | None = None
     report: dict | None = None
@@ -67,76 +66,10 @@ def pytest_configure(config):
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = ReportState(expectations, reports, config.getoption("baseline"),
                                       config.getoption("save_baseline"), pct / 100)
-    config.pluginmanager.register(_Outcomes(config.stash[STATE]), "conformance-report-outcomes")
-
-
-class _Outcomes:
-    """Collects the outcomes noted on reports (bound to the run's state: the hook gets no config)."""
-
-    def __init__(self, state: ReportState):
-        self.state = state
-
-    def pytest_runtest_logreport(self, report):
-        seen = getattr(report, "conformance", None)
-        if seen is not None:
-            self.state.outcomes[report.nodeid] = seen
 
 
 def _conformance_session(config):
-    from conformance.plugin import SESSION_KEY
-
     return config.stash.get(SESSION_KEY, None)
-
-
-def pytest_sessionstart(session):
-    """Apply tolerance overrides: the harness asks for each case's decimal."""
-    state, conf = session.config.stash[STATE], _conformance_session(session.config)
-    if conf is None or not state.expectations.tolerances:
-        return
-    harness = conf.harness
-
-    def decimal_for(case, target):
-        return state.expectations.decimal_for({
-            "case": case.name, "backend": target.backend.name, "exporter": target.export.exporter,
-            "opset": target.export.opset, "nodeid": harness.current_test})
-
-    harness.decimal_for = decimal_for
-
-
-def _describe(item) -> dict:
-    """case/backend/exporter/opset of a parity test, from the recorder or its parameters.
-    A test with no backend parameter (a suite self-check) gets backend ``SUITE``."""
-    conf = _conformance_session(item.config)
-    rec = conf.harness.recorder.records.get(item.nodeid) if conf else None
-    if rec is not None:
-        return {"nodeid": item.nodeid, "case": rec.case, "kind": rec.kind, "backend": rec.backend,
-                "exporter": rec.exporter, "opset": rec.opset}
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    case = params.get("case") or params.get("model")
-    target = params.get("target")
-    export = target.export if target is not None else params.get("export_target")
-    backend = target.backend if target is not None else params.get("backend")
-    return {"nodeid": item.nodeid, "case": getattr(case, "name", item.originalname),
-            "kind": getattr(case, "kind", "operator"), "backend": getattr(backend, "name", SUITE),
-            "exporter": getattr(export, "exporter", "-"), "opset": getattr(export, "opset", 0)}
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Turn a listed expected failure into an xfail; note every parity test's outcome on the
-    report itself (``report.conformance``: it travels from xdist workers to the controller)."""
-    report = (yield).get_result()
-    if item.get_closest_marker("parity") is None or (report.when != "call" and report.passed):
-        return
-    state = item.config.stash[STATE]
-    seen = {**_describe(item), "outcome": report.outcome, "xfail": None,
-            "message": str(report.longrepr)[-2000:] if report.failed else ""}
-    if report.failed and report.when == "call":
-        entry = state.expectations.xfail_for(seen)
-        if entry is not None:
-            report.outcome, report.wasxfail = "skipped", f"expected failure: {entry.reason}"
-            seen["xfail"] = entry.reason
-    report.conformance = seen
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
@@ -150,11 +83,11 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
 
 
 def _parity_json(config) -> dict | None:
+    """The run's records, as ``parity.json`` holds them: the one source of the report."""
     conf = _conformance_session(config)
-    if conf is None:
+    if conf is None or not conf.recorder.records:
         return None
-    records = conf.harness.recorder.records.values()
-    return {"meta": {"decimal": conf.decimal, "header": conf.header_lines()}, "cases": [r.to_json() for r in records]}
+    return conf.recorder.payload({"decimal": conf.decimal, "header": conf.header_lines()})
 
 
 @pytest.hookimpl(trylast=True)
@@ -162,11 +95,11 @@ def pytest_sessionfinish(session, exitstatus):
     """Build and write the reports (pytest-benchmark has saved its JSON by now)."""
     config = session.config
     state = config.stash[STATE]
-    if hasattr(config, "workerinput") or (not state.outcomes and state.bench is None):
-        return
     parity = _parity_json(config)
+    if hasattr(config, "workerinput") or (parity is None and state.bench is None):
+        return
     try:
-        state.report = build.build_report(parity=parity, bench=state.bench, outcomes=state.outcomes,
+        state.report = build.build_report(parity=parity, bench=state.bench,
                                           expectations=state.expectations, reports=state.reports,
                                           baseline=state.baseline, max_slowdown=state.max_slowdown)
         state.paths = build.write_report(state.report, state.reports)

@@ -14,6 +14,11 @@ from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
+#: Seconds one parity case may take by default (pytest and ``conformance check`` alike): far
+#: past the slowest healthy case measured here (the 16-block SRResNet on the dynamo exporter,
+#: under a minute), so the default never cuts a healthy case.
+DEFAULT_CASE_TIMEOUT = 300.0
+
 
 class CaseTimeout(Exception):
     """A backend call did not return within the case's time budget."""

@@ -1,0 +1,128 @@
+"""What a parity test calls: run a case on a target into the test's record, then pass or fail.
+
+``CaseCheck`` is the ``parity`` fixture: bound to the running test's record, its deadline
+(``--case-timeout``), the weight feeds selected (``--feed``) and hypothesis' settings. Drawn
+examples and fixed ones (the tutorial's input, the 16-block SRResNet) take the same path
+(``conformance.driver.drive``), so both record, time out, fail and leave reproducers alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from conformance.assertions import error_message, failure_message
+from conformance.deadline import Deadline
+from conformance.driver import Verdict, drive
+from conformance.parity import Example, Harness, Outcome, Target
+from conformance.record import CaseRecord
+from conformance.reproducer import reproducer_dir, write_reproducer
+from conformance.backends.base import ProgramBackend
+from conformance.spec import EXPENSIVE_EXPORTERS, Case
+from conformance.strategies import WEIGHT_POOL, inputs, weights
+
+
+def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inputs")) -> st.SearchStrategy[Example]:
+    """Examples of ``case`` for ``target``: where an artifact is dear (the dynamo exporter, a
+    runtime's own program format) structures, weights (baked into each artifact) and, for
+    per-shape runtimes, shapes come from small pools, so the artifacts made stay few."""
+    program = isinstance(target.backend, ProgramBackend)
+    expensive = program or target.export.exporter in EXPENSIVE_EXPORTERS
+    pooled_weights = program or (case.bakes_weights and expensive)
+    # A runtime that takes weights only as constants (a program) has nothing to feed as inputs.
+    feed_choices = ("initializers",) if program else tuple(feeds)
+
+    @st.composite
+    def examples(draw):
+        structure = draw(case.structure_strategy("dynamo" if expensive else target.export.exporter))
+        if program and target.backend.per_shape:
+            shape = case.example_shape(structure)
+        else:
+            shape = draw(case.input_shapes(structure))
+        return Example(
+            structure=structure,
+            weights=draw(st.sampled_from(WEIGHT_POOL) if pooled_weights else weights()),
+            inputs=draw(inputs(shape, scales=case.scales)),
+            feed=draw(st.sampled_from(feed_choices)),
+        )
+
+    return examples()
+
+
+class CaseCheck:
+    def __init__(self, harness: Harness, record: CaseRecord, *, case_timeout: float | None,
+                 feeds: tuple[str, ...], reproducers: Path | None):
+        self.harness, self.record = harness, record
+        self.case_timeout, self.feeds, self.reproducers = case_timeout, feeds, reproducers
+
+    @property
+    def nodeid(self) -> str:
+        return self.record.nodeid
+
+    def drawn(self, case: Case, target: Target, *, max_examples: int | None = None) -> Outcome | None:
+        """Hypothesis-drawn examples of ``case`` on ``target``; fails the test on a mismatch or error."""
+        __tracebackhide__ = True
+        strategy = example_strategy(case, target, feeds=self.feeds)
+        return self._check(case, target, strategy, max_examples or settings.default.max_examples)
+
+    def example(self, case: Case, target: Target, example: Example) -> Outcome | None:
+        """One fixed example of ``case`` on ``target``."""
+        __tracebackhide__ = True
+        return self._check(case, target, st.just(example), 1)
+
+    def _check(self, case: Case, target: Target, strategy, max_examples: int) -> Outcome | None:
+        __tracebackhide__ = True
+        decimal = self.harness.decimal_of(case, target, self.nodeid)
+        deadline = Deadline(self.case_timeout)  # one budget for the whole case
+
+        def run(example: Example, shrinking: bool) -> Outcome:
+            return self.harness.run(case, target, example, decimal=decimal, deadline=deadline,
+                                    allow_export=not shrinking)
+
+        verdict = drive(self.record, strategy, run, max_examples=max_examples, key=self.nodeid,
+                        database=settings.default.database, derandomize=settings.default.derandomize)
+        return self.finish(verdict)
+
+    def finish(self, verdict: Verdict) -> Outcome | None:
+        """Fill the record from the verdict; skip or fail the test with its one-screen message."""
+        __tracebackhide__ = True
+        record = self.record
+        if verdict.skipped:
+            record.reason = verdict.skipped
+            pytest.skip(verdict.skipped)
+        if verdict.failure is not None:
+            outcome = verdict.failure
+            record.worst = outcome.result
+            record.example = repr(outcome.example)
+            record.reproducer = self._reproducer(outcome.model, outcome.fed_inputs, outcome.expected)
+            outcome.reproducer = record.reproducer or None
+            record.summary = outcome.result.summary()
+            record.message = failure_message(outcome, self.nodeid)
+        elif verdict.error is not None:
+            self._note_error(verdict)
+        else:
+            return verdict.closest
+        pytest.fail(record.message, pytrace=False)
+
+    def _note_error(self, verdict: Verdict) -> None:
+        record, exc = self.record, verdict.error
+        cause = getattr(exc, "error", exc)  # an ExampleError wraps the runtime's or exporter's error
+        record.error_type = getattr(cause, "error_type", type(cause).__name__)
+        record.error = getattr(cause, "detail", None) or str(cause)
+        record.example = "" if verdict.error_example is None else repr(verdict.error_example)
+        model = getattr(exc, "model", None)
+        if model is not None:
+            record.reproducer = self._reproducer(model, exc.inputs, exc.expected)
+        record.message = error_message(record, cause)
+        record.summary = record.message.splitlines()[0]
+
+    def _reproducer(self, model, inputs, expected) -> str:
+        if model is None or self.reproducers is None:
+            return ""
+        try:
+            return str(write_reproducer(reproducer_dir(self.reproducers, self.nodeid), model, inputs, expected))
+        except (OSError, ValueError) as exc:  # a >2 GB model cannot be saved inline; say so, go on
+            return f"(not written: {exc})"
