@@ -194,11 +194,13 @@ class Harness:
 
     def _run_onnx(self, case, target, example, module, weights, x, deadline):
         model = self._onnx_model(case, target, example, module)
-        bound = None if case.bakes_weights else bind_weights(model, weights)
-        if bound is None:  # the exporter folds or renames weights: this export has them baked in
-            bound, feed = model, "initializers"
-        else:
-            feed = example.feed
+        bound = model if case.bakes_weights else bind_weights(model, weights)
+        feed = "initializers" if case.bakes_weights else example.feed
+        if bound is None:  # the exporter folded or renamed a weight: export with these baked in
+            key = (case.name, example.structure, target.export, example.weights)
+            args = (torch.zeros(case.example_shape(example.structure)),)
+            bound = self.exports.get(key, lambda: export(module, args, target.export, dynamic=[case.dynamic]))
+            feed = "initializers"
         if feed == "inputs":
             names = list(weights)
             fed_model = self._cached(("fed", case.name, example.structure, target.export),
@@ -213,7 +215,11 @@ class Harness:
     def _onnx_model(self, case: Case, target: Target, example: Example, module) -> onnx.ModelProto:
         key = self._artifact_key(case, target, example)
         args = (torch.zeros(case.example_shape(example.structure)),)
-        return self.exports.get(key, lambda: export(module, args, target.export, dynamic=[case.dynamic]))
+        # A swappable export is made from a fresh module (PyTorch's random init): drawn weights
+        # may hold equal tensors (all-zero biases), which the exporter merges into one
+        # initializer behind Identity nodes, and later draws could then not be bound.
+        source = module if case.bakes_weights else case.build(example.structure).eval()
+        return self.exports.get(key, lambda: export(source, args, target.export, dynamic=[case.dynamic]))
 
     # Runtimes that take a torch program --------------------------------------------------
 
