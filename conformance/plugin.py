@@ -29,6 +29,10 @@ DEFAULT_BACKENDS = ("onnxruntime", "onnxruntime-ort")
 
 profiles.register()
 
+# Registered through the ``pytest11`` entry point, this module brings the other plugins with it.
+pytest_plugins = ["conformance.report.pytest_plugin", "conformance.byom.pytest_plugin",
+                  "conformance.models.pytest_weights"]
+
 
 def _split(values):
     """Repeated options that may also be comma-separated: ``--opset 9,11 --opset 17``."""

@@ -45,6 +45,13 @@ def pytest_configure(config):
     except ModelError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION] = session
+    if session.models and config.args_source != pytest.Config.ArgsSource.ARGS:
+        # `pytest --model PATH` (no test paths given) runs the model-file cases alone, wherever
+        # pytest starts and wherever the model lies (a model path given with a space is taken
+        # for pytest's rootdir: its test paths do not count).
+        import conformance.cases
+
+        config.args[:] = [str(Path(conformance.cases.__file__).parent / "test_onnx_models.py")]
 
 
 SESSION = pytest.StashKey["ByomSession"]()
