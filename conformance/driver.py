@@ -96,8 +96,10 @@ class _Body:
             verdict.left_out_note = str(exc)
             return
         except (ExampleError, CaseTimeout) as exc:
-            if not shrinking:
+            if not shrinking:  # the example ran and failed: it counts
                 verdict.error, verdict.error_example = exc, drawn
+                self.record.examples += 1
+                self.record.failures += 1
             elif isinstance(exc, CaseTimeout):
                 self.stopped = True  # keep the failure found so far; stop calling a stuck runtime
             return  # an error while shrinking: this candidate does not reproduce the mismatch

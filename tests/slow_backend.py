@@ -45,3 +45,25 @@ class _OffRep:
 
     def run(self, inputs, **kwargs):
         return [o + 2e-3 for o in self._rep.run(inputs, **kwargs)]
+
+
+class HangingBackend:
+    """Prepares fine, then never returns from ``run`` (a hung runtime)."""
+
+    @staticmethod
+    def prepare(model, device="CPU", **kwargs):
+        return _HangingRep()
+
+
+class _HangingRep:
+    def run(self, inputs, **kwargs):
+        while True:
+            time.sleep(1)
+
+
+class KeyErrorBackend:
+    """Raises a bare ``KeyError`` in ``prepare``, as a runtime missing a weight does."""
+
+    @staticmethod
+    def prepare(model, device="CPU", **kwargs):
+        raise KeyError("conv1.weight")

@@ -57,7 +57,7 @@ def to_ort_format(model: onnx.ModelProto | bytes, folder: str | os.PathLike | No
                              disabled_optimizers=_DISABLED_OPTIMIZERS)
         return target.read_bytes()
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-        raise BackendError(f"onnxruntime-ort: cannot convert the model to ORT format: {exc}") from exc
+        raise BackendError(f"onnxruntime-ort: cannot convert the model to ORT format: {exc}", cause=exc) from exc
     finally:
         target.unlink(missing_ok=True)
 
@@ -102,7 +102,7 @@ class OrtFormatBackend(Backend):
         try:
             session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise BackendError(f"{self.name}: cannot load the ORT-format model: {exc}") from exc
+            raise BackendError(f"{self.name}: cannot load the ORT-format model: {exc}", cause=exc) from exc
         return OrtSession(session, self.name)
 
     def close(self) -> None:

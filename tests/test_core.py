@@ -1,0 +1,83 @@
+"""One core, one record: errors end a case at once and keep their cause, a hung runtime fails
+its case within --case-timeout, and every output (terminal, parity.json, report.json, a report
+rebuilt from the saved files, JUnit, xdist) gives the same counts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import REPO
+
+NARROW = ("--exporter", "torchscript", "--opset", "17")
+RELU = ("cases/test_operators.py", "-m", "parity", "-k", "relu and not prelu")
+
+
+def _records(reports) -> dict[str, dict]:
+    data = json.loads((reports / "parity.json").read_text())
+    assert data["schema_version"] == 2
+    return {r["nodeid"]: r for r in data["cases"]}
+
+
+@pytest.mark.slow
+def test_raising_runtime_is_recorded_with_type_message_and_example(suite, tmp_path):
+    result = suite(*RELU, "--backend", "tests.slow_backend:KeyErrorBackend", "--backend", "onnxruntime", *NARROW)
+    assert result.returncode == 1, result.stdout[-2000:]
+    records = _records(tmp_path / "reports")
+    failed = [r for r in records.values() if r["outcome"] == "failed"]
+    assert len(failed) == 1 and failed[0]["backend"] == "tests.slow_backend.KeyErrorBackend"
+    rec = failed[0]
+    assert rec["error_type"] == "KeyError" and "conv1.weight" in rec["error"]
+    assert rec["example"].startswith("Example(") and rec["examples"] == 1 and rec["shrink_steps"] == 0
+    assert "KeyError" in rec["summary"]
+    assert "KeyError: 'conv1.weight'" in result.stdout  # the terminal says the type too
+    assert [r["outcome"] for r in records.values() if r["backend"] == "onnxruntime"] == ["passed"]
+
+
+@pytest.mark.slow
+def test_hanging_runtime_fails_its_case_within_the_case_timeout(suite, tmp_path):
+    result = suite(*RELU, "--backend", "tests.slow_backend:HangingBackend", "--backend", "onnxruntime",
+                   "--case-timeout", "3", *NARROW, timeout=120)
+    out = result.stdout
+    assert result.returncode == 1, out[-2000:]
+    assert "did not return within 3 s (--case-timeout)" in out
+    records = _records(tmp_path / "reports")
+    hung = next(r for r in records.values() if "Hanging" in r["backend"])
+    assert hung["outcome"] == "failed" and hung["error_type"] == "CaseTimeout"
+    assert hung["seconds"] < 60  # the case ended; the run went on to the next backend
+    assert [r["outcome"] for r in records.values() if r["backend"] == "onnxruntime"] == ["passed"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_every_output_gives_the_same_counts(suite, tmp_path, workers):
+    """A failing, a raising and a passing backend; then the report rebuilt from saved files."""
+    reports = tmp_path / "reports"
+    result = suite("cases/test_operators.py", "-m", "parity", "-k", "relu or pixel_shuffle",
+                   "--backend", "conformance.faults:OffBy2e3", "--backend", "conformance.faults:Raises",
+                   "--backend", "onnxruntime", "--junitxml", str(tmp_path / "junit.xml"), *NARROW, *workers)
+    assert result.returncode == 1, result.stdout[-3000:]
+    records = _records(reports)
+    failed = sorted(n for n, r in records.items() if r["outcome"] == "failed")
+    passed = sorted(n for n, r in records.items() if r["outcome"] == "passed")
+    assert len(failed) == 6 and len(passed) == 3, (failed, passed)
+    terminal = sorted(line.split()[1] for line in result.stdout.splitlines() if line.startswith("FAILED cases/"))
+    assert terminal == failed
+    live = json.loads((reports / "report.json").read_text())
+    assert sorted(r["nodeid"] for r in live["parity"] if r["status"] == "fail") == failed
+    assert f"{len(records)} parity cases (3 passed, 6 failed" in live["verdict"]["headline"]
+    junit = ET.parse(tmp_path / "junit.xml").getroot()
+    suite_el = junit if junit.tag == "testsuite" else junit.find("testsuite")
+    assert int(suite_el.get("failures")) + int(suite_el.get("errors")) == 6
+    examples = sum(r["examples"] for r in records.values())
+    assert f"{examples} examples in {len(records)} parity cases" in result.stdout
+    rebuilt = subprocess.run([sys.executable, "-m", "conformance", "report", "--reports", str(reports)],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert rebuilt.returncode == 1, rebuilt.stdout + rebuilt.stderr
+    again = json.loads((reports / "report.json").read_text())
+    assert again["verdict"]["headline"] == live["verdict"]["headline"]
+    assert again["verdict"]["failed"] == live["verdict"]["failed"]
