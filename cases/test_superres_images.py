@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.backends import BackendError
-from conformance.models.runners import backend_runner, export_dynamic
+from conformance.runners import backend_runner, export_dynamic
 from conformance.models.superres import SuperResolutionNet
 from conformance.pipeline import images_agree, save_gallery, superres, torch_runner
 from conformance.session import SESSION_KEY

@@ -91,6 +91,16 @@ class ExampleError(Exception):
         self.error, self.model, self.inputs, self.expected = error, model, inputs, expected
 
 
+def _distinct_weights(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` with every floating parameter and buffer set to distinct positive values."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
+    return module
+
+
 def torch_run(module: torch.nn.Module, arrays: list[np.ndarray], dtype=torch.float32) -> list[np.ndarray]:
     with torch.no_grad():
         out = module.to(dtype)(*(torch.from_numpy(a).to(dtype) for a in arrays))
@@ -177,8 +187,7 @@ class Harness:
         if len(actual) != len(expected):
             error = BackendError(f"{target.backend.name}: returned {len(actual)} outputs, the reference has {len(expected)}")
             raise ExampleError(error, ran, fed, expected)
-        results = [compare(a, e, decimal) for a, e in zip(actual, expected)]
-        worst = min(range(len(results)), key=lambda i: (results[i].ok, -results[i].max_abs))
+        worst, results = compare_outputs(actual, expected, decimal)
         oracle_module = (case, example.structure, weights, x)
         return Outcome(case, target, example, results[worst], ran, expected, actual, fed_inputs=fed,
                        oracle=lambda: self._oracle(*oracle_module), worst_output=worst)
@@ -208,17 +217,18 @@ class Harness:
             session = self._session(("fed", case.name, example.structure, target.id), target.backend,
                                     fed_model, deadline)
             arrays = [x] + [weights[n] for n in names]
-            return fed_model, arrays, self._call(target.backend, session, arrays, deadline)
-        session = self._prepare(target.backend, bound, deadline)  # weights baked in: one per draw
-        return bound, [x], self._call(target.backend, session, [x], deadline)
+            return fed_model, arrays, run_session(target.backend, session, arrays, deadline)
+        session = prepare_model(target.backend, bound, deadline)  # weights baked in: one per draw
+        return bound, [x], run_session(target.backend, session, [x], deadline)
 
     def _onnx_model(self, case: Case, target: Target, example: Example, module) -> onnx.ModelProto:
         key = self._artifact_key(case, target, example)
         args = (torch.zeros(case.example_shape(example.structure)),)
-        # A swappable export is made from a fresh module (PyTorch's random init): drawn weights
-        # may hold equal tensors (all-zero biases), which the exporter merges into one
-        # initializer behind Identity nodes, and later draws could then not be bound.
-        source = module if case.bakes_weights else case.build(example.structure).eval()
+        # A swappable export is made from a module whose every weight is distinct: drawn (or
+        # default) weights may hold equal tensors (all-zero biases, BatchNorm's ones), which the
+        # exporter merges into one initializer behind Identity nodes; later draws could then
+        # not be bound and each would cost an export of its own.
+        source = module if case.bakes_weights else _distinct_weights(case.build(example.structure).eval())
         return self.exports.get(key, lambda: export(source, args, target.export, dynamic=[case.dynamic]))
 
     # Runtimes that take a torch program --------------------------------------------------
@@ -230,7 +240,7 @@ class Harness:
         dynamic = None if backend.per_shape else [case.dynamic]
         artifact = self.exports.get(key, lambda: backend.export(module, (torch.zeros(shape),), dynamic))
         session = self._session(("program", key), backend, artifact, deadline, load=True)
-        return self._call(backend, session, [x], deadline)
+        return run_session(backend, session, [x], deadline)
 
     # Sessions, each call under the case's deadline -----------------------------------------
 
@@ -241,34 +251,51 @@ class Harness:
 
     def _session(self, key, backend: Backend, artifact, deadline: Deadline, *, load: bool = False):
         if key not in self._sessions:
-            self._sessions[key] = (self._load(backend, artifact, deadline) if load
-                                   else self._prepare(backend, artifact, deadline))
+            self._sessions[key] = (load_program(backend, artifact, deadline) if load
+                                   else prepare_model(backend, artifact, deadline))
         return self._sessions[key]
 
-    @staticmethod
-    def _prepare(backend: Backend, model, deadline: Deadline):
-        try:
-            return deadline.call(lambda: backend.prepare(model), f"{backend.name}: prepare")
-        except CaseTimeout:
-            raise
-        except Exception as exc:
-            raise BackendError.wrap(backend.name, "prepare", exc) from exc
 
-    @staticmethod
-    def _load(backend: ProgramBackend, artifact: bytes, deadline: Deadline):
-        try:
-            return deadline.call(lambda: backend.load(artifact), f"{backend.name}: load")
-        except CaseTimeout:
-            raise
-        except Exception as exc:
-            raise BackendError.wrap(backend.name, "load", exc) from exc
+# The one place a runtime is called: every entry point (the cases, --model files, replay, the
+# cat pipeline) prepares and runs through these, so errors carry the same cause and every call
+# honours the case's deadline.
 
-    @staticmethod
-    def _call(backend: Backend, session, arrays, deadline: Deadline) -> list[np.ndarray]:
-        try:
-            outputs = deadline.call(lambda: session.run(arrays), f"{backend.name}: run")
-            return [np.asarray(o) for o in outputs]
-        except CaseTimeout:
-            raise
-        except Exception as exc:
-            raise BackendError.wrap(backend.name, "run", exc) from exc
+def prepare_model(backend: Backend, model, deadline: Deadline | None = None):
+    """``backend.prepare(model)`` under ``deadline``; a failure is a ``BackendError`` with its cause."""
+    deadline = deadline or Deadline(None)
+    try:
+        return deadline.call(lambda: backend.prepare(model), f"{backend.name}: prepare")
+    except CaseTimeout:
+        raise
+    except Exception as exc:
+        raise BackendError.wrap(backend.name, "prepare", exc) from exc
+
+
+def load_program(backend: ProgramBackend, artifact: bytes, deadline: Deadline | None = None):
+    """``backend.load(artifact)`` under ``deadline`` (runtimes that take a torch program)."""
+    deadline = deadline or Deadline(None)
+    try:
+        return deadline.call(lambda: backend.load(artifact), f"{backend.name}: load")
+    except CaseTimeout:
+        raise
+    except Exception as exc:
+        raise BackendError.wrap(backend.name, "load", exc) from exc
+
+
+def run_session(backend: Backend, session, arrays, deadline: Deadline | None = None) -> list[np.ndarray]:
+    """``session.run(arrays)`` under ``deadline``, as numpy arrays."""
+    deadline = deadline or Deadline(None)
+    try:
+        outputs = deadline.call(lambda: session.run(arrays), f"{backend.name}: run")
+        return [np.asarray(o) for o in outputs]
+    except CaseTimeout:
+        raise
+    except Exception as exc:
+        raise BackendError.wrap(backend.name, "run", exc) from exc
+
+
+def compare_outputs(actual, expected, decimal: int) -> tuple[int, list[CompareResult]]:
+    """Every output compared; returns the index of the worst one (a failure before any pass)."""
+    results = [compare(a, e, decimal) for a, e in zip(actual, expected)]
+    worst = min(range(len(results)), key=lambda i: (results[i].ok, -results[i].max_abs))
+    return worst, results
