@@ -175,14 +175,15 @@ class Harness:
         module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
         x = example.inputs.materialize()
         expected = torch_run(module, [x])
-        ran, fed = None, [x]
+        trail = {"model": None, "inputs": [x]}  # what the runtime was given, for a reproducer
         try:
             if isinstance(target.backend, ProgramBackend):
                 actual = self._run_program(case, target, example, module, x, deadline)
             else:
-                ran, fed, actual = self._run_onnx(case, target, example, module, weights, x, deadline)
+                actual = self._run_onnx(case, target, example, module, weights, x, deadline, trail)
         except Exception as exc:
-            raise ExampleError(exc, ran, fed, expected) from exc
+            raise ExampleError(exc, trail["model"], trail["inputs"], expected) from exc
+        ran, fed = trail["model"], trail["inputs"]
         decimal = self.decimal if decimal is None else decimal
         if len(actual) != len(expected):
             error = BackendError(f"{target.backend.name}: returned {len(actual)} outputs, the reference has {len(expected)}")
@@ -201,7 +202,7 @@ class Harness:
 
     # ONNX runtimes -------------------------------------------------------------------------
 
-    def _run_onnx(self, case, target, example, module, weights, x, deadline):
+    def _run_onnx(self, case, target, example, module, weights, x, deadline, trail: dict):
         model = self._onnx_model(case, target, example, module)
         bound = model if case.bakes_weights else bind_weights(model, weights)
         feed = "initializers" if case.bakes_weights else example.feed
@@ -214,12 +215,14 @@ class Harness:
             names = list(weights)
             fed_model = self._cached(("fed", case.name, example.structure, target.export),
                                      lambda: weights_as_inputs(model, names))
+            arrays = [x] + [weights[n] for n in names]
+            trail.update(model=fed_model, inputs=arrays)
             session = self._session(("fed", case.name, example.structure, target.id), target.backend,
                                     fed_model, deadline)
-            arrays = [x] + [weights[n] for n in names]
-            return fed_model, arrays, run_session(target.backend, session, arrays, deadline)
+            return run_session(target.backend, session, arrays, deadline)
+        trail["model"] = bound
         session = prepare_model(target.backend, bound, deadline)  # weights baked in: one per draw
-        return bound, [x], run_session(target.backend, session, [x], deadline)
+        return run_session(target.backend, session, [x], deadline)
 
     def _onnx_model(self, case: Case, target: Target, example: Example, module) -> onnx.ModelProto:
         key = self._artifact_key(case, target, example)

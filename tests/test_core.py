@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,13 @@ def test_every_output_gives_the_same_counts(suite, tmp_path, workers):
     again = json.loads((reports / "report.json").read_text())
     assert again["verdict"]["headline"] == live["verdict"]["headline"]
     assert again["verdict"]["failed"] == live["verdict"]["failed"]
+
+
+@pytest.mark.slow
+def test_a_runtime_that_raises_on_a_model_leaves_a_reproducer(suite, tmp_path):
+    result = suite(*RELU, "--backend", "conformance.faults:Raises", *NARROW)
+    assert result.returncode == 1
+    rec = next(iter(_records(tmp_path / "reports").values()))
+    assert rec["reproducer"] and (Path(rec["reproducer"]) / "model.onnx").is_file()
+    assert (Path(rec["reproducer"]) / "test_data_set_0" / "input_0.pb").is_file()
+    assert f"reproducer: {rec['reproducer']}" in result.stdout
