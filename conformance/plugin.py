@@ -168,12 +168,14 @@ class _Hooks:
         """Close the record with pytest's outcome (a listed expected failure becomes an xfail)
         and ship it on the report: under xdist that carries it to the controller."""
         report = (yield).get_result()
-        if item.get_closest_marker("parity") is None or (report.when != "call" and report.passed):
-            return
-        if report.when == "teardown":
-            return
         record = self.session.recorder.get(item.nodeid)
-        if record is None:
+        if item.get_closest_marker("parity") is None or record is None or report.when == "teardown":
+            return
+        if report.when == "setup" and report.passed:
+            # The open record goes to the xdist controller now: should the worker die during the
+            # case (a runtime that crashes, or holds the GIL past --case-timeout), the controller
+            # still has the case and closes it as failed.
+            report.conformance_record = record.to_json()
             return
         text = str(report.longrepr) if report.failed else ""
         reason = report.longrepr[2] if report.skipped and isinstance(report.longrepr, tuple) else ""
@@ -189,9 +191,19 @@ class _Hooks:
 
     def pytest_runtest_logreport(self, report):
         """On the xdist controller: take the record a worker shipped."""
+        if getattr(report, "node", None) is None:
+            return  # not the xdist controller: this process keeps its own records
         data = getattr(report, "conformance_record", None)
-        if data is not None and getattr(report, "node", None) is not None:  # sent by a worker
+        if data is not None:
             self.session.recorder.take(data)
+            return
+        record = self.session.recorder.get(report.nodeid)
+        if report.failed and record is not None and record.outcome == "running":  # its worker died
+            record.error_type = "ProcessEnded"
+            record.error = str(report.longrepr)
+            record.summary = ("the test process ended during this case: a runtime crashed, or held the GIL "
+                              "past --case-timeout (its stack is in the run's output)")
+            self.session.recorder.close(report.nodeid, "failed", 0.0, message=f"{record.summary}\n{record.error}")
 
     def pytest_sessionstart(self, session):
         self.session.started = time.perf_counter()

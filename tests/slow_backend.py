@@ -67,3 +67,20 @@ class KeyErrorBackend:
     @staticmethod
     def prepare(model, device="CPU", **kwargs):
         raise KeyError("conv1.weight")
+
+
+class HoldsTheGil:
+    """``run`` never returns and never releases the GIL (a catastrophic regular expression in
+    native code): no Python thread can run, so only the process watchdog ends it."""
+
+    @staticmethod
+    def prepare(model, device="CPU", **kwargs):
+        return _GilRep()
+
+
+class _GilRep:
+    def run(self, inputs, **kwargs):
+        import re
+
+        re.match(r"(x+x+)+y", "x" * 60)
+        raise AssertionError("unreachable: the match above takes longer than the universe")

@@ -92,3 +92,17 @@ def test_a_runtime_that_raises_on_a_model_leaves_a_reproducer(suite, tmp_path):
     assert rec["reproducer"] and (Path(rec["reproducer"]) / "model.onnx").is_file()
     assert (Path(rec["reproducer"]) / "test_data_set_0" / "input_0.pb").is_file()
     assert f"reproducer: {rec['reproducer']}" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_runtime_holding_the_gil_fails_its_case_and_the_run_goes_on_under_xdist(suite, tmp_path):
+    result = suite(*RELU, "--backend", "tests.slow_backend:HoldsTheGil", "--backend", "onnxruntime",
+                   "--case-timeout", "2", "-n", "1", *NARROW, timeout=240)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out[-3000:]
+    records = _records(tmp_path / "reports")
+    held = next(r for r in records.values() if "HoldsTheGil" in r["backend"])
+    assert held["outcome"] == "failed" and held["error_type"] == "ProcessEnded", held
+    assert [r["outcome"] for r in records.values() if r["backend"] == "onnxruntime"] == ["passed"]
+    report = json.loads((tmp_path / "reports" / "report.json").read_text())
+    assert "1 failed" in report["verdict"]["headline"]
