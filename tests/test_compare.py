@@ -75,25 +75,22 @@ def test_oracle_blames_the_side_that_is_off():
 
 
 def test_reports_carry_the_oracle_for_the_closest_pass(tmp_path):
-    """parity.json: a passing case's worst example has each side's float64-oracle error."""
-    from hypothesis import given, settings
-
-    from conformance.assertions import check
+    """The record of a passing case keeps its closest pass with each side's float64-oracle error,
+    computed once for the case."""
     from conformance.backends import load_backend
+    from conformance.casecheck import CaseCheck
     from conformance.export import ExportTarget
     from conformance.ops import CONV2D
     from conformance.parity import Harness, Target
+    from conformance.record import Recorder
 
-    harness = Harness(reproducers=tmp_path)
-    harness.current_test = "t"
-    target = Target(load_backend("onnxruntime"), ExportTarget("torchscript", 17))
-
-    @settings(max_examples=5, database=None, deadline=None)
-    @given(st.data())
-    def run(data):
-        check(harness, CONV2D, target, data)
-
-    run()
-    worst = harness.recorder.records["t"].worst
-    assert worst.ok and worst.oracle is not None
+    record = Recorder().open("t", case="conv2d", kind="operator", backend="onnxruntime",
+                             exporter="torchscript", opset=17)
+    check = CaseCheck(Harness(), record, case_timeout=None, feeds=("initializers", "inputs"),
+                      reproducers=tmp_path)
+    closest = check.drawn(CONV2D, Target(load_backend("onnxruntime"), ExportTarget("torchscript", 17)),
+                          max_examples=5)
+    worst = record.worst
+    assert record.examples == 5 and worst.ok and worst.oracle is not None
+    assert closest.result is worst
     assert worst.oracle.backend_error < worst.tolerance and worst.oracle.reference_error < worst.tolerance
