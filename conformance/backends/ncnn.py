@@ -1,0 +1,131 @@
+"""ncnn (Tencent's mobile inference engine): ONNX converted by pnnx, run by ncnn's CPU path.
+
+Two targets: ``ncnn`` converts with ``fp16=0`` (float32 weights) and runs with Winograd
+convolution and fp16/bf16 storage and arithmetic off; ``ncnn-default`` converts with pnnx's
+default ``fp16=1`` and runs with ncnn's default options (SuperResolutionNet off by ~0.14 at pixel
+scale; ``fp16=0`` alone still leaves Winograd's ~1.7e-3).
+
+pnnx is a command-line tool that writes its outputs next to its input, so each conversion runs
+in a fresh scratch folder; conversions (~2 s) are cached by model bytes. ncnn has no batch axis:
+a session feeds one sample at a time (axis 0 of every input) and stacks the outputs, which is
+how an application runs a batch through ncnn.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import onnx
+
+from conformance.backends._runtime import (ConversionCache, Scratch, Unsupported, failing, graph_inputs,
+                                           load_module, require, run_tool, threads)
+from conformance.backends.base import Backend, BackendError
+
+# The options turned off for the exact target: each trades float32 accuracy for speed.
+_EXACT_OFF = ("use_winograd_convolution", "use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic",
+              "use_bf16_storage", "use_bf16_packed")
+
+
+class NcnnSession:
+    """One ``ncnn.Net``; an extractor per sample (extractors are cheap, single-use)."""
+
+    def __init__(self, net, name: str, ranks: list[int], n_inputs: int):
+        self._net = net
+        self._name = name
+        self._ranks = ranks  # the ONNX outputs' ranks, batch axis included
+        self._n_inputs = n_inputs
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if len(inputs) != self._n_inputs:
+            raise BackendError(f"{self._name}: model takes {self._n_inputs} inputs, got {len(inputs)}")
+        batches = {np.shape(x)[0] if np.ndim(x) else None for x in inputs}
+        if len(batches) != 1 or None in batches:
+            raise Unsupported(f"{self._name}: ncnn has no batch axis; every input needs the same first "
+                              f"dimension to be fed sample by sample, got shapes {[np.shape(x) for x in inputs]}")
+        samples = [self._run_one([np.asarray(x)[b] for x in inputs]) for b in range(batches.pop())]
+        return [np.stack([s[i] for s in samples]) for i in range(len(self._ranks))]
+
+    def _run_one(self, sample: list[np.ndarray]) -> list[np.ndarray]:
+        ncnn = load_module(self._name, "ncnn")
+        with failing(self._name, "extract"):
+            extractor = self._net.create_extractor()
+            for name, x in zip(self._net.input_names(), sample):
+                extractor.input(name, ncnn.Mat(np.ascontiguousarray(x, np.float32)))
+            outputs = []
+            for name, rank in zip(self._net.output_names(), self._ranks):
+                status, mat = extractor.extract(name)
+                if status != 0:
+                    raise BackendError(f"{self._name}: extract({name!r}) returned {status}")
+                y = np.array(mat, copy=True)
+                # ncnn drops leading unit axes (a 1xHxW blob may come back HxW): restore the rank.
+                outputs.append(y.reshape((1,) * max(0, rank - 1 - y.ndim) + y.shape))
+            return outputs
+
+
+class NcnnBackend(Backend):
+    """pnnx + ncnn; ``default=True`` keeps pnnx's fp16 weights and ncnn's default options."""
+
+    format = "onnx"
+
+    def __init__(self, *, default: bool = False, threads: int | None = None):
+        self.name = "ncnn-default" if default else "ncnn"
+        require(self.name, "ncnn", "ncnn", "pnnx")
+        self.default = default
+        self.threads = threads
+        self._scratch = Scratch("ncnn")
+        self.cache = ConversionCache()
+
+    @property
+    def fp16(self) -> int:
+        return 1 if self.default else 0
+
+    def convert(self, model: onnx.ModelProto) -> tuple[str, str]:
+        """The ``(param, bin)`` paths of ``model``'s ncnn conversion (once per distinct model)."""
+        data = model.SerializeToString()
+        return self.cache.get(ConversionCache.key(data, f"fp16={self.fp16}"), lambda: self._convert(data))
+
+    def _convert(self, data: bytes) -> tuple[str, str]:
+        pnnx = load_module(self.name, "pnnx")
+        folder = self._scratch.folder()
+        source = os.path.join(folder, "model.onnx")
+        with open(source, "wb") as f:
+            f.write(data)
+        run_tool(self.name, "pnnx", [pnnx.EXEC_PATH, source, f"fp16={self.fp16}"], cwd=folder)
+        param, weights = os.path.join(folder, "model.ncnn.param"), os.path.join(folder, "model.ncnn.bin")
+        if not os.path.exists(param):
+            raise BackendError(f"{self.name}: pnnx wrote no ncnn model")
+        for name in os.listdir(folder):  # pnnx's other outputs (pnnx IR, python, onnx) are not needed
+            if name not in ("model.ncnn.param", "model.ncnn.bin"):
+                os.unlink(os.path.join(folder, name))
+        return param, weights
+
+    def prepare(self, model: onnx.ModelProto) -> NcnnSession:
+        param, weights = self.convert(model)
+        ncnn = load_module(self.name, "ncnn")
+        net = ncnn.Net()
+        net.opt.num_threads = threads(self.threads)
+        if not self.default:
+            for option in _EXACT_OFF:
+                setattr(net.opt, option, False)
+        with failing(self.name, "load_param"):
+            if net.load_param(param) != 0:
+                raise BackendError(f"{self.name}: load_param refused pnnx's param file")
+        with failing(self.name, "load_model"):
+            if net.load_model(weights) != 0:
+                raise BackendError(f"{self.name}: load_model refused pnnx's weights")
+        ranks = [len(o.type.tensor_type.shape.dim) for o in model.graph.output]
+        return NcnnSession(net, self.name, ranks, len(graph_inputs(model)))
+
+    def versions(self) -> dict[str, str]:
+        ncnn = load_module(self.name, "ncnn")
+        pnnx = load_module(self.name, "pnnx")
+        settings = ("pnnx fp16=1, ncnn default options (Winograd, fp16 storage)" if self.default
+                    else "pnnx fp16=0, Winograd and fp16/bf16 storage off")
+        return {"ncnn": ncnn.__version__, "pnnx": getattr(pnnx, "__version__", "unknown"), "settings": settings,
+                "threads": str(threads(self.threads))}
+
+    def close(self) -> None:
+        self._scratch.close()
+        self.cache = ConversionCache()  # its paths pointed into the folder just removed
