@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import weakref
 from typing import Callable, Iterator
 
 import onnx
@@ -107,6 +108,8 @@ class Scratch:
     def _next(self) -> str:
         if self._root is None:
             self._root = tempfile.mkdtemp(prefix=f"conformance-{self._prefix}-", dir=_fast_tmp())
+            # A backend that is never closed still leaves nothing behind at exit.
+            weakref.finalize(self, shutil.rmtree, self._root, ignore_errors=True)
         self._count += 1
         return os.path.join(self._root, str(self._count))
 

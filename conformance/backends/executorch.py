@@ -33,8 +33,10 @@ def dynamic_shapes(example_args, dynamic, *, max_batch: int, max_side: int):
         spec = {}
         for d in dims or ():
             top = max_batch if d == 0 else max_side
-            if arg.shape[d] > top:
-                raise BackendError(f"example input {i} has size {arg.shape[d]} on axis {d}, over the bound {top}")
+            if not 2 <= arg.shape[d] <= top:
+                # torch.export specializes sizes 0 and 1: such an axis would silently turn static.
+                raise BackendError(f"executorch: example input {i} has size {arg.shape[d]} on dynamic axis {d}; "
+                                   f"give a size from 2 to {top}")
             spec[d] = torch.export.Dim(f"in{i}_axis{d}", min=1, max=top)
         specs.append(spec or None)
     return tuple(specs)

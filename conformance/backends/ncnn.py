@@ -7,8 +7,8 @@ scale; ``fp16=0`` alone still leaves Winograd's ~1.7e-3).
 
 pnnx is a command-line tool that writes its outputs next to its input, so each conversion runs
 in a fresh scratch folder; conversions (~2 s) are cached by model bytes. ncnn has no batch axis:
-a session feeds one sample at a time (axis 0 of every input) and stacks the outputs, which is
-how an application runs a batch through ncnn.
+a session feeds one sample at a time (axis 0 of the data inputs; weights fed as graph inputs
+go whole) and stacks the outputs, which is how an application runs a batch through ncnn.
 """
 
 from __future__ import annotations
@@ -28,23 +28,38 @@ _EXACT_OFF = ("use_winograd_convolution", "use_fp16_packed", "use_fp16_storage",
               "use_bf16_storage", "use_bf16_packed")
 
 
+def batched_inputs(model: onnx.ModelProto) -> list[bool]:
+    """Which inputs carry the batch axis: the first (the data), and any other whose axis 0 is
+    symbolic. Weights fed as graph inputs have static shapes and go to ncnn whole."""
+    names = set(graph_inputs(model))
+    inputs = [i for i in model.graph.input if i.name in names]
+    return [k == 0 or _symbolic_first_axis(i) for k, i in enumerate(inputs)]
+
+
+def _symbolic_first_axis(value: onnx.ValueInfoProto) -> bool:
+    dims = value.type.tensor_type.shape.dim
+    return bool(dims) and not dims[0].HasField("dim_value")
+
+
 class NcnnSession:
     """One ``ncnn.Net``; an extractor per sample (extractors are cheap, single-use)."""
 
-    def __init__(self, net, name: str, ranks: list[int], n_inputs: int):
+    def __init__(self, net, name: str, ranks: list[int], batched: list[bool]):
         self._net = net
         self._name = name
         self._ranks = ranks  # the ONNX outputs' ranks, batch axis included
-        self._n_inputs = n_inputs
+        self._batched = batched  # per input: split along axis 0 (data) or fed whole (weights fed as inputs)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if len(inputs) != self._n_inputs:
-            raise BackendError(f"{self._name}: model takes {self._n_inputs} inputs, got {len(inputs)}")
-        batches = {np.shape(x)[0] if np.ndim(x) else None for x in inputs}
-        if len(batches) != 1 or None in batches:
-            raise Unsupported(f"{self._name}: ncnn has no batch axis; every input needs the same first "
-                              f"dimension to be fed sample by sample, got shapes {[np.shape(x) for x in inputs]}")
-        samples = [self._run_one([np.asarray(x)[b] for x in inputs]) for b in range(batches.pop())]
+        if len(inputs) != len(self._batched):
+            raise BackendError(f"{self._name}: model takes {len(self._batched)} inputs, got {len(inputs)}")
+        arrays = [np.asarray(x) for x in inputs]
+        sizes = {x.shape[0] for x, b in zip(arrays, self._batched) if b and x.ndim}
+        if len(sizes) != 1:
+            raise Unsupported(f"{self._name}: ncnn has no batch axis and the batched inputs disagree on their "
+                              f"first dimension: {[x.shape for x in arrays]}")
+        samples = [self._run_one([x[n] if b else x for x, b in zip(arrays, self._batched)])
+                   for n in range(sizes.pop())]
         return [np.stack([s[i] for s in samples]) for i in range(len(self._ranks))]
 
     def _run_one(self, sample: list[np.ndarray]) -> list[np.ndarray]:
@@ -115,8 +130,11 @@ class NcnnBackend(Backend):
         with failing(self.name, "load_model"):
             if net.load_model(weights) != 0:
                 raise BackendError(f"{self.name}: load_model refused pnnx's weights")
+        if len(net.input_names()) != len(graph_inputs(model)):
+            raise Unsupported(f"{self.name}: pnnx kept {len(net.input_names())} of the model's "
+                              f"{len(graph_inputs(model))} inputs")
         ranks = [len(o.type.tensor_type.shape.dim) for o in model.graph.output]
-        return NcnnSession(net, self.name, ranks, len(graph_inputs(model)))
+        return NcnnSession(net, self.name, ranks, batched_inputs(model))
 
     def versions(self) -> dict[str, str]:
         ncnn = load_module(self.name, "ncnn")
