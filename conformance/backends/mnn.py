@@ -42,7 +42,9 @@ class MnnSession:
             raise Unsupported(f"{self._name}: this backend feeds float32 inputs only")
         F = load_module(self._name, "MNN.expr")
         with failing(self._name, "forward"):
-            feeds = [F.const(np.ascontiguousarray(x), list(x.shape), F.NCHW) for x in inputs]
+            # Kept alive until the outputs are read: MNN may evaluate lazily from the arrays' memory.
+            arrays = [np.ascontiguousarray(x) for x in inputs]
+            feeds = [F.const(a, list(a.shape), F.NCHW) for a in arrays]
             outputs = self._module.forward(feeds)
             # Outputs may come back in MNN's packed NC4HW4 layout: convert before reading.
             return [np.array(F.convert(y, F.NCHW).read(), copy=True) for y in outputs]

@@ -66,8 +66,11 @@ class NcnnSession:
         ncnn = load_module(self._name, "ncnn")
         with failing(self._name, "extract"):
             extractor = self._net.create_extractor()
-            for name, x in zip(self._net.input_names(), sample):
-                extractor.input(name, ncnn.Mat(np.ascontiguousarray(x, np.float32)))
+            # ncnn.Mat wraps the array's memory without copying it: keep every array and Mat
+            # alive until the outputs are extracted (a freed temporary read back as garbage).
+            alive = [(a, ncnn.Mat(a)) for a in (np.ascontiguousarray(x, np.float32) for x in sample)]
+            for name, (_, mat) in zip(self._net.input_names(), alive):
+                extractor.input(name, mat)
             outputs = []
             for name, rank in zip(self._net.output_names(), self._ranks):
                 status, mat = extractor.extract(name)
