@@ -29,6 +29,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,8 +176,8 @@ def _check_condition(where: str, when) -> str:
     if not isinstance(when, str):
         raise ExpectedError(f"{where}: 'when' must be a string such as \"cpu:avx512_bf16 or cpu:amx_bf16\"")
     for term in when.split(" or "):
-        kind, sep, what = term.strip().removeprefix("not ").strip().partition(":")
-        valid = sep and what and (kind == "cpu" or (kind == "env" and "=" in what))
+        kind, _, what = term.strip().removeprefix("not ").strip().partition(":")
+        valid = (kind == "cpu" and re.fullmatch(r"[\w.]+", what)) or (kind == "env" and re.fullmatch(r"\w+=\S*", what))
         if not valid:
             raise ExpectedError(f"{where}: bad condition {term.strip()!r} in 'when'; "
                                 f"use cpu:FLAG or env:NAME=GLOB, joined by ' or ', each optionally 'not ...'")
