@@ -148,3 +148,17 @@ def _installed(package: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(package) is not None
+
+
+def test_tract_batchnorm_with_fed_parameters_is_a_named_limit():
+    """tract's documented limit is reported as ``Unsupported`` carrying tract's own reason."""
+    from conformance.backends._runtime import Unsupported
+
+    bn = torch.nn.BatchNorm2d(4).eval()
+    model = export(bn, (torch.zeros(2, 4, 5, 7),), ExportTarget("torchscript", 17), dynamic=[(0, 2, 3)])
+    initializers = {i.name for i in model.graph.initializer}
+    fed = weights_as_inputs(model, [n for n in bn.state_dict() if n in initializers])
+    with _backend("tract") as backend:
+        backend.prepare(model)  # constant parameters: fine
+        with pytest.raises(Unsupported, match=r"^tract: BatchNormalization needs constant .*Params are not const"):
+            backend.prepare(fed)

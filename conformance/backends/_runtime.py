@@ -53,12 +53,14 @@ def load_module(runtime: str, module: str):
     try:
         return importlib.import_module(module)
     except Exception as exc:  # a broken install raises anything from ImportError to OSError
-        raise BackendError(f"{runtime}: importing {module} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise BackendError(f"{runtime}: importing {module} failed: {type(exc).__name__}: {_one_line(exc)}") from exc
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:500] if text else "(no message)"
+def _one_line(exc: BaseException) -> str:
+    """The message on one line: runtimes chain their causes over several lines (tract's
+    "Translating node ..." is followed by the reason, "Params are not const")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " | ".join(lines)[:500] if lines else "(no message)"
 
 
 @contextlib.contextmanager
@@ -69,7 +71,7 @@ def failing(runtime: str, step: str) -> Iterator[None]:
     except BackendError:
         raise
     except Exception as exc:
-        raise BackendError(f"{runtime}: {step} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise BackendError(f"{runtime}: {step} failed: {type(exc).__name__}: {_one_line(exc)}") from exc
 
 
 def threads(requested: int | None) -> int:

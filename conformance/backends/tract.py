@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import onnx
 
-from conformance.backends._runtime import Scratch, failing, graph_inputs, load_module, require
+from conformance.backends._runtime import Scratch, Unsupported, failing, graph_inputs, load_module, require
 from conformance.backends.base import Backend, BackendError
 
 
@@ -60,7 +60,13 @@ class TractBackend(Backend):
             with failing(self.name, "load"):
                 inference_model = tract.onnx().load(path)
             with failing(self.name, "into_model"):
-                typed = inference_model.into_model()
+                try:
+                    typed = inference_model.into_model()
+                except tract.TractError as exc:
+                    if "Params are not const" in str(exc):  # a documented limit, not a wrong number
+                        raise Unsupported(f"{self.name}: BatchNormalization needs constant parameters "
+                                          f"(tract: {' | '.join(str(exc).split(chr(10)))})") from exc
+                    raise
             with failing(self.name, "into_runnable"):
                 runnable = typed.into_runnable()
         finally:
