@@ -85,6 +85,12 @@ def threads(requested: int | None) -> int:
         return os.cpu_count() or 1
 
 
+def expect_inputs(runtime: str, count: int, inputs) -> None:
+    """A session fed the wrong number of arrays says so (rather than failing deep in the runtime)."""
+    if len(inputs) != count:
+        raise BackendError(f"{runtime}: model takes {count} inputs, got {len(inputs)}")
+
+
 def graph_inputs(model: onnx.ModelProto) -> list[str]:
     """The model's real inputs in order (older exports also list initializers as inputs)."""
     initializers = {i.name for i in model.graph.initializer}

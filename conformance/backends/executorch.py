@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from conformance.backends._runtime import Unsupported, failing, load_module, require
+from conformance.backends._runtime import Unsupported, expect_inputs, failing, load_module, require
 from conformance.backends.base import BackendError, ProgramBackend
 from conformance.export import _quiet  # the exporters' warnings and log lines are noise in test output
 
@@ -55,8 +55,7 @@ class ExecutorchSession:
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         import torch
 
-        if len(inputs) != len(self._bounds):
-            raise BackendError(f"{self._name}: program takes {len(self._bounds)} inputs, got {len(inputs)}")
+        expect_inputs(self._name, len(self._bounds), inputs)
         for i, (x, bound) in enumerate(zip(inputs, self._bounds)):
             if len(x.shape) != len(bound) or any(s > b for s, b in zip(x.shape, bound)):
                 raise Unsupported(f"{self._name}: input {i} of shape {tuple(x.shape)} is outside the program's "

@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from conformance.backends._runtime import Unsupported, failing, load_module, require, threads
-from conformance.backends.base import BackendError, ProgramBackend
+from conformance.backends._runtime import Unsupported, expect_inputs, failing, load_module, require, threads
+from conformance.backends.base import ProgramBackend
 from conformance.export import _quiet  # the converter's warnings and progress lines are noise
 
 _SIGNATURE = "serving_default"
@@ -44,8 +44,7 @@ class LiteRtSession:
         self._outputs = _by_position(self._runner.get_output_details())
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if len(inputs) != len(self._inputs):
-            raise BackendError(f"{self._name}: model takes {len(self._inputs)} inputs, got {len(inputs)}")
+        expect_inputs(self._name, len(self._inputs), inputs)
         for i, (x, shape) in enumerate(zip(inputs, self._shapes)):
             if tuple(x.shape) != shape:
                 raise Unsupported(f"{self._name}: this .tflite was converted for input {i} of shape {shape}, "

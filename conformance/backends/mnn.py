@@ -18,8 +18,8 @@ from typing import Sequence
 import numpy as np
 import onnx
 
-from conformance.backends._runtime import (ConversionCache, Scratch, Unsupported, failing, graph_inputs, graph_outputs,
-                                           load_module, require, run_tool, threads)
+from conformance.backends._runtime import (ConversionCache, Scratch, Unsupported, expect_inputs, failing,
+                                           graph_inputs, graph_outputs, load_module, require, run_tool, threads)
 from conformance.backends.base import Backend, BackendError
 
 #: ``MNN::Interpreter::HintMode::WINOGRAD_MEMORY_LEVEL``: 0 turns Winograd convolution off.
@@ -36,8 +36,7 @@ class MnnSession:
         self._n_inputs = n_inputs
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if len(inputs) != self._n_inputs:
-            raise BackendError(f"{self._name}: model takes {self._n_inputs} inputs, got {len(inputs)}")
+        expect_inputs(self._name, self._n_inputs, inputs)
         if any(np.asarray(x).dtype != np.float32 for x in inputs):
             raise Unsupported(f"{self._name}: this backend feeds float32 inputs only")
         F = load_module(self._name, "MNN.expr")

@@ -19,8 +19,8 @@ from typing import Sequence
 import numpy as np
 import onnx
 
-from conformance.backends._runtime import (ConversionCache, Scratch, Unsupported, failing, graph_inputs,
-                                           load_module, require, run_tool, threads)
+from conformance.backends._runtime import (ConversionCache, Scratch, Unsupported, expect_inputs, failing,
+                                           graph_inputs, load_module, require, run_tool, threads)
 from conformance.backends.base import Backend, BackendError
 
 # The options turned off for the exact target: each trades float32 accuracy for speed.
@@ -51,8 +51,7 @@ class NcnnSession:
         self._batched = batched  # per input: split along axis 0 (data) or fed whole (weights fed as inputs)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if len(inputs) != len(self._batched):
-            raise BackendError(f"{self._name}: model takes {len(self._batched)} inputs, got {len(inputs)}")
+        expect_inputs(self._name, len(self._batched), inputs)
         arrays = [np.asarray(x) for x in inputs]
         sizes = {x.shape[0] for x, b in zip(arrays, self._batched) if b and x.ndim}
         if len(sizes) != 1:

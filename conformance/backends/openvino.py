@@ -12,8 +12,8 @@ from typing import Sequence
 import numpy as np
 import onnx
 
-from conformance.backends._runtime import failing, graph_inputs, load_module, require, threads
-from conformance.backends.base import Backend, BackendError
+from conformance.backends._runtime import expect_inputs, failing, graph_inputs, load_module, require, threads
+from conformance.backends.base import Backend
 
 
 class OpenVinoSession:
@@ -26,8 +26,7 @@ class OpenVinoSession:
         self._n_inputs = n_inputs
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if len(inputs) != self._n_inputs:
-            raise BackendError(f"{self._name}: model takes {self._n_inputs} inputs, got {len(inputs)}")
+        expect_inputs(self._name, self._n_inputs, inputs)
         with failing(self._name, "infer"):
             result = self._request.infer([np.ascontiguousarray(x) for x in inputs])
             # The request owns its output buffers and overwrites them on the next run: copy.
@@ -71,7 +70,7 @@ class OpenVinoBackend(Backend):
         if not self.default:
             return "f32"
         with failing(self.name, "get_property"):
-            return str(self.core().get_property("CPU", "INFERENCE_PRECISION_HINT")).removeprefix("<Type: '").removesuffix("'>")
+            return self.core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()  # "bf16", "f32"
 
     def versions(self) -> dict[str, str]:
         ov = load_module(self.name, "openvino")

@@ -16,8 +16,9 @@ from typing import Sequence
 import numpy as np
 import onnx
 
-from conformance.backends._runtime import Scratch, Unsupported, failing, graph_inputs, load_module, require
-from conformance.backends.base import Backend, BackendError
+from conformance.backends._runtime import (Scratch, Unsupported, expect_inputs, failing, graph_inputs, load_module,
+                                           require)
+from conformance.backends.base import Backend
 
 
 def without_value_info(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -35,8 +36,7 @@ class TractSession:
         self._n_inputs = n_inputs
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if len(inputs) != self._n_inputs:
-            raise BackendError(f"{self._name}: model takes {self._n_inputs} inputs, got {len(inputs)}")
+        expect_inputs(self._name, self._n_inputs, inputs)
         with failing(self._name, "run"):
             outputs = self._runnable.run([np.ascontiguousarray(x) for x in inputs])
             return [t.to_numpy() for t in outputs]
