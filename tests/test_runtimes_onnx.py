@@ -162,3 +162,18 @@ def test_tract_batchnorm_with_fed_parameters_is_a_named_limit():
         backend.prepare(model)  # constant parameters: fine
         with pytest.raises(Unsupported, match=r"^tract: BatchNormalization needs constant .*Params are not const"):
             backend.prepare(fed)
+
+
+@pytest.mark.parametrize("name", ["openvino", "tract", "mnn", "ncnn"])
+def test_in_place_first_layer_and_dynamic_channels(name):
+    """A model whose first layer may run in place on the fed array (ncnn's ReLU crashed on a
+    borrowed numpy buffer) with every axis dynamic: the caller's array is left untouched."""
+    model = export(torch.nn.ReLU(), (torch.zeros(2, 3, 5, 7),), ExportTarget("torchscript", 17),
+                   dynamic=[(0, 1, 2, 3)])
+    with _backend(name) as backend:
+        session = backend.prepare(model)
+        for shape in [(2, 3, 5, 7), (1, 64, 1, 1), (3, 5, 3, 1)]:
+            x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+            before = x.copy()
+            np.testing.assert_array_equal(session.run([x])[0], np.maximum(x, 0))
+            np.testing.assert_array_equal(x, before)

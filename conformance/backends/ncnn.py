@@ -65,11 +65,12 @@ class NcnnSession:
         ncnn = load_module(self._name, "ncnn")
         with failing(self._name, "extract"):
             extractor = self._net.create_extractor()
-            # ncnn.Mat wraps the array's memory without copying it: keep every array and Mat
-            # alive until the outputs are extracted (a freed temporary read back as garbage).
-            alive = [(a, ncnn.Mat(a)) for a in (np.ascontiguousarray(x, np.float32) for x in sample)]
-            for name, (_, mat) in zip(self._net.input_names(), alive):
-                extractor.input(name, mat)
+            # ncnn.Mat(array) wraps the array's memory without owning it: a freed temporary read
+            # back as garbage (2.7e34), and an in-place first layer (ReLU) on the borrowed memory
+            # crashed. A clone is memory ncnn owns.
+            for name, x in zip(self._net.input_names(), sample):
+                array = np.ascontiguousarray(x, np.float32)  # alive until cloned
+                extractor.input(name, ncnn.Mat(array).clone())
             outputs = []
             for name, rank in zip(self._net.output_names(), self._ranks):
                 status, mat = extractor.extract(name)
