@@ -150,17 +150,27 @@ def _installed(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
 
 
-def test_tract_batchnorm_with_fed_parameters_is_a_named_limit():
-    """tract's documented limit is reported as ``Unsupported`` carrying tract's own reason."""
+# What each runtime says when BatchNormalization's parameters arrive as graph inputs.
+FED_BATCHNORM_LIMIT = {
+    "tract": r"^tract: BatchNormalization needs constant .*Params are not const",
+    "mnn": r"^mnn: MNNConvert needs BatchNormalization's parameters as constants .*gamma not valid",
+    "ncnn": r"^ncnn: ncnn has no layer for F\.batch_norm \(left by pnnx\)$",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FED_BATCHNORM_LIMIT))
+def test_batchnorm_with_fed_parameters_is_a_named_limit(name):
+    """A documented limit is reported as ``Unsupported`` carrying the runtime's own reason,
+    while the same model with constant parameters runs."""
     from conformance.backends._runtime import Unsupported
 
     bn = torch.nn.BatchNorm2d(4).eval()
     model = export(bn, (torch.zeros(2, 4, 5, 7),), ExportTarget("torchscript", 17), dynamic=[(0, 2, 3)])
     initializers = {i.name for i in model.graph.initializer}
     fed = weights_as_inputs(model, [n for n in bn.state_dict() if n in initializers])
-    with _backend("tract") as backend:
+    with _backend(name) as backend:
         backend.prepare(model)  # constant parameters: fine
-        with pytest.raises(Unsupported, match=r"^tract: BatchNormalization needs constant .*Params are not const"):
+        with pytest.raises(Unsupported, match=FED_BATCHNORM_LIMIT[name]):
             backend.prepare(fed)
 
 

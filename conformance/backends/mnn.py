@@ -75,6 +75,11 @@ class MnnBackend(Backend):
             run_tool(self.name, "MNNConvert", [sys.executable, "-c", _CONVERT, "-f", "ONNX", "--modelFile", source,
                                                "--MNNModel", target, "--bizCode", "conformance"],
                      cwd=os.path.dirname(source))
+        except BackendError as exc:
+            if "BatchNorm's gamma not valid" in str(exc):  # parameters fed as graph inputs: a known limit
+                raise Unsupported(f"{self.name}: MNNConvert needs BatchNormalization's parameters as constants "
+                                  f"({exc})") from None
+            raise
         finally:
             os.unlink(source)
         if not os.path.exists(target):  # MNNConvert reports some refusals only in its log

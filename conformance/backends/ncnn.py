@@ -41,6 +41,14 @@ def _symbolic_first_axis(value: onnx.ValueInfoProto) -> bool:
     return bool(dims) and not dims[0].HasField("dim_value")
 
 
+def unknown_layers(ncnn, param: str) -> list[str]:
+    """Layer types in a ``.param`` file that this ncnn build has no implementation for."""
+    with open(param) as f:
+        lines = f.read().splitlines()[2:]  # magic number, then the layer and blob counts
+    types = dict.fromkeys(line.split()[0] for line in lines if line.strip())
+    return [t for t in types if ncnn.layer_to_index(t) < 0]
+
+
 class NcnnSession:
     """One ``ncnn.Net``; an extractor per sample (extractors are cheap, single-use)."""
 
@@ -129,6 +137,9 @@ class NcnnBackend(Backend):
                 setattr(net.opt, option, False)
         with failing(self.name, "load_param"):
             if net.load_param(param) != 0:
+                unknown = unknown_layers(ncnn, param)
+                if unknown:  # pnnx left torch operators in the graph (F.batch_norm with fed parameters)
+                    raise Unsupported(f"{self.name}: ncnn has no layer for {', '.join(unknown)} (left by pnnx)")
                 raise BackendError(f"{self.name}: load_param refused pnnx's param file")
         with failing(self.name, "load_model"):
             if net.load_model(weights) != 0:
