@@ -1,15 +1,41 @@
-"""Backends under test: ONNX Runtime (built in), ONNX-backend-API plug-ins, ADB devices."""
+"""Backends under test: ONNX Runtime (built in), the optional runtimes, ONNX-backend-API
+plug-ins, ADB devices."""
 
 from __future__ import annotations
 
+import importlib
+
 from conformance.backends.base import Backend, BackendError, ProgramBackend, Session
+
+#: The optional runtimes by command-line name: (module, class, keyword arguments). Each module
+#: imports its runtime lazily; a missing package is one ``BackendError`` naming the extra.
+RUNTIMES: dict[str, tuple[str, str, dict]] = {
+    "openvino": ("openvino", "OpenVinoBackend", {}),
+    "openvino-default": ("openvino", "OpenVinoBackend", {"default": True}),
+    "tract": ("tract", "TractBackend", {}),
+    "mnn": ("mnn", "MnnBackend", {}),
+    "mnn-default": ("mnn", "MnnBackend", {"default": True}),
+    "ncnn": ("ncnn", "NcnnBackend", {}),
+    "ncnn-default": ("ncnn", "NcnnBackend", {"default": True}),
+    "executorch": ("executorch", "ExecutorchBackend", {}),
+    "executorch-portable": ("executorch", "ExecutorchBackend", {"delegate": None}),
+    "litert": ("litert", "LiteRtBackend", {}),
+    "litert-reference": ("litert", "LiteRtBackend", {"reference": True}),
+}
+
+
+def load_runtime(name: str) -> Backend:
+    """The optional runtime called ``name`` (a key of ``RUNTIMES``), with its settings."""
+    module, cls, kwargs = RUNTIMES[name]
+    return getattr(importlib.import_module(f"conformance.backends.{module}"), cls)(**kwargs)
 
 
 def load_backend(spec: str, *, ort_provider: str = "CPUExecutionProvider") -> Backend:
     """Build a backend from a command-line name.
 
     ``onnxruntime`` is the built-in ONNX Runtime backend (``ort_provider`` picks the execution
-    provider); ``onnxruntime-ort`` runs each model's ORT-format (mobile) conversion; anything
+    provider); ``onnxruntime-ort`` runs each model's ORT-format (mobile) conversion; a name in
+    ``RUNTIMES`` is an optional runtime (OpenVINO, tract, MNN, ncnn, ExecuTorch, LiteRT); anything
     else is an ONNX-backend-API module or class (``onnxruntime.backend``, ``pkg.mod:Class``). Raises ``BackendError`` with a one-line message when it cannot.
     """
     if spec in ("onnxruntime", "ort"):
@@ -20,12 +46,15 @@ def load_backend(spec: str, *, ort_provider: str = "CPUExecutionProvider") -> Ba
         from conformance.backends.ortformat import OrtFormatBackend
 
         return OrtFormatBackend()
+    if spec in RUNTIMES:
+        return load_runtime(spec)
     from conformance.backends.onnx_api import OnnxApiBackend
 
     return OnnxApiBackend(spec)
 
 
-__all__ = ["Backend", "BackendError", "ProgramBackend", "Session", "load_backend", "load_backends"]
+__all__ = ["RUNTIMES", "Backend", "BackendError", "ProgramBackend", "Session", "load_backend", "load_backends",
+           "load_runtime"]
 
 def load_backends(names, *, ort_provider: str = "CPUExecutionProvider", devices=(),
                   adb: str | None = None, device_dir: str | None = None,

@@ -8,11 +8,17 @@ The file (``conformance/expected_failures.toml`` by default) holds two kinds of 
     exporter = "dynamo"
     reason = "why it fails, and what would fix it"    # required
     issue = "https://..."         # optional
+    when = "cpu:avx512_bf16 or cpu:amx_bf16"   # optional condition (below)
 
     [[tolerance]]                 # a case compared at a looser decimal
     case = "srresnet"
     decimal = 2
     reason = "..."
+
+``when`` makes an entry conditional: alternatives joined by `` or ``, each ``cpu:FLAG`` (the flag is
+in /proc/cpuinfo's ``flags``) or ``env:NAME=GLOB`` (a setting in the environment), either one
+negated by a leading ``not ``. An entry whose condition does not hold here is not applied (a
+runtime's default that is exact on this machine must pass); the file lists it as inactive.
 
 An xfail entry that matches only cases that pass, or a tolerance entry whose cases would pass at
 the default tolerance, is *stale*: the report lists it so the file cannot silently rot.
@@ -21,12 +27,16 @@ the default tolerance, is *stale*: the report lists it so the file cannot silent
 from __future__ import annotations
 
 import fnmatch
+import functools
+import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "expected_failures.toml"
-_KEYS = {"case", "backend", "exporter", "opset", "test", "reason", "issue", "decimal"}
+_KEYS = {"case", "backend", "exporter", "opset", "test", "reason", "issue", "decimal", "when"}
+_CPUINFO = Path("/proc/cpuinfo")
 
 
 class ExpectedError(Exception):
@@ -47,6 +57,7 @@ class Entry:
     test: str = "*"
     issue: str = ""
     decimal: int | None = None
+    when: str = ""  # condition; "" always holds
 
     def matches(self, row: dict) -> bool:
         """Does this entry cover ``row`` (a dict with case, backend, exporter, opset, nodeid)?"""
@@ -59,6 +70,7 @@ class Entry:
         scope = ", ".join(f"{k}={getattr(self, k)}" for k in ("case", "backend", "exporter", "opset", "test")
                           if getattr(self, k) != "*")
         extra = f" decimal={self.decimal}" if self.decimal is not None else ""
+        extra += f" when {self.when}" if self.when else ""
         return f"{self.where} ({scope}{extra}): {self.reason}"
 
 
@@ -69,6 +81,7 @@ class Expectations:
     xfails: list[Entry] = field(default_factory=list)
     tolerances: list[Entry] = field(default_factory=list)
     path: Path | None = None
+    inactive: list[Entry] = field(default_factory=list)  # entries whose ``when`` does not hold here
 
     def xfail_for(self, row: dict) -> Entry | None:
         return next((e for e in self.xfails if e.matches(row)), None)
@@ -113,11 +126,62 @@ def load(path: Path | str | None = None) -> Expectations:
     unknown = set(data) - {"xfail", "tolerance"}
     if unknown:
         raise ExpectedError(f"{path}: unknown table(s) {sorted(unknown)}; use [[xfail]] and [[tolerance]]")
+    entries = [_entry(path, kind, i, raw) for kind in ("xfail", "tolerance")
+               for i, raw in enumerate(data.get(kind, []), 1)]
+    active = [e for e in entries if condition_holds(e.when)]
     return Expectations(
-        xfails=[_entry(path, "xfail", i, raw) for i, raw in enumerate(data.get("xfail", []), 1)],
-        tolerances=[_entry(path, "tolerance", i, raw) for i, raw in enumerate(data.get("tolerance", []), 1)],
+        xfails=[e for e in active if e.kind == "xfail"],
+        tolerances=[e for e in active if e.kind == "tolerance"],
         path=path,
+        inactive=[e for e in entries if e not in active],
     )
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags(path: Path = _CPUINFO) -> frozenset[str]:
+    """The CPU's feature flags (``avx512_bf16``, ``amx_bf16``...); empty where there is no cpuinfo."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return frozenset()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86 names it flags, ARM Features
+            flags.update(value.split())
+    return frozenset(flags)
+
+
+def condition_holds(when: str, flags: frozenset[str] | None = None, env=None) -> bool:
+    """Whether ``when`` (see the module docstring) holds; "" always does."""
+    if not when.strip():
+        return True
+    flags = cpu_flags() if flags is None else flags
+    env = os.environ if env is None else env
+    return any(_term_holds(term.strip(), flags, env) for term in when.split(" or "))
+
+
+def _term_holds(term: str, flags: frozenset[str], env) -> bool:
+    negated = term.startswith("not ")
+    kind, _, what = term.removeprefix("not ").strip().partition(":")
+    if kind == "cpu":
+        held = what in flags
+    else:  # env: validated at load time
+        name, _, pattern = what.partition("=")
+        held = fnmatch.fnmatchcase(env.get(name, ""), pattern)
+    return held != negated
+
+
+def _check_condition(where: str, when) -> str:
+    if not isinstance(when, str):
+        raise ExpectedError(f"{where}: 'when' must be a string such as \"cpu:avx512_bf16 or cpu:amx_bf16\"")
+    for term in when.split(" or "):
+        kind, _, what = term.strip().removeprefix("not ").strip().partition(":")
+        valid = (kind == "cpu" and re.fullmatch(r"[\w.]+", what)) or (kind == "env" and re.fullmatch(r"\w+=\S*", what))
+        if not valid:
+            raise ExpectedError(f"{where}: bad condition {term.strip()!r} in 'when'; "
+                                f"use cpu:FLAG or env:NAME=GLOB, joined by ' or ', each optionally 'not ...'")
+    return when
 
 
 def _entry(path: Path, kind: str, index: int, raw: dict) -> Entry:
@@ -135,5 +199,7 @@ def _entry(path: Path, kind: str, index: int, raw: dict) -> Entry:
         raise ExpectedError(f"{where}: 'decimal' must be an integer 0-12, got {decimal!r}")
     if kind == "xfail" and decimal is not None:
         raise ExpectedError(f"{where}: 'decimal' belongs in a [[tolerance]] entry")
+    if "when" in raw:
+        _check_condition(where, raw["when"])
     fields = {k: str(v) for k, v in raw.items() if k != "decimal"}
     return Entry(kind=kind, where=where, decimal=decimal, **fields)

@@ -1,0 +1,112 @@
+"""ExecuTorch (PyTorch's on-device runtime): ``torch.export`` -> ``.pte``, run by its Python runtime.
+
+Two targets: ``executorch`` lowers to the XNNPACK delegate (what a phone app ships); the
+portable kernels (``executorch-portable``, no delegate) are a smoke target only: ~23 s per
+SuperResolutionNet run at 224x224.
+
+Dynamic dimensions are exported as bounded ``torch.export.Dim`` (ExecuTorch plans memory for
+the upper bound), so one ``.pte`` serves every input shape within the bounds: batch up to
+``max_batch``, other dimensions up to ``max_side``. A static ``.pte`` (``dynamic=None``) serves
+only its export shape. A session checks shapes against the program's bounds up front, so a shape
+outside them is one clear error rather than ExecuTorch's "set_inputs() failed with error 0x10".
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from conformance.backends._runtime import Unsupported, expect_inputs, failing, load_module, require
+from conformance.backends.base import BackendError, ProgramBackend
+from conformance.export import _quiet  # the exporters' warnings and log lines are noise in test output
+
+
+def dynamic_shapes(example_args, dynamic, *, max_batch: int, max_side: int):
+    """``torch.export`` dynamic shapes: a bounded ``Dim`` per dimension listed in ``dynamic``."""
+    import torch
+
+    if not dynamic:
+        return None
+    specs = []
+    for i, (arg, dims) in enumerate(zip(example_args, dynamic)):
+        spec = {}
+        for d in dims or ():
+            top = max_batch if d == 0 else max_side
+            if not 2 <= arg.shape[d] <= top:
+                # torch.export specializes sizes 0 and 1: such an axis would silently turn static.
+                raise BackendError(f"executorch: example input {i} has size {arg.shape[d]} on dynamic axis {d}; "
+                                   f"give a size from 2 to {top}")
+            spec[d] = torch.export.Dim(f"in{i}_axis{d}", min=1, max=top)
+        specs.append(spec or None)
+    return tuple(specs)
+
+
+class ExecutorchSession:
+    """One loaded ``forward`` method; inputs are torch tensors sharing the numpy arrays' memory."""
+
+    def __init__(self, method, name: str):
+        self._method = method
+        self._name = name
+        meta = method.metadata
+        # The planned (upper-bound) sizes of each input: a larger shape cannot run.
+        self._bounds = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        expect_inputs(self._name, len(self._bounds), inputs)
+        for i, (x, bound) in enumerate(zip(inputs, self._bounds)):
+            if len(x.shape) != len(bound) or any(s > b for s, b in zip(x.shape, bound)):
+                raise Unsupported(f"{self._name}: input {i} of shape {tuple(x.shape)} is outside the program's "
+                                  f"bounds {bound}")
+        with failing(self._name, "execute"):
+            outputs = self._method.execute([torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+            return [o.detach().numpy().copy() for o in outputs]
+
+
+class ExecutorchBackend(ProgramBackend):
+    """ExecuTorch with the XNNPACK delegate (``delegate="xnnpack"``) or portable kernels (None)."""
+
+    format = "pte"
+    per_shape = False
+
+    def __init__(self, *, delegate: str | None = "xnnpack", max_batch: int = 4, max_side: int = 256):
+        if delegate not in ("xnnpack", None):
+            raise BackendError(f"executorch: unknown delegate {delegate!r}; valid: xnnpack, None (portable)")
+        self.name = "executorch" if delegate else "executorch-portable"
+        require(self.name, "executorch", "executorch")
+        self.delegate = delegate
+        self.max_batch = max_batch
+        self.max_side = max_side
+
+    def export(self, module, example_args: tuple, dynamic: Sequence[Sequence[int]] | None) -> bytes:
+        import torch
+
+        exir = load_module(self.name, "executorch.exir")
+        partitioners = []
+        if self.delegate == "xnnpack":
+            xnnpack = load_module(self.name, "executorch.backends.xnnpack.partition.xnnpack_partitioner")
+            partitioners = [xnnpack.XnnpackPartitioner()]
+        shapes = dynamic_shapes(example_args, dynamic, max_batch=self.max_batch, max_side=self.max_side)
+        with _quiet(), torch.no_grad():
+            with failing(self.name, "torch.export"):
+                program = torch.export.export(module.eval(), tuple(example_args), dynamic_shapes=shapes)
+            with failing(self.name, "to_edge_transform_and_lower"):
+                edge = exir.to_edge_transform_and_lower(program, partitioner=partitioners)
+            with failing(self.name, "to_executorch"):
+                return bytes(edge.to_executorch().buffer)
+
+    def load(self, artifact: bytes) -> ExecutorchSession:
+        runtime = load_module(self.name, "executorch.runtime")
+        with failing(self.name, "load_program"):
+            program = runtime.Runtime.get().load_program(artifact)
+            method = program.load_method("forward")
+        return ExecutorchSession(method, self.name)
+
+    def versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"executorch": version("executorch"),
+                "delegate": "XNNPACK" if self.delegate else "none (portable kernels)",
+                "dynamic bounds": f"batch <= {self.max_batch}, other axes <= {self.max_side}"}

@@ -1,0 +1,92 @@
+"""LiteRT (TFLite): ``litert_torch.convert`` -> ``.tflite``, run by ``ai_edge_litert``'s interpreter.
+
+Two targets: ``litert`` runs with the interpreter's default XNNPACK delegate (what an app gets),
+``litert-reference`` with ``BUILTIN_WITHOUT_DEFAULT_DELEGATES`` (TFLite's reference kernels).
+
+One artifact serves one input shape (``per_shape``): converting with dynamic H/W fails
+(PixelShuffle's view needs concrete sizes) and resizing a converted model fails inside XNNPACK,
+so the core converts once per shape (3-5 s each) and a session refuses any other shape.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import numpy as np
+
+from conformance.backends._runtime import Unsupported, expect_inputs, failing, load_module, require, threads
+from conformance.backends.base import ProgramBackend
+from conformance.export import _quiet  # the converter's warnings and progress lines are noise
+
+_SIGNATURE = "serving_default"
+
+
+def _by_position(names) -> list[str]:
+    """Signature names (``args_0``, ``output_1``) in positional order; litert names them so."""
+    def position(name: str) -> int:
+        found = re.search(r"(\d+)$", name)
+        return int(found.group(1)) if found else 0
+
+    return sorted(names, key=position)
+
+
+class LiteRtSession:
+    """The interpreter's ``serving_default`` signature: inputs and outputs by position."""
+
+    def __init__(self, interpreter, name: str):
+        self._name = name
+        with failing(name, "get_signature_runner"):
+            self._runner = interpreter.get_signature_runner(_SIGNATURE)
+            details = self._runner.get_input_details()
+        self._inputs = _by_position(details)
+        self._shapes = [tuple(int(s) for s in details[n]["shape"]) for n in self._inputs]
+        self._outputs = _by_position(self._runner.get_output_details())
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        expect_inputs(self._name, len(self._inputs), inputs)
+        for i, (x, shape) in enumerate(zip(inputs, self._shapes)):
+            if tuple(x.shape) != shape:
+                raise Unsupported(f"{self._name}: this .tflite was converted for input {i} of shape {shape}, "
+                                  f"got {tuple(x.shape)} (LiteRT needs one conversion per shape)")
+        with failing(self._name, "invoke"):
+            result = self._runner(**{n: np.ascontiguousarray(x) for n, x in zip(self._inputs, inputs)})
+            return [np.array(result[n], copy=True) for n in self._outputs]
+
+
+class LiteRtBackend(ProgramBackend):
+    """LiteRT's interpreter with its default delegate, or its reference kernels (``reference=True``)."""
+
+    format = "tflite"
+    per_shape = True
+
+    def __init__(self, *, reference: bool = False, threads: int | None = None):
+        self.name = "litert-reference" if reference else "litert"
+        require(self.name, "litert", "litert_torch", "ai_edge_litert")
+        self.reference = reference
+        self.threads = threads
+
+    def export(self, module, example_args: tuple, dynamic: Sequence[Sequence[int]] | None = None) -> bytes:
+        """The ``.tflite`` for ``example_args``' shapes (``dynamic`` is ignored: see the module doc)."""
+        import torch
+
+        litert_torch = load_module(self.name, "litert_torch")
+        with _quiet(), torch.no_grad(), failing(self.name, "litert_torch.convert"):
+            return bytes(litert_torch.convert(module.eval(), tuple(example_args)).model_content())
+
+    def load(self, artifact: bytes) -> LiteRtSession:
+        interpreter = load_module(self.name, "ai_edge_litert.interpreter")
+        options = {"num_threads": threads(self.threads)}
+        if self.reference:
+            options["experimental_op_resolver_type"] = interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        with failing(self.name, "Interpreter"):
+            session = interpreter.Interpreter(model_content=artifact, **options)
+        return LiteRtSession(session, self.name)
+
+    def versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        kernels = ("reference kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)" if self.reference
+                   else "default XNNPACK delegate")
+        return {"ai-edge-litert": version("ai-edge-litert"), "litert-torch": version("litert-torch"),
+                "kernels": kernels, "threads": str(threads(self.threads)), "shapes": "one conversion per shape"}
