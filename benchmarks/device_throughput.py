@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conformance.backends.adb import AdbDeviceBackend  # noqa: E402
 from conformance.device.emulator import LoopbackDevice  # noqa: E402
-from conformance.device.testing import conv_model, private_adb_server  # noqa: E402
+from conformance.device.emulator.testing import conv_model, private_adb_server  # noqa: E402
 
 
 def rate(run, inputs) -> float:

@@ -11,7 +11,7 @@ import pytest
 from conformance.backends.adb import AdbDeviceBackend
 from conformance.backends.base import BackendError
 from conformance.device.emulator import LoopbackDevice
-from conformance.device.testing import adb_available, conv_model
+from conformance.device.emulator.testing import adb_available, conv_model
 
 pytestmark = pytest.mark.skipif(not adb_available(), reason="adb is not on PATH "
                                 "(apt-get install adb, or Android platform-tools)")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conformance.device.emulator import LoopbackDevice
-from conformance.device.testing import adb_available, private_adb_server
+from conformance.device.emulator.testing import adb_available, private_adb_server
 
 pytestmark = [
     pytest.mark.slow,

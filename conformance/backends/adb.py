@@ -80,7 +80,7 @@ class AdbDeviceBackend(Backend):
                 self._ensure_started()
                 facts.update({f"device_{k}": v for k, v in self.adb.device_facts(self.serial)
                               .items()})
-        except BackendError as exc:
+        except (AdbError, BackendError) as exc:
             return dict(facts, device_error=str(exc))
         hello = self._hello
         facts[f"{hello.get('runtime', 'runtime')} (device)"] = hello.get("runtime_version", "?")
@@ -104,7 +104,7 @@ class AdbDeviceBackend(Backend):
             return
         try:
             self._start()
-        except (BackendError, RunnerGone) as exc:
+        except (AdbError, BackendError, RunnerGone) as exc:
             self._teardown()
             hint = self._runner_hint() if isinstance(exc, RunnerGone) else ""
             self._error = BackendError(f"{self.name}: cannot start the on-device runner: "
@@ -156,7 +156,10 @@ class AdbDeviceBackend(Backend):
             local = os.path.join(tmp, "model.onnx")
             with open(local, "wb") as f:
                 f.write(data)
-            self.adb.push(self.serial, local, posixpath.join(self.device_dir, rel))
+            try:
+                self.adb.push(self.serial, local, posixpath.join(self.device_dir, rel))
+            except AdbError as exc:
+                raise BackendError(f"{self.name}: {exc}") from None
 
     def _call(self, header: dict, arrays: Sequence[np.ndarray] = (), *, step: str,
               timeout: float | None = None) -> tuple[dict, list[np.ndarray]]:
