@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,9 +29,15 @@ class LoopbackDevice:
     """
 
     def __init__(self, sandbox: str | os.PathLike, *, port: int | None = None,
-                 python: str | None = None, startup_timeout: float = 10.0):
+                 python: str | None = None, startup_timeout: float = 10.0,
+                 abi: str = "x86_64", arm_root: str | os.PathLike | None = None):
+        """``abi="arm64-v8a"`` runs the device's programs under QEMU in ``arm_root`` (default:
+        the cached root); build it first with :func:`.arm.ensure_root` to see its progress."""
         self.sandbox, self.port = Path(sandbox), port or free_port()
         self.python, self.startup_timeout = python, startup_timeout
+        self.abi, self.arm_root = abi, arm_root
+        # The device's stderr goes to a file, not a pipe that nobody drains during a run.
+        self._log = tempfile.TemporaryFile()
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -42,11 +49,16 @@ class LoopbackDevice:
                "--sandbox", str(self.sandbox)]
         if self.python:
             cmd += ["--python", self.python]
+        if self.abi != "x86_64":
+            cmd += ["--abi", self.abi]
+        if self.arm_root:
+            cmd += ["--arm-root", str(self.arm_root)]
         root = str(Path(__file__).resolve().parents[3])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             p for p in (root, os.environ.get("PYTHONPATH", "")) if p))
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, start_new_session=True)
+                                     stdout=subprocess.DEVNULL, stderr=self._log,
+                                     start_new_session=True)
         self._wait_listening()
         return self
 
@@ -54,7 +66,8 @@ class LoopbackDevice:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"loopback device exited with status {self.proc.returncode}")
+                raise RuntimeError(f"loopback device exited with status {self.proc.returncode}: "
+                                   f"{self._log_tail()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return
@@ -62,6 +75,11 @@ class LoopbackDevice:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"loopback device did not listen on port {self.port}")
+
+    def _log_tail(self) -> str:
+        self._log.seek(0)
+        lines = self._log.read().decode("utf-8", "replace").strip().splitlines()
+        return lines[-1] if lines else "no message"
 
     def kill(self) -> None:
         """Kill the device and every command it runs (SIGKILL to its process group)."""

@@ -15,6 +15,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from conformance.device.adb import shell_join
+from conformance.device.emulator import arm
 from conformance.device.emulator.adbwire import Connection
 from conformance.device.emulator.shell import ShellEnv, serve_shell, serve_tcp
 from conformance.device.emulator.sync import Sandbox, serve_sync
@@ -29,6 +31,8 @@ DEFAULT_PROPS = {
     "ro.build.version.sdk": "34",
     "ro.product.cpu.abi": "x86_64",
 }
+ARM_PROPS = {"ro.product.cpu.abi": "arm64-v8a", "ro.product.cpu.abilist": "arm64-v8a",
+             "ro.product.model": "Loopback ARM", "ro.product.device": "loopback_arm"}
 _SAFE_PATH = re.compile(r"^[\w@%+=:,./-]+$")
 
 
@@ -36,11 +40,19 @@ class LoopbackServer:
     """Accepts adb server connections and serves sync, shell, exec and tcp services."""
 
     def __init__(self, sandbox: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 0,
-                 props: dict[str, str] | None = None, python: str | None = None):
-        self.props = dict(DEFAULT_PROPS, **(props or {}))
+                 props: dict[str, str] | None = None, python: str | None = None,
+                 arm_root: str | os.PathLike | None = None):
+        """``arm_root``: a finished aarch64 root (:func:`.arm.ensure_root`); the device's
+        ``python3`` and ``uname`` then run under QEMU inside it and it reports arm64-v8a."""
+        arm_props = ARM_PROPS if arm_root else {}
+        self.props = dict(DEFAULT_PROPS, **arm_props, **(props or {}))
         self.sandbox = Sandbox(sandbox)
         self._support = tempfile.TemporaryDirectory(prefix="adb-loopback-")
-        self.shell_env = ShellEnv(self._shell_alias(), self._make_bin(python or sys.executable),
+        if arm_root:
+            programs = arm.device_programs(Path(arm_root))
+        else:
+            programs = {"python3": [python or sys.executable]}
+        self.shell_env = ShellEnv(self._shell_alias(), self._make_bin(programs),
                                   str(self.sandbox.root))
         self.sock = socket.create_server((host, port))
         self.port = self.sock.getsockname()[1]
@@ -90,8 +102,9 @@ class LoopbackServer:
         alias.symlink_to(root)
         return str(alias)
 
-    def _make_bin(self, python: str) -> str:
-        """``getprop`` and ``python3`` for device shells (the host's PATH follows them)."""
+    def _make_bin(self, programs: dict[str, list[str]]) -> str:
+        """``getprop`` and ``programs`` (name -> command prefix) for device shells (the host's
+        PATH follows them)."""
         bin_dir = Path(self._support.name) / "bin"
         bin_dir.mkdir()
         cases = "".join(f"  {shlex.quote(k)}) echo {shlex.quote(v)} ;;\n"
@@ -100,7 +113,8 @@ class LoopbackServer:
         _write_script(bin_dir / "getprop",
                       f'if [ -z "$1" ]; then\n{listing}exit 0\nfi\n'
                       f'case "$1" in\n{cases}  *) echo ;;\nesac\n')
-        _write_script(bin_dir / "python3", f'exec {shlex.quote(python)} "$@"\n')
+        for name, prefix in programs.items():
+            _write_script(bin_dir / name, f'exec {shell_join(prefix)} "$@"\n')
         return str(bin_dir)
 
 
