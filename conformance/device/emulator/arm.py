@@ -46,7 +46,8 @@ DEBS = ("python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 lib
         "media-types coreutils libacl1 libattr1 libgmp10 libselinux1 libpcre2-8-0").split()
 #: PyPI wheels the runner needs on the device.
 WHEELS = ("onnxruntime", "numpy")
-WHEEL_PLATFORM = "manylinux_2_28_aarch64"
+#: Wheel platform tags accepted (pip matches them exactly; some wheels are manylinux2014 only).
+WHEEL_PLATFORMS = ("manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64")
 MANIFEST = ".conformance-arm-root.json"
 # Neoverse N1 (implementer 0x41 Arm, part 0xd0c) with the features QEMU's neoverse-n1 exposes.
 _CPUINFO = ("processor\t: {n}\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 "
@@ -60,7 +61,10 @@ class ArmRootError(Exception):
 
 
 def default_root() -> Path:
-    """``$XDG_CACHE_HOME/conformance/arm-root`` (``~/.cache/...`` by default)."""
+    """``$CONFORMANCE_ARM_ROOT``, else ``$XDG_CACHE_HOME/conformance/arm-root`` (``~/.cache/...``
+    by default)."""
+    if os.environ.get("CONFORMANCE_ARM_ROOT"):
+        return Path(os.environ["CONFORMANCE_ARM_ROOT"])
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(cache) / "conformance" / "arm-root"
 
@@ -186,10 +190,11 @@ def _pip_download(work: Path, versions: dict[str, str], say: Callable[[str], Non
                   ) -> list[Path]:
     """The aarch64 cp311 wheels (no dependencies: the runner needs these two only)."""
     specs = [f"{name}=={v}" if v else name for name, v in versions.items()]
-    say(f"arm root: [4/6] pip download {' '.join(specs)} for {WHEEL_PLATFORM} cp311")
+    say(f"arm root: [4/6] pip download {' '.join(specs)} for {WHEEL_PLATFORMS[0]} cp311")
     dest = work / "wheels"
+    platforms = [word for tag in WHEEL_PLATFORMS for word in ("--platform", tag)]
     _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-          "--platform", WHEEL_PLATFORM, "--python-version", "3.11", "--implementation", "cp",
+          *platforms, "--python-version", "3.11", "--implementation", "cp",
           "--abi", "cp311", "-d", str(dest)] + specs,
          f"pip download {' '.join(specs)} (no aarch64 cp311 wheel, or no network to PyPI?)",
          env=dict(os.environ, PIP_CONSTRAINT=""))
