@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import pytest
 
-from conformance.backends.adb import AdbDeviceBackend
+from conformance.backends.adb import EMULATOR_TIMEOUT_SCALE, AdbDeviceBackend
 from conformance.device.emulator import LoopbackDevice, arm
 from conformance.device.emulator.testing import adb_available, conv_model, private_adb_server
 
@@ -73,9 +73,10 @@ def test_the_runner_executes_aarch64_and_arm_kernels_differ_from_the_host_within
         pytest.skip("the host is not x86_64: nothing to tell ARM apart from")
     adb, dev = arm_device
     model = conv_model(3, 16, 3, seed=1)
-    backend = AdbDeviceBackend(dev.serial, adb=adb, timeout=120)
+    backend = AdbDeviceBackend(dev.serial, adb=adb, timeout=30)
     try:
         session = backend.prepare(model)
+        assert backend.timeout == 30 * EMULATOR_TIMEOUT_SCALE  # the device says ro.kernel.qemu=1
         assert backend.runner_info["machine"] == "aarch64"
         assert backend.versions()["device_machine"] == "aarch64"
         x = np.random.default_rng(3).standard_normal((1, 3, 64, 64)).astype(np.float32)
@@ -99,7 +100,7 @@ def test_parity_cases_pass_on_the_arm_device_with_the_device_profile(arm_device,
     reports = tmp_path / "reports"
     cmd = [sys.executable, "-m", "pytest", "cases/test_operators.py", "-m", "parity",
            "-k", "relu or conv2d", "--exporter", "torchscript", "--opset", "17",
-           "--device", dev.serial, "--device-timeout", "120", "--hypothesis-profile", "device",
+           "--device", dev.serial, "--hypothesis-profile", "device",
            "--reports", str(reports), "-p", "no:cacheprovider", "--benchmark-disable", "-q"]
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=repo, OMP_WAIT_POLICY="PASSIVE")

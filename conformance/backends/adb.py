@@ -34,9 +34,13 @@ import onnx
 
 from conformance.backends.base import Backend, BackendError
 from conformance.device.adb import Adb, AdbError, shell_join
-from conformance.device.client import RunnerClient, RunnerGone, RunnerProcess, RunnerRefused
+from conformance.device.client import (RunnerClient, RunnerGone, RunnerProcess, RunnerRefused,
+                                       RunnerTimeout)
 
 DEFAULT_DEVICE_DIR = "/data/local/tmp/conformance"
+#: Request timeouts are this many times longer on an emulator (``ro.kernel.qemu=1``): the ARM
+#: loopback device runs SuperResolutionNet at 224x224 in 30-40 s under QEMU, a phone in 50 ms.
+EMULATOR_TIMEOUT_SCALE = 10
 RUNNER_SOURCE = Path(__file__).resolve().parents[1] / "device" / "runner.py"
 
 
@@ -50,6 +54,7 @@ class AdbDeviceBackend(Backend):
                  timeout: float = 30.0, session_options: dict | None = None,
                  host_diff: bool = True):
         self.serial, self.timeout = serial, timeout
+        self._timeout = timeout  # as given; ``timeout`` is scaled up on an emulator
         self.name = "adb-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", serial)
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         # xdist workers sharing a device each get their own folder (and runner).
@@ -76,6 +81,11 @@ class AdbDeviceBackend(Backend):
         """Push the model (once per content) and load it in the runner (once)."""
         data = model.SerializeToString()
         rel = f"models/{hashlib.sha256(data).hexdigest()[:24]}.onnx"
+        return AdbSession(self, rel, self._ensure_loaded(rel, data), data)
+
+    def _ensure_loaded(self, rel: str, data: bytes) -> dict:
+        """The runner's ``load`` reply for ``rel``; pushed and loaded if this runner lacks it
+        (the first time, or after a restart)."""
         with self._lock:
             self._ensure_started()
             if rel not in self._loaded:
@@ -86,7 +96,7 @@ class AdbDeviceBackend(Backend):
                 reply, _ = self._call({"op": "load", "path": rel,
                                        "options": self.session_options}, step="load")
                 self._loaded[rel] = reply
-        return AdbSession(self, rel, self._loaded[rel], data)
+            return self._loaded[rel]
 
     def versions(self) -> dict[str, str]:
         """Device facts (getprop) and the runtime on the device, for report headers."""
@@ -141,6 +151,8 @@ class AdbDeviceBackend(Backend):
 
     def _start(self) -> None:
         self.adb.ensure_device(self.serial)
+        if self.adb.getprop(self.serial, "ro.kernel.qemu") == "1":
+            self.timeout = self._timeout * EMULATOR_TIMEOUT_SCALE
         self.adb.shell(self.serial, ["mkdir", "-p", posixpath.join(self.device_dir, "models")],
                        step="mkdir")
         if self.runner_cmd is None:
@@ -195,6 +207,16 @@ class AdbDeviceBackend(Backend):
                 return self._client.request(header, arrays, timeout=timeout)
             except RunnerRefused as exc:
                 raise BackendError(f"{self.name}: {step} failed on the device: {exc}") from None
+            except RunnerTimeout as exc:
+                if self._process is not None and self._process.alive and self._listed():
+                    # Busy, not gone: this call fails, the next one starts a fresh runner.
+                    self._teardown()
+                    raise BackendError(f"{self.name}: {step} failed on the device: {exc} (the "
+                                       "runner was stopped; the next call starts a new one)"
+                                       ) from None
+                why = [self._process.why_dead()] if self._process else []
+                raise self._gone(f"the device stopped answering during {step} ({exc}; "
+                                 + "; ".join(why + [self._device_state()]) + ")") from None
             except RunnerGone as exc:
                 why = [self._process.why_dead()] if self._process else []
                 raise self._gone(f"the device stopped answering during {step} ({exc}; "
@@ -202,10 +224,13 @@ class AdbDeviceBackend(Backend):
 
     def _adb_failed(self, exc: AdbError, step: str) -> BackendError:
         """An adb step failed: the device is gone if adb no longer lists it as usable."""
-        state = self._device_state()
-        if state == "adb lists the device as device":
+        if self._listed():
             return BackendError(f"{self.name}: {exc}")
-        return self._gone(f"{step} failed ({exc.adb_message}; {state})")
+        return self._gone(f"{step} failed ({exc.adb_message}; {self._device_state()})")
+
+    def _listed(self) -> bool:
+        """True when adb lists the device as usable (state ``device``)."""
+        return self._device_state() == _LISTED
 
     def _gone(self, what: str) -> BackendError:
         """Poison the backend: ``what`` happened; every later call raises this at once."""
@@ -265,6 +290,9 @@ class AdbDeviceBackend(Backend):
         return f"adb lists the device as {states[self.serial]}"
 
 
+_LISTED = "adb lists the device as device"
+
+
 class AdbSession:
     """A model loaded in the device's runner."""
 
@@ -277,6 +305,7 @@ class AdbSession:
         """Outputs for ``inputs`` (model-input order), computed on the device; with
         ``host_diff`` the backend's :attr:`~AdbDeviceBackend.last_host_diff` is updated."""
         arrays = [np.asarray(x) for x in inputs]
+        self.backend._ensure_loaded(self.path, self._model)
         _, outputs = self.backend._call({"op": "run", "session": self.path}, arrays, step="run")
         outputs = [np.array(x) for x in outputs]  # writable copies, detached from the wire buffer
         self.backend._note_host_diff(self.path, self._model, arrays, outputs)
@@ -286,6 +315,7 @@ class AdbSession:
              iterations: int = 20) -> list[float]:
         """Per-iteration seconds measured on the device, after ``warmup`` untimed runs."""
         runs = max(1, warmup + iterations)
+        self.backend._ensure_loaded(self.path, self._model)
         reply, _ = self.backend._call(
             {"op": "time", "session": self.path, "warmup": warmup, "iterations": iterations},
             [np.asarray(x) for x in inputs], step="time",

@@ -31,8 +31,10 @@ DEFAULT_PROPS = {
     "ro.build.version.sdk": "34",
     "ro.product.cpu.abi": "x86_64",
 }
+#: ro.kernel.qemu=1 is what Android's own emulators say: hosts allow it longer timeouts.
 ARM_PROPS = {"ro.product.cpu.abi": "arm64-v8a", "ro.product.cpu.abilist": "arm64-v8a",
-             "ro.product.model": "Loopback ARM", "ro.product.device": "loopback_arm"}
+             "ro.product.model": "Loopback ARM", "ro.product.device": "loopback_arm",
+             "ro.kernel.qemu": "1"}
 _SAFE_PATH = re.compile(r"^[\w@%+=:,./-]+$")
 
 
