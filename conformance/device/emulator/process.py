@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from conformance.device.emulator import arm
+
 
 def free_port() -> int:
     """A TCP port that is free now, outside the emulator range adb scans (5554-5586)."""
@@ -32,7 +34,7 @@ class LoopbackDevice:
                  python: str | None = None, startup_timeout: float = 10.0,
                  abi: str = "x86_64", arm_root: str | os.PathLike | None = None):
         """``abi="arm64-v8a"`` runs the device's programs under QEMU in ``arm_root`` (default:
-        the cached root); build it first with :func:`.arm.ensure_root` to see its progress."""
+        the cached root, built by :meth:`start` if missing; ArmRootError if it cannot be)."""
         self.sandbox, self.port = Path(sandbox), port or free_port()
         self.python, self.startup_timeout = python, startup_timeout
         self.abi, self.arm_root = abi, arm_root
@@ -50,9 +52,9 @@ class LoopbackDevice:
         if self.python:
             cmd += ["--python", self.python]
         if self.abi != "x86_64":
-            cmd += ["--abi", self.abi]
-        if self.arm_root:
-            cmd += ["--arm-root", str(self.arm_root)]
+            # Build (or find) the root here, where its progress shows, not within startup_timeout.
+            root = arm.ensure_root(self.arm_root)
+            cmd += ["--abi", self.abi, "--arm-root", str(root)]
         root = str(Path(__file__).resolve().parents[3])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             p for p in (root, os.environ.get("PYTHONPATH", "")) if p))
