@@ -82,8 +82,14 @@ class CaseCheck:
             return self.harness.run(case, target, example, decimal=decimal, deadline=deadline,
                                     allow_export=not shrinking)
 
+        host_diff = getattr(target.backend, "pop_host_diff", None)  # devices: what ARM changes
+        if host_diff is not None:
+            host_diff()  # forget what earlier cases saw
         verdict = drive(self.record, strategy, run, max_examples=max_examples, key=self.nodeid,
                         database=settings.default.database, derandomize=settings.default.derandomize)
+        if host_diff is not None:
+            found = host_diff()
+            self.record.host_diff = None if found is None else found.to_dict()
         return self.finish(verdict)
 
     def finish(self, verdict: Verdict) -> Outcome | None:

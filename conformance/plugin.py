@@ -83,7 +83,7 @@ def pytest_configure(config):
     if not config.getoption("hypothesis_profile", None):
         from hypothesis import settings
 
-        settings.load_profile(profiles.default_profile())
+        settings.load_profile(profiles.default_profile(_split(config.getoption("device"))))
     try:
         session = ConformanceSession.from_options(
             backends=_split(config.getoption("backend")) or list(DEFAULT_BACKENDS),

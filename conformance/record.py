@@ -48,6 +48,7 @@ class CaseRecord:
     reproducer: str = ""  # the folder written for a failure (ONNX test-data layout)
     reason: str = ""  # why skipped, or the expected-failure entry's reason
     localization: dict | None = None  # per-layer error profile of a failing model case
+    host_diff: dict | None = None  # a device's largest difference from the same runtime on this host
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -79,3 +79,13 @@ def test_model_option_with_a_space_runs_only_the_model_cases(installed, tmp_path
     assert "1 passed" in out.strip().splitlines()[-1], out[-2000:]
     assert "test_onnx_model" in _run([installed, "-m", "pytest", "--model", elsewhere, "--collect-only", "-q",
                                       "-p", "no:cacheprovider"], cwd=work).stdout
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "conformance").rglob("__init__.py")}
+    listed = set(config["packages"])
+    assert folders - listed == set(), f"add to [tool.setuptools] packages: {sorted(folders - listed)}"
+    assert config["package-dir"]["conformance.cases"] == "cases" and (REPO / "cases" / "__init__.py").is_file()

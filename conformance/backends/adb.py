@@ -56,6 +56,7 @@ class AdbDeviceBackend(Backend):
         self.serial, self.timeout = serial, timeout
         self._timeout = timeout  # as given; ``timeout`` is scaled up on an emulator
         self.name = "adb-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", serial)
+        self.place = f"adb:{serial}"  # where a target runs (records and reports)
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         # xdist workers sharing a device each get their own folder (and runner).
         self.device_dir = posixpath.join(device_dir, worker) if worker else device_dir

@@ -64,6 +64,7 @@ def _from_record(rec: dict, decimal: int) -> dict:
         "shrink_steps": rec.get("shrink_steps", 0), "place": rec.get("place", "host"),
         "error_type": rec.get("error_type", ""), "error": rec.get("error", ""),
         "summary": rec.get("summary", ""), "example": rec.get("example", ""),
+        "host_diff": rec.get("host_diff"),
         "decimal": row_decimal, "tolerance": tolerance(row_decimal),
         "max_abs": worst.get("max_abs"), "max_rel": worst.get("max_rel"), "ulp": worst.get("ulp"),
         "margin": worst.get("margin"), "worst_index": worst.get("worst_index"),
