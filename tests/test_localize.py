@@ -6,15 +6,17 @@ exported by TorchScript at opset 17, by dynamo at 18 (node metadata kept) and by
 """
 
 import numpy as np
-import onnx
 import pytest
 import torch
+from hypothesis import given, strategies as st
+from hypothesis.extra.numpy import arrays
 
 from conformance import faults
 from conformance.backends.onnxrt import OnnxRuntimeBackend
+from conformance.compare import compare
 from conformance.export import ExportTarget, export
 from conformance.layermap import map_nodes
-from conformance.localize import LocalizationError, localize, plot_profile
+from conformance.localize import LocalizationError, localize, max_abs_error, plot_profile
 from conformance.models.srresnet import SRResNet
 from conformance.models.superres import SuperResolutionNet
 from conformance.strategies import InputRecipe, WeightRecipe
@@ -161,3 +163,11 @@ def test_the_profile_plot_is_a_png_with_one_bar_per_layer(tmp_path):
     # Wider for more layers: the plot grows with the model.
     small = localize(*exported("superres", "ts17")[1:2], [exported("superres", "ts17")[2]], ORT)
     assert matplotlib.image.imread(plot_profile(small, tmp_path / "s.png")).shape[1] <= image.shape[1]
+
+
+_any_float = st.floats(width=32, allow_nan=True, allow_infinity=True)
+
+
+@given(arrays(np.float32, 12, elements=_any_float), arrays(np.float32, 12, elements=_any_float))
+def test_the_fast_profile_error_is_compares(a, e):
+    assert max_abs_error(a, e) == compare(a, e).max_abs
