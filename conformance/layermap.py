@@ -10,7 +10,8 @@ Both exporters leave a trail from nodes to module paths:
 
 A module's output matches the *last* node of that module's call. A Conv that the exporter folded
 a following BatchNorm into matches the BatchNorm's output. Anything else stays unmapped, and the
-caller computes its reference another way.
+caller computes its reference another way; ``name_by_order`` still gives such nodes a module
+name for the message (the next unclaimed call of a module of the matching type).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class ModuleOutputs:
     calls: dict[str, list[np.ndarray]] = field(default_factory=dict)
     folded: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)  # conv call -> BN call
     outputs: list[np.ndarray] = field(default_factory=list)  # the module's own outputs
+    order: list[tuple[str, int, type]] = field(default_factory=list)  # leaf calls as they ran
 
     def get(self, path: str, call: int) -> np.ndarray | None:
         path, call = self.folded.get((path, call), (path, call))
@@ -61,6 +63,8 @@ def record_module_outputs(module: torch.nn.Module, arrays: Sequence[np.ndarray])
             if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) and source is not None:
                 record.folded[source] = (path, len(calls))
             made_by[id(out)] = (path, len(calls))
+            if not any(True for _ in mod.children()):
+                record.order.append((path, len(calls), type(mod)))
             calls.append(out.detach().clone().numpy())
             keep.append(out)
         return fn
@@ -144,3 +148,42 @@ def map_nodes(model: onnx.ModelProto, module: torch.nn.Module) -> dict[int, tupl
             last[(path, calls[path])] = index
         prev_path, prev_raw = path, raw
     return {index: key for key, index in last.items()}
+
+
+#: ONNX op type -> the torch module types that export to it (for naming unmapped nodes).
+OP_MODULES = {
+    "Relu": (torch.nn.ReLU,), "PRelu": (torch.nn.PReLU,), "DepthToSpace": (torch.nn.PixelShuffle,),
+    "BatchNormalization": (torch.nn.BatchNorm2d,), "Sigmoid": (torch.nn.Sigmoid,), "Tanh": (torch.nn.Tanh,),
+    "Conv": (torch.nn.Conv2d,), "Gemm": (torch.nn.Linear,), "MaxPool": (torch.nn.MaxPool2d,),
+}
+
+
+def name_by_order(model: onnx.ModelProto, mapped: dict[int, tuple[str, int]],
+                  record: ModuleOutputs) -> dict[int, tuple[str, int]]:
+    """Names for nodes no trail maps (dynamo at opset 17 keeps no scopes): the next call, in
+    execution order, of a leaf module of the matching type after the last mapped one.
+
+    For labels only: the reference of these nodes is still computed from their inputs, so a
+    wrong guess can mislabel a layer but never raise a false alarm.
+    """
+    position = {(p, c): i for i, (p, c, _) in enumerate(record.order)}
+    folded_into = {bn: conv for conv, bn in record.folded.items()}
+    claimed = {position[k] for k in mapped.values() if k in position}
+    claimed |= {position[bn] for conv, bn in record.folded.items() if bn in position}
+    names, cursor = {}, -1
+    for index, node in enumerate(model.graph.node):
+        if index in mapped:
+            key = mapped[index]
+            cursor = max(cursor, position.get(record.folded.get(key, key), position.get(key, cursor)))
+            continue
+        kinds = OP_MODULES.get(node.op_type)
+        if not kinds:
+            continue
+        for i in range(cursor + 1, len(record.order)):
+            path, call, kind = record.order[i]
+            if i not in claimed and issubclass(kind, kinds) and (path, call) not in folded_into:
+                names[index] = (path, call)
+                claimed.add(i)
+                cursor = i
+                break
+    return names

@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 
 from conformance.compare import compare, tolerance
-from conformance.layermap import map_nodes, record_module_outputs
+from conformance.layermap import map_nodes, name_by_order, record_module_outputs
 from conformance.subgraphs import has_subgraph, mark_all, output_names, reference_prepare, single_node_model
 
 Prepare = Callable[[onnx.ModelProto], object]  # model -> session with run(list[np.ndarray]) -> list
@@ -141,7 +141,7 @@ def _torch_reference(model, module, arrays, actual, reference: Prepare):
     values = {i.name: a for i, a in zip(_graph_inputs(model), arrays)}
     values.update({i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer})
     graph_out = dict(zip(output_names(model), record.outputs))
-    paths = {}
+    paths = {index: key[0] for index, key in name_by_order(model, mapped, record).items()}  # labels only
     for index, node in enumerate(model.graph.node):
         first = node.output[0] if node.output else ""
         torch_value = graph_out.get(first)
@@ -149,7 +149,7 @@ def _torch_reference(model, module, arrays, actual, reference: Prepare):
             torch_value = record.get(*mapped[index])
         if torch_value is not None and first in actual and np.shape(torch_value) == np.shape(actual[first]):
             values[first] = torch_value
-            paths[index] = mapped[index][0] if index in mapped else ""
+            paths[index] = mapped[index][0] if index in mapped else paths.get(index, "")
         if any(o and o not in values for o in node.output):
             alone, feeds = single_node_model(model, node, values)
             outs = _run(reference, alone, feeds, f"reference runtime on node {node.name!r}")

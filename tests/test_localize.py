@@ -101,6 +101,20 @@ def test_torchscript_scopes_map_every_call_of_a_reused_module():
     assert by_name["/conv4/Conv"] == ("conv4", 0)
 
 
+@pytest.mark.parametrize("model_name", list(MODELS))
+def test_dynamo_at_opset_17_still_names_activation_layers(model_name):
+    """Its down-conversion drops the scope metadata; execution order names ReLU/PReLU/shuffle."""
+    module, model, x = exported(model_name, "dynamo17")
+    by_op = {}
+    for layer in localize(model, [x], ORT, module=module).layers:
+        by_op.setdefault(layer.op_type, []).append(layer.layer)
+    if model_name == "superres":
+        assert by_op["Relu"] == ["relu"] * 3 and by_op["DepthToSpace"] == ["pixel_shuffle"]
+    else:
+        assert by_op["PRelu"] == ["head.1", "blocks.0.prelu", "blocks.1.prelu", "upsample.0.prelu", "upsample.1.prelu"]
+        assert by_op["DepthToSpace"] == ["upsample.0.shuffle", "upsample.1.shuffle"]
+
+
 def test_folded_batchnorm_is_compared_with_the_batchnorm_output():
     """The exported Conv holds conv1 + bn1: its reference is bn1's output, not conv1's."""
     module, model, x = exported("srresnet", "ts17")
