@@ -90,6 +90,38 @@ def models_section(repeats: int) -> None:
     print(f"static export per shape, Conv2d, dynamo exporter: {1e3 * (time.perf_counter() - start):.0f} ms")
 
 
+def drawn_sizes_section() -> None:
+    """Mean elements per drawn input, with and without batches 8/16: the work per example (a
+    timing proxy that does not depend on what else runs on the machine)."""
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    from conformance import strategies
+    from conformance.models.cases import MODELS
+    from conformance.ops import OPERATORS
+
+    def mean_elements(case, large) -> float:
+        sizes = []
+        original = strategies.LARGE_BATCHES
+
+        @settings(max_examples=300, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(st.data())
+        def draw(data):
+            structure = data.draw(case.structures())
+            sizes.append(int(np.prod(data.draw(case.input_shapes(structure)))))
+
+        strategies.LARGE_BATCHES = large  # read by shapes() at each call: the same draws otherwise
+        try:
+            draw()
+        finally:
+            strategies.LARGE_BATCHES = original
+        return float(np.mean(sizes))
+
+    for case in OPERATORS + MODELS:
+        before, after = mean_elements(case, ()), mean_elements(case, (8, 16))
+        print(f"mean input elements {case.name:14} batch 1-4: {before:9.0f}   with 8/16: {after:9.0f}"
+              f"   ({after / before:.2f}x)")
+
+
 def compare_section(repeats: int) -> None:
     x = InputRecipe((2, 64, 24, 24), "unit", "uniform", 1, 0).materialize()
     s = InputRecipe((2, 64, 24, 24), "unit", "special", 1, 0, "", ARITHMETIC_SAFE).materialize()
@@ -107,6 +139,7 @@ def main() -> None:
     inputs_section(args.repeats)
     models_section(args.repeats)
     compare_section(args.repeats)
+    drawn_sizes_section()
 
 
 if __name__ == "__main__":

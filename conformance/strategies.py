@@ -73,13 +73,15 @@ LARGE_BATCHES = (8, 16)
 
 
 @st.composite
-def batch_sizes(draw, *, min_batch: int = 1, max_batch: int = 4, large=LARGE_BATCHES):
-    """Mostly ``min_batch..max_batch``; one draw in eight a batch from ``large``.
+def batch_sizes(draw, *, min_batch: int = 1, max_batch: int = 4, large=None):
+    """Mostly ``min_batch..max_batch``; one draw in eight a batch from ``large`` (default
+    ``LARGE_BATCHES``, read at each call; ``()`` for none).
 
     The choice shrinks towards the ordinary batches, so a failure needing batch 16 keeps it and
     any other failure shrinks to the smallest batch.
     """
     _check_range("shapes(batch)", min_batch, max_batch)
+    large = LARGE_BATCHES if large is None else large
     if large and draw(st.integers(0, 7)) == 7:
         return draw(st.sampled_from(sorted(large)))
     return draw(st.integers(min_batch, max_batch))
@@ -88,7 +90,7 @@ def batch_sizes(draw, *, min_batch: int = 1, max_batch: int = 4, large=LARGE_BAT
 @st.composite
 def shapes(draw, *, channels: int | None = None, min_side: int = 1, max_side: int = 96,
            min_batch: int = 1, max_batch: int = 4, max_channels: int = 16,
-           large_batches=LARGE_BATCHES, max_elements: int = MAX_INPUT_ELEMENTS):
+           large_batches=None, max_elements: int = MAX_INPUT_ELEMENTS):
     """NCHW shapes: batch 1-4 (8 or 16 now and then), ``channels`` fixed or drawn, odd/even/
     small/large sides, at most ``max_elements`` elements (a per-case cap on time per example).
 
