@@ -130,13 +130,23 @@ def _run(prepare: Prepare, model: onnx.ModelProto, arrays, what: str) -> list[np
 def _run_all(prepare: Prepare, model: onnx.ModelProto, arrays, what: str) -> dict[str, np.ndarray]:
     """Every node output of ``model`` on a runtime, by name."""
     marked = mark_all(model)
-    return dict(zip(output_names(marked), _run(prepare, marked, arrays, what)))
+    names = output_names(marked)
+    outs = _run(prepare, marked, arrays, what)
+    if len(outs) != len(names):
+        raise LocalizationError(f"{what}: it returned {len(outs)} outputs for {len(names)} marked ones")
+    return dict(zip(names, outs))
 
 
 def _torch_reference(model, module, arrays, actual, reference: Prepare):
     """Reference values of every node output: torch where a module made it, else the reference
     runtime on the reference's own inputs. Also node index -> module path."""
-    record = record_module_outputs(module, arrays)
+    try:
+        record = record_module_outputs(module, arrays)
+    except Exception as exc:
+        raise LocalizationError(
+            f"the torch module cannot run on the model's {len(arrays)} inputs (weights fed as inputs? "
+            f"localize the model with weights as initializers): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        ) from exc
     mapped = map_nodes(model, module)
     values = {i.name: a for i, a in zip(_graph_inputs(model), arrays)}
     values.update({i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer})

@@ -286,3 +286,23 @@ def weights() -> st.SearchStrategy[WeightRecipe]:
         zero_fraction=st.sampled_from([0.0, 0.0, 0.3, 1.0]),
         seed=st.integers(0, 2**32 - 1),
     )
+
+
+class Deployment(NamedTuple):
+    """How the example is deployed: the export's shapes and how often its session runs."""
+
+    static: bool  # exported with every dim fixed at the drawn shape (the mobile/tutorial export)
+    runs: int  # inputs of the same shape run through one prepared session, in turn
+
+    def inputs(self, recipe: InputRecipe) -> list[InputRecipe]:
+        """``runs`` recipes: ``recipe`` first, then the same shape and kind with other seeds."""
+        return [recipe] + [recipe._replace(seed=(recipe.seed + k) % 2**32) for k in range(1, self.runs)]
+
+
+def deployments(*, static: bool = True, max_runs: int = 3) -> st.SearchStrategy[Deployment]:
+    """Static or dynamic export (``static=False`` where an export per shape is too dear, as with
+    dynamo at ~1-7 s each), and 2..``max_runs`` runs of one session, as deployed sessions run
+    many times. Shrinks to a dynamic export run twice."""
+    if max_runs < 2:
+        raise ValueError(f"deployments: max_runs must be >= 2 (a session runs more than once), got {max_runs}")
+    return st.builds(Deployment, st.booleans() if static else st.just(False), st.integers(2, max_runs))

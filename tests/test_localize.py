@@ -165,6 +165,24 @@ def test_a_runtime_that_cannot_run_intermediates_gives_one_line():
         localize(model, [x], refuses)
 
 
+class DropsExtraOutputs:
+    """A runtime that only returns the model's declared first output."""
+
+    @staticmethod
+    def prepare(model):
+        session = ORT(model)
+        return type("S", (), {"run": lambda self, xs: session.run(xs)[:1]})()
+
+
+def test_a_runtime_that_drops_marked_outputs_or_a_module_that_cannot_run_gives_one_line():
+    module, model, x = exported("superres", "ts17")
+    with pytest.raises(LocalizationError, match=r"returned 1 outputs for 8 marked ones$"):
+        localize(model, [x], DropsExtraOutputs.prepare)
+    with pytest.raises(LocalizationError, match=r"^the torch module cannot run on the model's 2 inputs"):
+        localize(model, [x, x], lambda m: type("S", (), {"run": lambda self, xs: ORT(m).run(xs[:1])})(),
+                 module=module)
+
+
 def test_the_profile_plot_is_a_png_with_one_bar_per_layer(tmp_path):
     import matplotlib.image
 

@@ -139,3 +139,21 @@ def test_photo_inputs_are_drawn_beside_synthetic_ones():
     assert find(inputs((1, 3, 8, 8)), lambda r: r.photo == "grace_hopper").photo == "grace_hopper"
     never = [inputs((1, 3, 8, 8), photos=False).example().distribution for _ in range(30)]
     assert "photo" not in never
+
+
+def test_deployments_run_a_session_more_than_once_on_different_inputs():
+    from hypothesis import find
+
+    from conformance.strategies import Deployment, deployments
+
+    assert find(deployments(), lambda d: True) == Deployment(False, 2)
+    assert find(deployments(), lambda d: d.static).static
+    assert not find(deployments(static=False), lambda d: d.runs == 3).static
+    recipe = InputRecipe((2, 3, 8, 8), "pixel", "photo", 2**32 - 1, 1, "coffee")
+    runs = Deployment(True, 3).inputs(recipe)
+    assert runs[0] == recipe and len({r.seed for r in runs}) == 3
+    assert all(r._replace(seed=0) == recipe._replace(seed=0) for r in runs)
+    arrays = [r.materialize() for r in runs]
+    assert not np.array_equal(arrays[0], arrays[1]) and arrays[0].shape == arrays[2].shape
+    with pytest.raises(ValueError, match="max_runs must be >= 2"):
+        deployments(max_runs=1)
