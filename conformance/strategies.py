@@ -116,8 +116,10 @@ def shapes(draw, *, channels: int | None = None, min_side: int = 1, max_side: in
 SPECIAL_KINDS = ("nan", "inf", "-inf", "-0.0", "subnormal", "large")
 #: The kinds safe under arithmetic that accumulates (see the module docstring): all but "large".
 ARITHMETIC_SAFE = ("nan", "inf", "-inf", "-0.0", "subnormal")
-#: Share of a special input's elements replaced by special values.
-SPECIAL_SHARE = 1 / 8
+#: Shares of a special input's elements replaced by special values: 0 is sparse (one element of
+#: each kind per batch item, so a convolution's output stays mostly finite and its finite part is
+#: compared too); 1/8 is dense (every SIMD vector holds some).
+SPECIAL_SHARES = (0.0, 1 / 8)
 
 
 def _special_values(rng: np.random.Generator, kind: str, count: int) -> np.ndarray:
@@ -135,14 +137,15 @@ def _special_values(rng: np.random.Generator, kind: str, count: int) -> np.ndarr
     raise ValueError(f"unknown special value kind {kind!r}; valid: {', '.join(SPECIAL_KINDS)}")
 
 
-def _fill_special(rng: np.random.Generator, shape, kinds, scale: float) -> np.ndarray:
-    """Unit-scale uniform values with ``SPECIAL_SHARE`` of the elements (at least one per
-    kind) replaced by special values of ``kinds``, in turn."""
+def _fill_special(rng: np.random.Generator, shape, kinds, scale: float, share: float) -> np.ndarray:
+    """Unit-scale uniform values with ``share`` of the elements (0: one per kind and batch item)
+    replaced by special values of ``kinds``, in turn."""
     x = (rng.random(shape) * scale).astype(np.float32)
     flat = x.reshape(-1)
     if not kinds or flat.size == 0:
         return x
-    count = min(flat.size, max(len(kinds), int(flat.size * SPECIAL_SHARE)))
+    items = shape[0] if len(shape) > 1 else 1
+    count = min(flat.size, max(len(kinds) * items, int(flat.size * share)))
     where = rng.choice(flat.size, size=count, replace=False)
     for i, kind in enumerate(kinds):
         spots = where[i::len(kinds)]
@@ -172,6 +175,7 @@ class InputRecipe(NamedTuple):
     zero_rows: int  # leading rows set to exact zero (padding-like borders, dead pixels)
     photo: str = ""  # distribution "photo": which photograph (models.photos.INPUT_PHOTOS)
     special: tuple[str, ...] = ()  # distribution "special": which SPECIAL_KINDS it holds
+    special_share: float = 0.0  # distribution "special": one of SPECIAL_SHARES
 
     def materialize(self) -> np.ndarray:
         rng = np.random.default_rng(self.seed)
@@ -182,7 +186,7 @@ class InputRecipe(NamedTuple):
             if self.scale == "unit":
                 x /= np.float32(255.0)
         elif self.distribution == "special":
-            x = _fill_special(rng, self.shape, self.special, SCALES[self.scale])
+            x = _fill_special(rng, self.shape, self.special, SCALES[self.scale], self.special_share)
         else:
             x = _fill(rng, self.shape, self.distribution, SCALES[self.scale])
         x[..., : self.zero_rows, :] = 0
@@ -209,16 +213,16 @@ def inputs(draw, shape, *, scales=("unit", "pixel"), photos: bool = True) -> Inp
 
 def special_inputs(shape, *, kinds=SPECIAL_KINDS) -> st.SearchStrategy[InputRecipe]:
     """A unit-scale input of ``shape`` holding a drawn non-empty subset of ``kinds`` (NaN, +-Inf,
-    -0.0, subnormals, large magnitudes) at 1/8 of its elements; shrinks to one kind, the first
-    of ``kinds`` (NaN). ``kinds`` is checked here, before any draw."""
+    -0.0, subnormals, large magnitudes), sparse or at 1/8 of its elements; shrinks to one kind,
+    the first of ``kinds`` (NaN), sparse. ``kinds`` is checked here, before any draw."""
     kinds = tuple(kinds)
     if not kinds or set(kinds) - set(SPECIAL_KINDS):
         raise ValueError(f"special_inputs: kinds must be a non-empty subset of {SPECIAL_KINDS}, got {kinds}")
     chosen = st.lists(st.sampled_from(kinds), min_size=1, max_size=len(kinds), unique=True)
     return st.builds(
-        lambda picked, seed: InputRecipe(tuple(shape), "unit", "special", seed, 0, "",
-                                         tuple(sorted(picked, key=kinds.index))),
-        chosen, st.integers(0, 2**32 - 1),
+        lambda picked, share, seed: InputRecipe(tuple(shape), "unit", "special", seed, 0, "",
+                                                tuple(sorted(picked, key=kinds.index)), share),
+        chosen, st.sampled_from(SPECIAL_SHARES), st.integers(0, 2**32 - 1),
     )
 
 
