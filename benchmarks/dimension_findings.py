@@ -8,9 +8,14 @@ tolerance used by the worst element):
 - special: special-values inputs of the case's kinds (NaN/Inf positions must match torch's);
 - photo: crops of real photographs;
 - static: a static-shape export at the drawn shape;
-- rerun: one session run on 3 inputs of the drawn shape in turn.
+- rerun: one session run on 3 inputs of the drawn shape in turn;
+- before: what the suite drew before issue 12 (batch 1-4, synthetic inputs, dynamic export, one
+  run per session), for contrast.
 
-    .venv/bin/python benchmarks/dimension_findings.py [--examples 10]
+    .venv/bin/python benchmarks/dimension_findings.py [--examples 10] [--backend NAME ...]
+
+``--backend conformance.faults:LargeBatchLane`` (any backend name the suite takes) shows which
+dimension catches a seeded fault.
 """
 
 from __future__ import annotations
@@ -37,14 +42,14 @@ from conformance.ops import OPERATORS, SPECIAL_KINDS  # noqa: E402
 from conformance.strategies import Deployment, inputs, special_inputs, weights  # noqa: E402
 
 TS17 = ExportTarget("torchscript", 17)
-DIMENSIONS = ("batch16", "special", "photo", "static", "rerun")
+DIMENSIONS = ("before", "batch16", "special", "photo", "static", "rerun")
 
 
 def draw_inputs(data, case, dimension, shape):
     if dimension == "special":
         kinds = SPECIAL_KINDS.get(case.name, MODEL_SPECIAL_KINDS)
         return [data.draw(special_inputs(shape, kinds=kinds))]
-    recipe = data.draw(inputs(shape, scales=case.scales, photos=True))
+    recipe = data.draw(inputs(shape, scales=case.scales, photos=dimension != "before"))
     if dimension == "photo":
         recipe = recipe._replace(distribution="photo", photo=data.draw(st.sampled_from(["chelsea", "coffee", "camera", "grace_hopper"])))
     return Deployment(False, 3 if dimension == "rerun" else 1).inputs(recipe)
@@ -53,6 +58,8 @@ def draw_inputs(data, case, dimension, shape):
 def one_example(data, case, dimension, backend):
     structure = data.draw(case.structures())
     shape = data.draw(case.input_shapes(structure))
+    if dimension == "before" and shape[0] > 4:
+        shape = (4,) + tuple(shape[1:])
     if dimension == "batch16":
         shape = (data.draw(st.sampled_from([8, 16])),) + tuple(shape[1:])
     module = case.build(structure).eval()
@@ -93,10 +100,11 @@ def sweep(case, dimension, backend, tally, examples: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=10, help="examples per case, dimension and runtime (default 10)")
+    parser.add_argument("--backend", action="append", help="runtime(s) to sweep (default: onnxruntime, onnxruntime-ort)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(2)
-    for name in ("onnxruntime", "onnxruntime-ort"):
+    for name in args.backend or ("onnxruntime", "onnxruntime-ort"):
         backend = load_backend(name)
         for dimension in DIMENSIONS:
             tally = defaultdict(lambda: [0, 0, 0.0])  # case -> examples, failures, worst margin
@@ -109,7 +117,7 @@ def main() -> None:
             failed = sum(r[1] for r in tally.values())
             worst = max(tally.items(), key=lambda kv: kv[1][2])
             seconds = time.perf_counter() - start
-            print(f"{name:16} {dimension:8} {runs:4} runs, {failed} failed, closest pass "
+            print(f"{name.split(':')[-1][-16:]:16} {dimension:8} {runs:4} runs, {failed} failed, closest pass "
                   f"{worst[1][2]:.1%} ({worst[0]}); {seconds:.1f} s, {1e3 * seconds / max(runs, 1):.0f} ms per run")
 
 
