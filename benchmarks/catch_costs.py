@@ -103,7 +103,8 @@ def drawn_sizes_section() -> None:
         sizes = []
         original = strategies.LARGE_BATCHES
 
-        @settings(max_examples=300, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=600, database=None, deadline=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
         @given(st.data())
         def draw(data):
             structure = data.draw(case.structures())

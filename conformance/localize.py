@@ -25,7 +25,9 @@ import onnx
 
 from conformance.compare import compare, tolerance
 from conformance.layermap import map_nodes, name_by_order, record_module_outputs
-from conformance.subgraphs import has_subgraph, mark_all, output_names, reference_prepare, single_node_model
+from conformance.subgraphs import (
+    has_subgraph, mark_all, output_names, reference_prepare, single_node_model, value_types,
+)
 
 Prepare = Callable[[onnx.ModelProto], object]  # model -> session with run(list[np.ndarray]) -> list
 
@@ -137,7 +139,7 @@ def _run_all(prepare: Prepare, model: onnx.ModelProto, arrays, what: str) -> dic
     return dict(zip(names, outs))
 
 
-def _torch_reference(model, module, arrays, actual, reference: Prepare):
+def _torch_reference(model, module, arrays, actual, reference: Prepare, types):
     """Reference values of every node output: torch where a module made it, else the reference
     runtime on the reference's own inputs. Also node index -> module path."""
     try:
@@ -161,7 +163,7 @@ def _torch_reference(model, module, arrays, actual, reference: Prepare):
             values[first] = torch_value
             paths[index] = mapped[index][0] if index in mapped else paths.get(index, "")
         if any(o and o not in values for o in node.output):
-            alone, feeds = single_node_model(model, node, values)
+            alone, feeds = single_node_model(model, node, values, types)
             outs = _run(reference, alone, feeds, f"reference runtime on node {node.name!r}")
             values.update({o: v for o, v in zip([o for o in node.output if o], outs) if o not in values})
     return values, paths
@@ -172,12 +174,12 @@ def _graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     return [i for i in model.graph.input if i.name not in initializers]
 
 
-def _isolated(model, node, values, prepare: Prepare, decimal: int) -> float | None:
+def _isolated(model, node, values, prepare: Prepare, decimal: int, types) -> float | None:
     """Max abs error of the node alone on the runtime, fed the reference's inputs, against the
     reference output (None for nodes holding subgraphs, which cannot be cut out)."""
     if has_subgraph(node):
         return None
-    alone, feeds = single_node_model(model, node, values)
+    alone, feeds = single_node_model(model, node, values, types)
     outs = _run(prepare, alone, feeds, f"node {node.name!r} alone")
     errors = [max_abs_error(o, values[name], decimal) for o, name in zip(outs, [n for n in node.output if n])
               if name in values]
@@ -195,8 +197,9 @@ def localize(model: onnx.ModelProto, inputs: Sequence[np.ndarray], prepare: Prep
     start = time.perf_counter()
     arrays = [np.asarray(a) for a in inputs]
     actual = _run_all(prepare, model, arrays, "the runtime cannot run the model with every intermediate marked")
+    types = value_types(model)
     if module is not None:
-        values, paths = _torch_reference(model, module, arrays, actual, reference)
+        values, paths = _torch_reference(model, module, arrays, actual, reference, types)
         source = "torch"
     else:
         values, paths = _run_all(reference, model, arrays, "the reference runtime failed"), {}
@@ -212,7 +215,7 @@ def localize(model: onnx.ModelProto, inputs: Sequence[np.ndarray], prepare: Prep
         tol = tolerance(decimal)
         layer = LayerError(path or node.name, path, node.name, node.op_type, worst, worst / tol, tolerance=tol)
         if not worst < tol:
-            layer.isolated = _isolated(model, node, values, prepare, decimal)
+            layer.isolated = _isolated(model, node, values, prepare, decimal, types)
         layers.append(layer)
     return Localization(layers, decimal, source, seconds=time.perf_counter() - start)
 

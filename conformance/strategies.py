@@ -19,7 +19,8 @@ Deployment variants, and why each range is safe in float32:
 
 - Batch 8 and 16 (SIMD and tile widths) are drawn rarely beside 1-4. Batch does not enter any
   sum (each item is computed on its own), so it changes code paths, not rounding: the error per
-  element stays the ~1e-4 above. A per-case element cap keeps the time per example bounded.
+  element stays the ~1e-4 above. A per-case element cap, a quarter of it for large batches,
+  keeps the time per example where it was.
 - ``photo`` inputs are crops of real photographs (``models.photos.INPUT_PHOTOS``), 0-255 or
   0-1: the same range as the synthetic pixel and unit scales, so the same error bound holds;
   they differ in being smooth, correlated and saturated (long runs of 255), which random arrays
@@ -70,6 +71,9 @@ def spatial_sizes(draw, *, min_size: int = 1, max_size: int = 96):
 
 #: Batch sizes at common SIMD and tile widths, drawn rarely beside ``min_batch..max_batch``.
 LARGE_BATCHES = (8, 16)
+#: A large-batch draw holds at most the element cap divided by this, so that one costs about
+#: as much as an average ordinary draw and the default run's time stays where it was.
+LARGE_BATCH_CAP_DIVISOR = 4
 
 
 @st.composite
@@ -95,14 +99,17 @@ def shapes(draw, *, channels: int | None = None, min_side: int = 1, max_side: in
     small/large sides, at most ``max_elements`` elements (a per-case cap on time per example).
 
     Over the cap, an ordinary batch is dropped first and a large batch last (its sides are
-    halved first: the large batch is what the draw is for), so the strategy never rejects.
+    halved first: the large batch is what the draw is for), so the strategy never rejects. A
+    large batch gets a quarter of the cap (``LARGE_BATCH_CAP_DIVISOR``).
     """
     n = draw(batch_sizes(min_batch=min_batch, max_batch=max_batch, large=large_batches))
     c = channels if channels is not None else draw(st.integers(1, max_channels))
     h = draw(spatial_sizes(min_size=min_side, max_size=max_side))
     w = draw(spatial_sizes(min_size=min_side, max_size=max_side))
     cap = min(max_elements, MAX_INPUT_ELEMENTS)
-    if n <= max_batch:
+    if n > max_batch:  # a quarter of the cap: a large-batch example costs about an average one
+        cap = min(cap, max(cap // LARGE_BATCH_CAP_DIVISOR, n * c * min_side * min_side))
+    else:
         while n > min_batch and n * c * h * w > cap:
             n -= 1
     while n * c * h * w > cap and max(h, w) > min_side:

@@ -57,16 +57,17 @@ def has_subgraph(node: onnx.NodeProto) -> bool:
     return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
 
 
-def single_node_model(model: onnx.ModelProto, node: onnx.NodeProto,
-                      values: Mapping[str, np.ndarray]) -> tuple[onnx.ModelProto, list[np.ndarray]]:
+def single_node_model(model: onnx.ModelProto, node: onnx.NodeProto, values: Mapping[str, np.ndarray],
+                      types: Mapping[str, int] | None = None) -> tuple[onnx.ModelProto, list[np.ndarray]]:
     """A model holding ``node`` alone, and the arrays to feed it.
 
     Float inputs that are activations become graph inputs fed from ``values`` (the reference's);
     the node's initializers are copied, and integer inputs (shapes, axes) become initializers
     too, as runtimes expect them to be constants. The node keeps its name and attributes.
+    ``types`` (``value_types(model)``, computed here when None) saves a shape inference per call.
     """
     inits = {i.name: i for i in model.graph.initializer}
-    types = value_types(model)
+    types = value_types(model) if types is None else types
     graph_inputs, feeds, initializers = [], [], []
     for name in dict.fromkeys(n for n in node.input if n):
         if name in inits:
