@@ -19,14 +19,25 @@ def failure_message(outcome, nodeid: str) -> str:
     lines = [
         f"{c.name} on {t.backend.name} ({_where(t)}): parity fails at decimal={r.decimal}",
         f"  structure: {c.describe(ex.structure)}",
-        f"  input {ex.inputs.shape} at {ex.inputs.scale} scale ({ex.inputs.distribution}), "
+        f"  input {ex.inputs.shape} at {ex.inputs.scale} scale ({_distribution(ex.inputs)}), "
         f"weights {ex.weights.init} with {ex.weights.zero_fraction:.0%} zeros, fed as {ex.feed}",
+        f"  {'static' if ex.deployment.static else 'dynamic'}-shape export; run {outcome.run_index + 1} of "
+        f"{ex.deployment.runs} of one prepared session",
         f"  output {tuple(outcome.expected[outcome.worst_output].shape)}: {r.summary()}",
     ]
     if r.oracle is not None:
         lines.append(f"  {r.oracle.describe(r.tolerance)}")
     lines += _footer(outcome.reproducer, nodeid)
     return "\n".join(lines)
+
+
+def _distribution(recipe) -> str:
+    if recipe.distribution == "photo":
+        return f"photo: {recipe.photo}"
+    if recipe.distribution == "special":
+        spread = f"{recipe.special_share:.0%} of elements" if recipe.special_share else "sparse: one of each per item"
+        return f"special values {', '.join(recipe.special)}, {spread}"
+    return recipe.distribution
 
 
 def error_message(record: CaseRecord, error: BaseException) -> str:

@@ -22,13 +22,16 @@ from conformance.record import CaseRecord
 from conformance.reproducer import reproducer_dir, write_reproducer
 from conformance.backends.base import ProgramBackend
 from conformance.spec import EXPENSIVE_EXPORTERS, Case
-from conformance.strategies import WEIGHT_POOL, inputs, weights
+from conformance.strategies import WEIGHT_POOL, deployments, inputs, special_inputs, weights
 
 
-def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inputs")) -> st.SearchStrategy[Example]:
+def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inputs"),
+                     special_kinds: tuple[str, ...] = ()) -> st.SearchStrategy[Example]:
     """Examples of ``case`` for ``target``: where an artifact is dear (the dynamo exporter, a
     runtime's own program format) structures, weights (baked into each artifact) and, for
-    per-shape runtimes, shapes come from small pools, so the artifacts made stay few."""
+    per-shape runtimes, shapes come from small pools, so the artifacts made stay few; static
+    exports (one per drawn shape) only where an export is cheap. ``special_kinds`` draws inputs
+    holding those special values (NaN, Inf, ...) instead of ordinary ones."""
     program = isinstance(target.backend, ProgramBackend)
     expensive = program or target.export.exporter in EXPENSIVE_EXPORTERS
     pooled_weights = program or (case.bakes_weights and expensive)
@@ -42,11 +45,13 @@ def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inpu
             shape = case.example_shape(structure)
         else:
             shape = draw(case.input_shapes(structure))
+        recipe = special_inputs(shape, kinds=special_kinds) if special_kinds else inputs(shape, scales=case.scales)
         return Example(
             structure=structure,
             weights=draw(st.sampled_from(WEIGHT_POOL) if pooled_weights else weights()),
-            inputs=draw(inputs(shape, scales=case.scales)),
+            inputs=draw(recipe),
             feed=draw(st.sampled_from(feed_choices)),
+            deployment=draw(deployments(static=not expensive)),
         )
 
     return examples()
@@ -62,10 +67,12 @@ class CaseCheck:
     def nodeid(self) -> str:
         return self.record.nodeid
 
-    def drawn(self, case: Case, target: Target, *, max_examples: int | None = None) -> Outcome | None:
-        """Hypothesis-drawn examples of ``case`` on ``target``; fails the test on a mismatch or error."""
+    def drawn(self, case: Case, target: Target, *, max_examples: int | None = None,
+              special_kinds: tuple[str, ...] = ()) -> Outcome | None:
+        """Hypothesis-drawn examples of ``case`` on ``target`` (inputs holding ``special_kinds``
+        when given); fails the test on a mismatch or an error."""
         __tracebackhide__ = True
-        strategy = example_strategy(case, target, feeds=self.feeds)
+        strategy = example_strategy(case, target, feeds=self.feeds, special_kinds=special_kinds)
         return self._check(case, target, strategy, max_examples or settings.default.max_examples)
 
     def example(self, case: Case, target: Target, example: Example) -> Outcome | None:

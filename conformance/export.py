@@ -94,7 +94,7 @@ def _quiet():
 
 def _export_torchscript(module, args, target, input_names, output_names, dynamic):
     axes = {n: {d: f"{n}_{d}" for d in dims} for n, dims in zip(input_names, dynamic) if dims}
-    for name in output_names:
+    for name in output_names if axes else ():  # a static export keeps its outputs static too
         axes[name] = {0: "batch", 2: "out_h", 3: "out_w"}
     buf = io.BytesIO()
     torch.onnx.export(

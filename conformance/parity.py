@@ -24,7 +24,7 @@ from conformance.deadline import CaseTimeout, Deadline
 from conformance.export import ExportCache, ExportTarget, ProgramFormat, export
 from conformance.graph import bind_weights, weights_as_inputs
 from conformance.spec import Case
-from conformance.strategies import InputRecipe, WeightRecipe
+from conformance.strategies import Deployment, InputRecipe, WeightRecipe
 
 #: How the weights reach an ONNX runtime: baked in as initializers, or fed as graph inputs.
 FEEDS = ("initializers", "inputs")
@@ -61,6 +61,7 @@ class Example:
     weights: WeightRecipe
     inputs: InputRecipe
     feed: str  # "initializers" (weights baked in) or "inputs" (weights fed at run time)
+    deployment: Deployment = Deployment(static=False, runs=1)  # static export? runs per session
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Outcome:
     fed_inputs: list[np.ndarray] = field(default_factory=list)  # all model inputs, weights included
     oracle: Callable[[], list[np.ndarray]] | None = None  # the float64 run, computed on demand
     worst_output: int = 0  # the output ``result`` describes
+    run_index: int = 0  # which run of the prepared session (deployments run it several times)
 
 
 class WouldExport(Exception):
@@ -159,39 +161,51 @@ class Harness:
         if isinstance(target.backend, ProgramBackend):
             shape = example.inputs.shape if target.backend.per_shape else None
             return (case.name, example.structure, target.backend.name, shape, example.weights)
+        static = ("static", example.inputs.shape) if example.deployment.static else ()
         if case.bakes_weights:
-            return (case.name, example.structure, target.export, example.weights)
-        return (case.name, example.structure, target.export)
+            return (case.name, example.structure, target.export, example.weights, *static)
+        return (case.name, example.structure, target.export, *static)
 
     def run(self, case: Case, target: Target, example: Example, *, decimal: int | None = None,
             deadline: Deadline | None = None, allow_export: bool = True) -> Outcome:
-        """Run one example on ``target``; ``ExampleError`` when the exporter or runtime fails,
-        ``WouldExport`` when ``allow_export`` is False and the artifact is not made yet."""
+        """Run one example on ``target``: one prepared session, run on each of the deployment's
+        inputs in turn (same shape, other values), each compared; the worst run is the outcome.
+        ``ExampleError`` when the exporter or runtime fails, ``WouldExport`` when
+        ``allow_export`` is False and the artifact is not made yet."""
         deadline = deadline or Deadline(None)
         if not allow_export and not self.has_artifact(case, target, example):
             raise WouldExport()
         module = self.module_for(case, example.structure)
         weights = example.weights.materialize(module)
         module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
-        x = example.inputs.materialize()
-        expected = torch_run(module, [x])
-        trail = {"model": None, "inputs": [x]}  # what the runtime was given, for a reproducer
-        try:
-            if isinstance(target.backend, ProgramBackend):
-                actual = self._run_program(case, target, example, module, x, deadline)
-            else:
-                actual = self._run_onnx(case, target, example, module, weights, x, deadline, trail)
-        except Exception as exc:
-            raise ExampleError(exc, trail["model"], trail["inputs"], expected) from exc
-        ran, fed = trail["model"], trail["inputs"]
         decimal = self.decimal if decimal is None else decimal
-        if len(actual) != len(expected):
-            error = BackendError(f"{target.backend.name}: returned {len(actual)} outputs, the reference has {len(expected)}")
-            raise ExampleError(error, ran, fed, expected)
-        worst, results = compare_outputs(actual, expected, decimal)
-        oracle_module = (case, example.structure, weights, x)
-        return Outcome(case, target, example, results[worst], ran, expected, actual, fed_inputs=fed,
-                       oracle=lambda: self._oracle(*oracle_module), worst_output=worst)
+        worst: Outcome | None = None
+        prepared = None
+        for run_index, recipe in enumerate(example.deployment.inputs(example.inputs)):
+            x = recipe.materialize()
+            expected = torch_run(module, [x])
+            trail = {"model": None, "inputs": [x]}  # what the runtime was given, for a reproducer
+            try:
+                if prepared is None:
+                    prepared = self._prepare(case, target, example, module, weights, x, deadline, trail)
+                model, session, arrays_for = prepared
+                arrays = arrays_for(x)
+                trail.update(model=model, inputs=arrays)
+                actual = run_session(target.backend, session, arrays, deadline)
+            except Exception as exc:
+                raise ExampleError(exc, trail["model"], trail["inputs"], expected) from exc
+            if len(actual) != len(expected):
+                error = BackendError(f"{target.backend.name}: returned {len(actual)} outputs, "
+                                     f"the reference has {len(expected)}")
+                raise ExampleError(error, model, arrays, expected)
+            index, results = compare_outputs(actual, expected, decimal)
+            oracle_input = (case, example.structure, weights, x)
+            outcome = Outcome(case, target, example, results[index], model, expected, actual, fed_inputs=arrays,
+                              oracle=lambda args=oracle_input: self._oracle(*args), worst_output=index,
+                              run_index=run_index)
+            if worst is None or (outcome.result.ok, -outcome.result.max_abs) < (worst.result.ok, -worst.result.max_abs):
+                worst = outcome
+        return worst
 
     def _oracle(self, case: Case, structure: Hashable, weights: dict, x: np.ndarray) -> list[np.ndarray]:
         """The module in float64 on the same weights and input (no fast float64 kernels: dear,
@@ -200,50 +214,61 @@ class Harness:
         module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
         return torch_run(module, [x], dtype=torch.float64)
 
+    def _prepare(self, case, target, example, module, weights, x, deadline, trail):
+        """(model run, session, arrays_for(x)): the artifact, prepared once for the example."""
+        if isinstance(target.backend, ProgramBackend):
+            return None, self._prepare_program(case, target, example, module, x, deadline), lambda x: [x]
+        return self._prepare_onnx(case, target, example, module, weights, x, deadline, trail)
+
     # ONNX runtimes -------------------------------------------------------------------------
 
-    def _run_onnx(self, case, target, example, module, weights, x, deadline, trail: dict):
+    def _prepare_onnx(self, case, target, example, module, weights, x, deadline, trail: dict):
         model = self._onnx_model(case, target, example, module)
         bound = model if case.bakes_weights else bind_weights(model, weights)
         feed = "initializers" if case.bakes_weights else example.feed
         if bound is None:  # the exporter folded or renamed a weight: export with these baked in
-            key = (case.name, example.structure, target.export, example.weights)
-            args = (torch.zeros(case.example_shape(example.structure)),)
-            bound = self.exports.get(key, lambda: export(module, args, target.export, dynamic=[case.dynamic]))
+            key = (*self._artifact_key(case, target, example), example.weights)
+            bound = self.exports.get(key, lambda: self._export(module, case, target, example))
             feed = "initializers"
         if feed == "inputs":
             names = list(weights)
-            fed_model = self._cached(("fed", case.name, example.structure, target.export),
+            fed_model = self._cached(("fed", *self._artifact_key(case, target, example)),
                                      lambda: weights_as_inputs(model, names))
-            arrays = [x] + [weights[n] for n in names]
-            trail.update(model=fed_model, inputs=arrays)
-            session = self._session(("fed", case.name, example.structure, target.id), target.backend,
-                                    fed_model, deadline)
-            return run_session(target.backend, session, arrays, deadline)
+            trail["model"] = fed_model
+            session = self._session(("fed", target.id, *self._artifact_key(case, target, example)),
+                                    target.backend, fed_model, deadline)
+            return fed_model, session, lambda x: [x] + [weights[n] for n in names]
         trail["model"] = bound
         session = prepare_model(target.backend, bound, deadline)  # weights baked in: one per draw
-        return run_session(target.backend, session, [x], deadline)
+        return bound, session, lambda x: [x]
 
     def _onnx_model(self, case: Case, target: Target, example: Example, module) -> onnx.ModelProto:
-        key = self._artifact_key(case, target, example)
-        args = (torch.zeros(case.example_shape(example.structure)),)
         # A swappable export is made from a module whose every weight is distinct: drawn (or
         # default) weights may hold equal tensors (all-zero biases, BatchNorm's ones), which the
         # exporter merges into one initializer behind Identity nodes; later draws could then
         # not be bound and each would cost an export of its own.
         source = module if case.bakes_weights else _distinct_weights(case.build(example.structure).eval())
-        return self.exports.get(key, lambda: export(source, args, target.export, dynamic=[case.dynamic]))
+        return self.exports.get(self._artifact_key(case, target, example),
+                                lambda: self._export(source, case, target, example))
+
+    @staticmethod
+    def _export(module, case: Case, target: Target, example: Example) -> onnx.ModelProto:
+        """Dynamic axes at the case's example shape, or (a static deployment) every dim fixed
+        at the drawn shape, as mobile exports (the tutorial's too) are made."""
+        if example.deployment.static:
+            return export(module, (torch.zeros(example.inputs.shape),), target.export, dynamic=[()])
+        args = (torch.zeros(case.example_shape(example.structure)),)
+        return export(module, args, target.export, dynamic=[case.dynamic])
 
     # Runtimes that take a torch program --------------------------------------------------
 
-    def _run_program(self, case, target, example, module, x, deadline):
+    def _prepare_program(self, case, target, example, module, x, deadline):
         backend: ProgramBackend = target.backend
         key = self._artifact_key(case, target, example)
         shape = x.shape if backend.per_shape else case.example_shape(example.structure)
         dynamic = None if backend.per_shape else [case.dynamic]
         artifact = self.exports.get(key, lambda: backend.export(module, (torch.zeros(shape),), dynamic))
-        session = self._session(("program", key), backend, artifact, deadline, load=True)
-        return run_session(backend, session, [x], deadline)
+        return self._session(("program", key), backend, artifact, deadline, load=True)
 
     # Sessions, each call under the case's deadline -----------------------------------------
 

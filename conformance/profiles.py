@@ -40,3 +40,10 @@ def model_examples() -> int:
     """Examples per model case and target under the current profile."""
     examples = settings.default.max_examples
     return max(min(MIN_MODEL_EXAMPLES, examples), examples // 4)
+
+
+def special_examples() -> int:
+    """Examples per special-values case and target: a third of the ordinary ones (each draws
+    its kinds and spread, not shapes and scales; the ordinary cases cover those)."""
+    examples = settings.default.max_examples
+    return max(min(MIN_MODEL_EXAMPLES, examples), examples // 3)
