@@ -54,7 +54,7 @@ def test_verdict_exit_status(capsys, tmp_path):
     assert "usage error" in capsys.readouterr().out
 
 
-def run_gate(tmp_path, *extra, gate_args=(), select="tutorial"):
+def run_gate(tmp_path, *extra, gate_args=(), select="tutorial and dynamic"):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "conformance", "gate", "--reports", str(tmp_path / "reports"), *gate_args,
            "--", *NARROW, "-k", select, *extra]
