@@ -13,7 +13,7 @@ def _where(target) -> str:
     return what if place == "host" else f"{what}, on {place}"
 
 
-def failure_message(outcome, nodeid: str) -> str:
+def failure_message(outcome, nodeid: str, *, localization: str = "") -> str:
     """A parity mismatch: what was drawn, how far off, which side the oracle blames, how to rerun."""
     c, t, ex, r = outcome.case, outcome.target, outcome.example, outcome.result
     lines = [
@@ -27,6 +27,8 @@ def failure_message(outcome, nodeid: str) -> str:
     ]
     if r.oracle is not None:
         lines.append(f"  {r.oracle.describe(r.tolerance)}")
+    if localization:
+        lines.append(f"  {localization}")
     lines += _footer(outcome.reproducer, nodeid)
     return "\n".join(lines)
 

@@ -113,12 +113,38 @@ class CaseCheck:
             record.reproducer = self._reproducer(outcome.model, outcome.fed_inputs, outcome.expected)
             outcome.reproducer = record.reproducer or None
             record.summary = outcome.result.summary()
-            record.message = failure_message(outcome, self.nodeid)
+            where = self._localize(outcome)
+            record.message = failure_message(outcome, self.nodeid, localization=where)
         elif verdict.error is not None:
             self._note_error(verdict)
         else:
             return verdict.closest
         pytest.fail(record.message, pytrace=False)
+
+    def _localize(self, outcome: Outcome) -> str:
+        """For a failing model case on an ONNX runtime: which layer went wrong first (one line),
+        with the per-layer profile kept in the record and plotted beside the reproducer."""
+        if outcome.case.kind != "model" or outcome.model is None:
+            return ""
+        from conformance.localize import plot_profile
+
+        try:
+            found = self.harness.localize(outcome, deadline=Deadline(self.case_timeout))
+        except Exception as exc:  # localizing is a diagnosis: its failure must not hide the verdict
+            self.record.localization = {"error": f"{type(exc).__name__}: {exc}"}
+            return f"localization failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        line = found.describe()
+        plot = ""
+        if self.record.reproducer and not self.record.reproducer.startswith("("):
+            plot = plot_profile(found, Path(self.record.reproducer) / "layer_errors.png",
+                                title=f"{outcome.case.name} on {outcome.target.id}")
+        self.record.localization = {
+            "describe": line, "plot": plot, "reference": found.reference, "seconds": round(found.seconds, 3),
+            "first_diverging": found.first_diverging.layer if found.first_diverging else None,
+            "layers": [{"layer": x.layer, "node": x.node, "op_type": x.op_type, "max_abs": x.max_abs,
+                        "share": x.share, "isolated": x.isolated, "verdict": x.verdict} for x in found.layers],
+        }
+        return line
 
     def _note_error(self, verdict: Verdict) -> None:
         record, exc = self.record, verdict.error

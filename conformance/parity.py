@@ -153,6 +153,24 @@ class Harness:
         model = self._onnx_model(case, target, example, module)
         return model if case.bakes_weights else bind_weights(model, weights)
 
+    def localize(self, outcome: Outcome, *, deadline: Deadline | None = None):
+        """The per-layer error profile of a failing ONNX outcome (``conformance.localize``): the
+        deployed model (weights as initializers) run with every intermediate marked, each layer
+        against its PyTorch module's output, suspects rerun alone on the reference's inputs."""
+        from conformance.localize import localize
+
+        case, target, example = outcome.case, outcome.target, outcome.example
+        module = self.module_for(case, example.structure)
+        weights = example.weights.materialize(module)
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+        model = self._onnx_model(case, target, example, module)
+        bound = model if case.bakes_weights else bind_weights(model, weights)
+        if bound is None:
+            bound = self.exports.get((*self._artifact_key(case, target, example), example.weights),
+                                     lambda: self._export(module, case, target, example))
+        return localize(bound, outcome.fed_inputs[:1], lambda m: prepare_model(target.backend, m, deadline),
+                        module=module, decimal=outcome.result.decimal)
+
     def has_artifact(self, case: Case, target: Target, example: Example) -> bool:
         """True when running ``example`` needs no new export (what shrinking may try)."""
         return self._artifact_key(case, target, example) in self.exports

@@ -106,3 +106,23 @@ def test_a_runtime_holding_the_gil_fails_its_case_and_the_run_goes_on_under_xdis
     assert [r["outcome"] for r in records.values() if r["backend"] == "onnxruntime"] == ["passed"]
     report = json.loads((tmp_path / "reports" / "report.json").read_text())
     assert "1 failed" in report["verdict"]["headline"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault, select, layer", [
+    ("SuperresConv2Off", "test_superres_tutorial_input and dynamic", "conv2 (Conv /conv2/Conv)"),
+    ("SRResNetBlockConv2Off", "test_model and srresnet and not special", "blocks.0.conv2"),
+])
+def test_a_failing_model_names_its_first_diverging_layer(suite, tmp_path, fault, select, layer):
+    """A fault seeded after one node: the message names that layer (not a later one), the
+    record keeps the per-layer profile and its plot sits beside the reproducer."""
+    result = suite("cases/test_models.py", "-m", "parity", "-k", select, "--backend", f"tests.slow_backend:{fault}",
+                   *NARROW)
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert f"first diverging layer: {layer}" in result.stdout, result.stdout[-3000:]
+    rec = next(r for r in _records(tmp_path / "reports").values() if r["outcome"] == "failed")
+    where = rec["localization"]
+    assert where["first_diverging"].startswith(layer.split(" ")[0])
+    over = [x["layer"] for x in where["layers"] if x["verdict"] == "wrong alone"]
+    assert over and over[0] == where["first_diverging"]
+    assert Path(where["plot"]).is_file() and Path(where["plot"]).parent == Path(rec["reproducer"])
