@@ -42,10 +42,10 @@ def test_raising_runtime_is_recorded_with_type_message_and_example(suite, tmp_pa
 @pytest.mark.slow
 def test_hanging_runtime_fails_its_case_within_the_case_timeout(suite, tmp_path):
     result = suite(*RELU, "--backend", "tests.slow_backend:HangingBackend", "--backend", "onnxruntime",
-                   "--case-timeout", "3", *NARROW, timeout=120)
+                   "--case-timeout", "20", *NARROW, timeout=300)
     out = result.stdout
     assert result.returncode == 1, out[-2000:]
-    assert "did not return within 3 s (--case-timeout)" in out
+    assert "did not return within 20 s (--case-timeout)" in out
     records = _records(tmp_path / "reports")
     hung = next(r for r in records.values() if "Hanging" in r["backend"])
     assert hung["outcome"] == "failed" and hung["error_type"] == "CaseTimeout"
@@ -97,7 +97,7 @@ def test_a_runtime_that_raises_on_a_model_leaves_a_reproducer(suite, tmp_path):
 @pytest.mark.slow
 def test_a_runtime_holding_the_gil_fails_its_case_and_the_run_goes_on_under_xdist(suite, tmp_path):
     result = suite(*RELU, "--backend", "tests.slow_backend:HoldsTheGil", "--backend", "onnxruntime",
-                   "--case-timeout", "2", "-n", "1", *NARROW, timeout=240)
+                   "--case-timeout", "20", "-n", "1", *NARROW, timeout=300)
     out = result.stdout + result.stderr
     assert result.returncode == 1, out[-3000:]
     records = _records(tmp_path / "reports")
