@@ -4,6 +4,7 @@ end-to-end run of a broken backend before and after its failure is listed as exp
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -82,3 +83,38 @@ def test_gate_fails_on_parity_then_passes_when_listed(tmp_path):
         assert (tmp_path / "reports" / name).is_file(), name
     assert 'type="pytest.xfail" message="expected failure: adds 2e-3 on purpose"' in \
         (tmp_path / "reports" / "junit.xml").read_text()
+
+
+def test_unknown_baseline_is_one_line_before_anything_runs(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "conformance", "gate", "--reports", str(tmp_path), "--baseline", "nosuch",
+           "--", *NARROW, "-k", "relu"]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == gate.EXIT_USAGE
+    assert done.stdout == "" and done.stderr.count("\n") == 1  # pytest never started
+    assert "no baseline 'nosuch'" in done.stderr and "--save-baseline" in done.stderr
+
+
+def test_gate_fails_naming_baseline_cases_this_run_did_not_run(tmp_path):
+    saved = run_gate(tmp_path, gate_args=["--save-baseline", "wide"], select="relu")
+    assert saved.returncode == 0, saved.stdout[-3000:]
+    wide = json.loads((tmp_path / "reports" / "report.json").read_text())
+    ort_format = sorted(r["nodeid"] for r in wide["parity"] if "onnxruntime-ort" in r["nodeid"])
+    assert ort_format, "the baseline should hold ORT-format cases"
+
+    narrow = run_gate(tmp_path, gate_args=["--baseline", "wide"], select="relu and not onnxruntime-ort")
+    assert narrow.returncode == 1, narrow.stdout[-3000:]
+    assert f"{len(ort_format)} baseline cases not run" in narrow.stdout
+    for nodeid in ort_format:
+        assert f"MISSING {nodeid}" in narrow.stdout
+    junit = (tmp_path / "reports" / "junit.xml").read_text()
+    assert f'failures="{len(ort_format)}"' in junit and "in the baseline, not run" in junit
+    for name in ("summary.md", "report.html"):
+        text = (tmp_path / "reports" / name).read_text()
+        assert "Conformance: FAIL" in text and all(n in text for n in ort_format), name
+
+    allowed = run_gate(tmp_path, gate_args=["--baseline", "wide", "--allow-missing"],
+                       select="relu and not onnxruntime-ort")
+    assert allowed.returncode == 0, allowed.stdout[-3000:]
+    assert "conformance gate: PASS" in allowed.stdout and "allowed by --allow-missing" in allowed.stdout
+    assert 'failures="0"' in (tmp_path / "reports" / "junit.xml").read_text()
