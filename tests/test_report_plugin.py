@@ -103,3 +103,14 @@ def test_saved_baseline_then_slowdown_fails(pytester, run, monkeypatch):
     assert "0001_base" in html and 'class="slower"' in html
     junit = (pytester.path / "junit.xml").read_text()  # a CI system reading JUnit sees the same FAIL
     assert 'failures="1"' in junit and '<failure message="slower than the baseline: ' in junit
+
+
+def test_a_failing_test_outside_the_parity_cases_fails_the_report_too(pytester, run):
+    pytester.makepyfile(test_ops=PARITY_TESTS.replace('"relu"', '"ok"'),
+                        test_other="def test_latency_setup_crashed():\n    raise RuntimeError('no session')\n")
+    result = run()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["FAIL: *1 other test failed*"])
+    report = json.loads((pytester.path / "reports" / "report.json").read_text())
+    assert report["verdict"]["errors"] == ["test_other.py::test_latency_setup_crashed"]
+    assert "test_latency_setup_crashed" in (pytester.path / "reports" / "summary.md").read_text()
