@@ -104,7 +104,8 @@ def verdict(report: dict) -> dict:
         drift = [c for c in comparison.get("latency", []) if c.get("reference") and abs(c["raw_change"]) > pct]
         if drift:
             hint = (f"the PyTorch reference ran {max((c['raw_change'] for c in drift), key=abs):+.0%} vs the "
-                    "baseline: this machine is busier or slower than then; backends are judged relative to it")
+                    "baseline: this machine is busier or slower than then (backends are judged on their CPU time "
+                    "per call, which that barely moves)")
     missing_fails = bool(missing) and not report["meta"].get("allow_missing")
     return {"ok": not failed and not errors and not slower and not missing_fails, "failed": failed,
             "errors": errors, "slower": slower, "missing": missing, "missing_fails": missing_fails,

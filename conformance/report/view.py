@@ -123,10 +123,16 @@ def _latency(report: dict) -> dict | None:
                     "ops": f"{r['ops']:.1f}", "ratio": ratio_text(r), "rounds": r.get("rounds", 0),
                     "gflops": f"{r['gflops']:.1f}" if r.get("gflops") else "", "peak": peak_text(r),
                     "change": None if c is None else {
-                        "before": format_seconds(c["before"]), "text": f"{c['change']:+.0%}",
+                        "before": format_seconds(c["before"]), "text": f"{c['change']:+.0%} {_basis(c)}",
                         "verdict": c["verdict"], "why": c.get("why", "")}})
     return {"rows": out, "peak": report["meta"].get("peak"), "compared": bool(comparison),
             "peak_note": PEAK_NOTE if any(r.get("peak_share") and r["peak_share"] > 1 for r in rows) else ""}
+
+
+def _basis(change: dict) -> str:
+    """What a change column's number measures, in a word (the reason has it in full)."""
+    basis = change.get("basis", "")
+    return "CPU" if basis.startswith("CPU") else "vs ref" if "reference of each run" in basis else "wall"
 
 
 def _slower(change: dict) -> dict:
