@@ -26,6 +26,7 @@ def test_pytest_command_adds_junit_reports_and_cases():
     cmd = gate.pytest_command(args(baseline="rel", pytest_args=["-k", "conv"]))
     assert cmd[1:5] == ["-m", "pytest", "-p", gate.PLUGIN]
     assert "--junitxml=reports/junit.xml" in cmd and "--baseline=rel" in cmd and "--max-slowdown=10.0" in cmd
+    assert "--benchmark-storage=reports/benchmarks" in cmd
     assert cmd[-3:] == ["-k", "conv", "cases"]
     named = gate.pytest_command(args(pytest_args=[str(REPO / "cases" / "test_operators.py")]))
     assert named[-1].endswith("test_operators.py")  # a path given: the gate does not add cases/

@@ -43,7 +43,9 @@ def pytest_command(args) -> list[str]:
     reports = Path(args.reports)
     cmd = [sys.executable, "-m", "pytest", "-p", PLUGIN, f"--reports={reports}",
            f"--junitxml={reports / 'junit.xml'}", f"--max-slowdown={args.max_slowdown}",
-           "--benchmark-save-data"]  # raw rounds: the U test and the distributions need them
+           "--benchmark-save-data",  # raw rounds: the U test and the distributions need them
+           # beside the reports, so `conformance report --reports DIR` finds this run's timings
+           f"--benchmark-storage={reports / 'benchmarks'}", "--benchmark-autosave"]
     if getattr(args, "allow_missing", False):
         cmd.append("--allow-missing")
     for option, value in (("--baseline", args.baseline), ("--save-baseline", args.save_baseline),
