@@ -90,6 +90,9 @@ def run(args) -> int:
         return EXIT_USAGE
     folders = []
     for root in args.dirs:
+        if not root.exists():
+            print(f"conformance replay: {root} does not exist", file=sys.stderr)
+            return EXIT_USAGE
         found = find_folders(root) if root.is_dir() else []
         if not found:
             print(f"conformance replay: {root} holds no model.onnx (not a test-data folder)", file=sys.stderr)
