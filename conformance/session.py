@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,8 @@ class ConformanceSession:
     harness: Harness = field(init=False)
     recorder: Recorder = field(default_factory=Recorder)
     started: float = field(default_factory=time.perf_counter)
+    #: Pairs this run's parity.json, benchmark JSON and report.json (``conformance report``).
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def __post_init__(self) -> None:
         if self.expectations is None:
@@ -214,7 +217,8 @@ class ConformanceSession:
 
     def write_reports(self) -> Path:
         path = self.reports / "parity.json"
-        meta = {"decimal": self.decimal, "header": self.header_lines(), "wall_s": time.perf_counter() - self.started}
+        meta = {"decimal": self.decimal, "header": self.header_lines(), "run_id": self.run_id,
+                "wall_s": time.perf_counter() - self.started}
         self.recorder.write(path, meta)
         return path
 

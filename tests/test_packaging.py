@@ -89,3 +89,16 @@ def test_every_package_folder_is_listed_in_pyproject():
     listed = set(config["packages"])
     assert folders - listed == set(), f"add to [tool.setuptools] packages: {sorted(folders - listed)}"
     assert config["package-dir"]["conformance.cases"] == "cases" and (REPO / "cases" / "__init__.py").is_file()
+
+
+@pytest.mark.slow
+def test_gate_runs_from_an_empty_folder(installed, tmp_path):
+    """Before: "unrecognized arguments: --reports=reports" (no plugin) and, from docs/, "file or
+    directory not found: cases". The gate collects the installed package's cases."""
+    result = _run([installed, "-m", "conformance", "gate", "--", "-k", "relu and not prelu and not special",
+                   "--exporter", "torchscript", "--opset", "17", "--backend", "onnxruntime",
+                   "-p", "no:cacheprovider"], cwd=tmp_path)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "conformance gate: PASS" in out
+    assert (tmp_path / "reports" / "junit.xml").is_file() and (tmp_path / "reports" / "report.html").is_file()

@@ -32,8 +32,9 @@ def register(subparsers) -> None:
     parser.add_argument("--reports", default="reports", metavar="DIR", help="where reports go. Default: reports/")
     parser.add_argument("--expected-failures", metavar="FILE",
                         help="known failures and tolerances (TOML). Default: conformance/expected_failures.toml")
-    parser.add_argument("--cases", default="cases", metavar="PATH",
-                        help="what pytest collects (unless pytest args name paths). Default: cases")
+    parser.add_argument("--cases", metavar="PATH",
+                        help="what pytest collects (unless pytest args name paths). Default: cases/ in a "
+                             "checkout, else the installed package's (--pyargs conformance.cases)")
     parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS", help="passed to pytest unchanged")
     parser.set_defaults(func=run)
 
@@ -54,7 +55,17 @@ def pytest_command(args) -> list[str]:
             cmd.append(f"{option}={value}")
     extra = list(args.pytest_args)
     names_path = any(not a.startswith("-") and Path(a.split("::")[0]).exists() for a in extra)
-    return cmd + extra + ([] if names_path else [args.cases])
+    return cmd + extra + ([] if names_path else _cases(args.cases))
+
+
+def _cases(given: str | None) -> list[str]:
+    """The cases to collect: as given; the checkout's cases/ when the gate runs in one; else
+    the installed package's, so the gate works from any folder."""
+    if given:
+        return [given]
+    if (Path("cases") / "test_operators.py").is_file():
+        return ["cases"]
+    return ["--pyargs", "conformance.cases"]
 
 
 def stream(cmd: list[str]) -> int:

@@ -94,6 +94,13 @@ def _conformance_session(config):
     return config.stash.get(SESSION_KEY, None)
 
 
+def pytest_sessionstart(session):
+    """One run id for every file of the run: the conformance session's, when there is one."""
+    conf = _conformance_session(session.config)
+    if conf is not None:
+        session.config.stash[STATE].run_id = conf.run_id
+
+
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     """Store this machine's peak GFLOP/s in pytest-benchmark's JSON, and keep the JSON."""
     state = config.stash[STATE]
@@ -110,8 +117,7 @@ def _parity_json(config) -> dict | None:
     conf = _conformance_session(config)
     if conf is None or not conf.recorder.records:
         return None
-    return conf.recorder.payload({"decimal": conf.decimal, "header": conf.header_lines(),
-                                  "run_id": config.stash[STATE].run_id})
+    return conf.recorder.payload({"decimal": conf.decimal, "header": conf.header_lines(), "run_id": conf.run_id})
 
 
 @pytest.hookimpl(trylast=True)
