@@ -128,10 +128,13 @@ def test_large_magnitudes_stay_finite_float32():
 
 
 def test_special_inputs_shrink_to_one_kind_and_refuse_unknown_kinds():
-    from hypothesis import find
+    from hypothesis import find, settings
 
-    assert find(special_inputs((1, 1, 4, 4)), lambda r: True)[-2:] == (("nan",), 0.0)
-    assert find(special_inputs((1, 1, 4, 4)), lambda r: "large" in r.special).special == ("large",)
+    fresh = settings(database=None)  # the shrinker's result, not an example some earlier run saved
+    assert find(special_inputs((1, 1, 4, 4)), lambda r: True, settings=fresh)[-2:] == (("nan",), 0.0)
+    # A dense draw shrinks to the first kind alone (hypothesis does not always get a unique list
+    # down to a later kind, so that is not asserted).
+    assert find(special_inputs((1, 1, 4, 4)), lambda r: r.special_share > 0, settings=fresh)[-2:] == (("nan",), 1 / 8)
     with pytest.raises(ValueError, match="non-empty subset"):
         special_inputs((1, 1, 4, 4), kinds=("nan", "bogus"))
     assert set(SPECIAL_KINDS) > set(ARITHMETIC_SAFE)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conformance.byom.onnx_inputs import DEFAULT_DIM_RANGE, DEFAULT_MAX_ELEMENTS
+from conformance.byom.onnx_reference import DEFAULT_REFERENCE
 from conformance.session import SESSION_KEY
 
 
@@ -26,7 +27,7 @@ def pytest_addoption(parser):
     group.addoption("--dim", action="append", default=[], metavar="NAME=MIN:MAX",
                     help=f"range of a symbolic input dimension of the --model files (repeatable; unnamed "
                          f"ones are INPUT[AXIS]). Default: {DEFAULT_DIM_RANGE[0]}:{DEFAULT_DIM_RANGE[1]}")
-    group.addoption("--reference", default="onnxruntime", metavar="BACKEND",
+    group.addoption("--reference", default=DEFAULT_REFERENCE, metavar="BACKEND",
                     help="the backend whose outputs are the truth for --model files. Default: onnxruntime (CPU)")
     group.addoption("--max-elements", type=int, default=DEFAULT_MAX_ELEMENTS, metavar="N",
                     help=f"refuse --model files whose inputs could hold more elements. Default: {DEFAULT_MAX_ELEMENTS}")
@@ -52,6 +53,22 @@ def pytest_configure(config):
         import conformance.cases
 
         config.args[:] = [str(Path(conformance.cases.__file__).parent / "test_onnx_models.py")]
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_configure")  # after the session loaded the backends
+def _refuse_a_reference_under_test(config):
+    """A reference that is also under test would be compared with itself and always pass."""
+    session, conf = config.stash[SESSION], config.stash.get(SESSION_KEY, None)
+    if not session.models or conf is None:
+        return
+    try:
+        name = session.reference.name
+    except ModelError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if any(b.name == name for b in conf.backends):
+        raise pytest.UsageError(
+            f"--reference {session.reference_spec} is also under test: it would be compared with itself and always "
+            f"pass; pick another --reference (default: {DEFAULT_REFERENCE}, ONNX's own evaluator) or --backend")
 
 
 SESSION = pytest.StashKey["ByomSession"]()

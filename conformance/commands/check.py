@@ -12,12 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+from conformance.byom.onnx_reference import DEFAULT_REFERENCE  # ONNX's own evaluator: never ORT vs itself
 from conformance.commands import add_backend_arguments
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-#: ONNX's own evaluator (numpy, from the operator specs): a second implementation, so the
-#: default check never compares ONNX Runtime with itself.
-DEFAULT_REFERENCE = "conformance.byom.onnx_reference"
 #: A progress line at most this often (seconds) while a backend works through its examples.
 PROGRESS_EVERY = 10.0
 

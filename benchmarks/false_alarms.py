@@ -1,0 +1,60 @@
+"""No false alarms: a correct runtime passes several default runs, each with another seed.
+
+Runs ``pytest -m parity`` (the ``dev`` profile: random, not derandomized) N times with
+``--hypothesis-seed`` 1..N and no example database, against correct runtimes (ONNX Runtime and
+its ORT format by default), and prints each run's verdict, examples, failures and the closest
+pass as a share of the tolerance.
+
+    .venv/bin/python benchmarks/false_alarms.py [--runs 5] [-- extra pytest args]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def one_run(seed: int, extra: list[str]) -> dict:
+    with tempfile.TemporaryDirectory() as reports:
+        cmd = [sys.executable, "-m", "pytest", "-m", "parity", "-q", "-p", "no:cacheprovider",
+               "--hypothesis-profile", "dev", f"--hypothesis-seed={seed}", "--benchmark-disable",
+               f"--reports={reports}", *extra]
+        env = {**os.environ, "CI": "", "PYTHONPATH": str(REPO)}
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        cases = json.loads((Path(reports) / "parity.json").read_text())["cases"]
+    failed = [c["nodeid"] for c in cases if c["outcome"] == "failed"]
+    margins = [c["worst"]["margin"] for c in cases if c.get("worst") and c["worst"]["ok"]]
+    return {"seed": seed, "exit": proc.returncode, "wall": wall, "examples": sum(c["examples"] for c in cases),
+            "cases": len(cases), "failed": failed, "closest": max(margins, default=0.0)}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    args, extra = parser.parse_known_args(argv)
+    extra = [a for a in extra if a != "--"]
+    alarms = 0
+    for seed in range(1, args.runs + 1):
+        r = one_run(seed, extra)
+        alarms += bool(r["failed"])
+        print(f"seed {seed}: exit {r['exit']}, {r['examples']} examples in {r['cases']} cases, "
+              f"{len(r['failed'])} failed, closest pass {r['closest']:.1%} of the tolerance, {r['wall']:.0f} s",
+              flush=True)
+        for nodeid in r["failed"]:
+            print(f"  FAILED {nodeid}")
+    print(f"{alarms} of {args.runs} runs raised an alarm")
+    return 1 if alarms else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
