@@ -107,3 +107,20 @@ def test_litert_pixel_shuffle_and_conv_ops():
     module = torch.nn.Sequential(conv, torch.nn.PixelShuffle(3)).eval()
     shape = (2, 4, 9, 10)
     _check(module, backend.load(backend.export(module, (torch.zeros(shape),), None)), shape, scale="unit")
+
+
+def test_executorch_session_outlives_its_program_and_bytes():
+    """The session holds the program and the artifact: freed, they left a dangling method that
+    crashed the process in ``set_inputs`` once garbage collection ran (seen as a segfault of the
+    whole test run, depending on what ran before)."""
+    import gc
+
+    pytest.importorskip("executorch")
+    et = load_backend("executorch")
+    artifact = et.export(torch.nn.Conv2d(1, 2, 3).eval(), (torch.zeros(2, 1, 8, 8),), None)
+    session = et.load(artifact)
+    held = gc.get_referents(*gc.get_referents(session))
+    assert any(o is artifact for o in held), "the session must keep the artifact's bytes alive"
+    assert any(type(o).__name__ == "Program" for o in held), "the session must keep its program alive"
+    gc.collect()
+    assert session.run([np.ones((2, 1, 8, 8), np.float32)])[0].shape == (2, 2, 6, 6)

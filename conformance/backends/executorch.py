@@ -45,9 +45,12 @@ def dynamic_shapes(example_args, dynamic, *, max_batch: int, max_side: int):
 class ExecutorchSession:
     """One loaded ``forward`` method; inputs are torch tensors sharing the numpy arrays' memory."""
 
-    def __init__(self, method, name: str):
+    def __init__(self, method, name: str, *, owners=()):
         self._method = method
         self._name = name
+        # The method points into its program, and the program into the artifact's bytes: both
+        # must outlive it (freed, they left a dangling method that crashed in set_inputs).
+        self._owners = tuple(owners)
         meta = method.metadata
         # The planned (upper-bound) sizes of each input: a larger shape cannot run.
         self._bounds = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
@@ -102,7 +105,7 @@ class ExecutorchBackend(ProgramBackend):
         with failing(self.name, "load_program"):
             program = runtime.Runtime.get().load_program(artifact)
             method = program.load_method("forward")
-        return ExecutorchSession(method, self.name)
+        return ExecutorchSession(method, self.name, owners=(program, artifact))
 
     def versions(self) -> dict[str, str]:
         from importlib.metadata import version
