@@ -60,7 +60,8 @@ class ExecutorchSession:
             if len(x.shape) != len(bound) or any(s > b for s, b in zip(x.shape, bound)):
                 raise Unsupported(f"{self._name}: input {i} of shape {tuple(x.shape)} is outside the program's "
                                   f"bounds {bound}")
-        with failing(self._name, "execute"):
+        step = f"execute on {[tuple(x.shape) for x in inputs]} (program bounds {self._bounds}; static axes must match)"
+        with failing(self._name, step):
             outputs = self._method.execute([torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
             return [o.detach().numpy().copy() for o in outputs]
 
