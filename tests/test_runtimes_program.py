@@ -107,3 +107,14 @@ def test_litert_pixel_shuffle_and_conv_ops():
     module = torch.nn.Sequential(conv, torch.nn.PixelShuffle(3)).eval()
     shape = (2, 4, 9, 10)
     _check(module, backend.load(backend.export(module, (torch.zeros(shape),), None)), shape, scale="unit")
+
+
+def test_executorch_session_outlives_its_program_and_artifact(executorch, executorch_pte, superres):
+    """The session keeps what its method points into: with the caller's references to the
+    program bytes gone and the garbage collector run, it still runs (it crashed before)."""
+    import gc
+
+    session = executorch.load(bytearray(executorch_pte))  # a private copy nobody else holds
+    gc.collect()
+    for shape in [(1, 1, 12, 12), (2, 1, 9, 7)]:
+        _check(superres, session, shape)

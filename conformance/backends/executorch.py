@@ -45,9 +45,12 @@ def dynamic_shapes(example_args, dynamic, *, max_batch: int, max_side: int):
 class ExecutorchSession:
     """One loaded ``forward`` method; inputs are torch tensors sharing the numpy arrays' memory."""
 
-    def __init__(self, method, name: str):
+    def __init__(self, method, name: str, *, keep: tuple = ()):
         self._method = method
         self._name = name
+        # The Method points into its Program and the Program into the artifact's bytes: a
+        # Method whose Program was collected crashed in set_inputs (a dangling pointer).
+        self._keep = keep
         meta = method.metadata
         # The planned (upper-bound) sizes of each input: a larger shape cannot run.
         self._bounds = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
@@ -103,7 +106,7 @@ class ExecutorchBackend(ProgramBackend):
         with failing(self.name, "load_program"):
             program = runtime.Runtime.get().load_program(artifact)
             method = program.load_method("forward")
-        return ExecutorchSession(method, self.name)
+        return ExecutorchSession(method, self.name, keep=(program, artifact))
 
     def versions(self) -> dict[str, str]:
         from importlib.metadata import version
