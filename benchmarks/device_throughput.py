@@ -5,6 +5,12 @@ small Conv model (fresh inputs each run) on the device backend and on a host ORT
 prints medians. Also prints adb push latency and the device round trip.
 
     .venv/bin/python benchmarks/device_throughput.py [--rounds 7] [--runs 300]
+    .venv/bin/python benchmarks/device_throughput.py --abi arm64-v8a [--cold] --rounds 3 --runs 30
+
+With ``--abi arm64-v8a`` the device runs under QEMU in the aarch64 root: it also prints the
+root's set-up time (cached; with ``--cold`` also a fresh build into a temporary folder), the
+runner's start, the cost of one example at the given shape and at SuperResolutionNet's size, and
+how far the ARM outputs are from the host's x86 ones.
 """
 
 from __future__ import annotations
@@ -27,8 +33,8 @@ import onnxruntime as ort  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conformance.backends.adb import AdbDeviceBackend  # noqa: E402
-from conformance.device.emulator import LoopbackDevice  # noqa: E402
-from conformance.device.testing import conv_model, private_adb_server  # noqa: E402
+from conformance.device.emulator import LoopbackDevice, arm  # noqa: E402
+from conformance.device.emulator.testing import conv_model, private_adb_server  # noqa: E402
 
 
 def rate(run, inputs) -> float:
@@ -63,12 +69,56 @@ def push_latency(adb, serial, size: int, tmp: str, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
+def arm_setup(cold: bool) -> Path:
+    """Time the aarch64 root: a fresh build (``cold``) and the cached check; the cached root."""
+    if cold:
+        with tempfile.TemporaryDirectory(prefix="arm-root-cold-") as tmp:
+            start = time.perf_counter()
+            arm.ensure_root(Path(tmp) / "root", progress=lambda _line: None)
+            print(f"aarch64 root, cold build (apt + pip downloads, unpack, first import): "
+                  f"{time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    root = arm.ensure_root()
+    print(f"aarch64 root, cached (the default cache folder {root}): "
+          f"{(time.perf_counter() - start) * 1e3:.0f} ms")
+    return root
+
+
+def arm_examples(serial: str, adb, shape: tuple) -> None:
+    """Seconds per example on the ARM device at ``shape`` and at SuperResolutionNet's size,
+    and the device-vs-host difference (host_diff on, as in a parity run)."""
+    for label, model, x_shape in (
+            ("Conv 3->4 3x3", conv_model(), shape),
+            ("Conv 1->64 5x5 (SuperResolutionNet's first layer)", conv_model(1, 64, 5),
+             (1, 1, 224, 224))):
+        backend = AdbDeviceBackend(serial, adb=adb, timeout=300)
+        start = time.perf_counter()
+        session = backend.prepare(model)
+        started = time.perf_counter() - start
+        x = np.random.default_rng(1).standard_normal(x_shape).astype(np.float32)
+        session.run([x])
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            session.run([x])
+            times.append(time.perf_counter() - start)
+        diff = backend.pop_host_diff()
+        backend.close()
+        print(f"  ARM, {label} on {x_shape}: runner start + load {started:.1f} s, "
+              f"{statistics.median(times) * 1e3:.1f} ms per example (round trip, host diff "
+              f"included); vs {diff.host}: max abs {diff.max_abs:.2e}, "
+              f"{diff.differing}/{diff.elements} elements differ")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--shape", default="1,3,8,8", help="input shape (default 1,3,8,8)")
+    parser.add_argument("--abi", choices=("x86_64", "arm64-v8a"), default="x86_64")
+    parser.add_argument("--cold", action="store_true", help="arm64-v8a: also time a fresh root")
     args = parser.parse_args()
+    arm_root = arm_setup(args.cold) if args.abi == "arm64-v8a" else None
     shape = tuple(int(d) for d in args.shape.split(","))
     model = conv_model()
     rng = np.random.default_rng(0)
@@ -76,8 +126,8 @@ def main() -> int:
     host = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
     with tempfile.TemporaryDirectory() as tmp, private_adb_server() as adb, \
-            LoopbackDevice(os.path.join(tmp, "sandbox")) as device:
-        backend = AdbDeviceBackend(device.serial, adb=adb)
+            LoopbackDevice(os.path.join(tmp, "sandbox"), abi=args.abi, arm_root=arm_root) as device:
+        backend = AdbDeviceBackend(device.serial, adb=adb, timeout=300, host_diff=False)
         start = time.perf_counter()
         session = backend.prepare(model)
         first_prepare = time.perf_counter() - start
@@ -98,9 +148,12 @@ def main() -> int:
         push_small = push_latency(adb, device.serial, 4 * 1024, tmp)
         push_big = push_latency(adb, device.serial, 300 * 1024, tmp)
         backend.close()
+        if arm_root:
+            arm_examples(device.serial, adb, shape)
 
     dev, hst = statistics.median(device_rates), statistics.median(host_rates)
-    print(f"Conv 3->4 3x3 on {shape}, {args.rounds} rounds x {args.runs} runs, medians:")
+    print(f"Conv 3->4 3x3 on {shape}, {args.rounds} rounds x {args.runs} runs, medians "
+          f"({args.abi} device):")
     print(f"  device path (adb forward, loopback): {dev:10.0f} examples/s "
           f"({1e3 / dev:.3f} ms round trip)")
     print(f"  ONNX Runtime on the host:           {hst:10.0f} examples/s "

@@ -7,7 +7,6 @@ Device backends time themselves on the device; their rows say ``measured_on: dev
 import pytest
 import torch
 
-from conformance.graph import bind_weights
 from conformance.latency import ROUNDS, WARMUP, time_session
 from conformance.models.cases import SUPERRES
 from conformance.strategies import InputRecipe, WeightRecipe
@@ -17,9 +16,10 @@ GFLOP = 5.96  # SuperResolutionNet(3) at 224x224, multiply-adds counted as 2
 
 
 @pytest.mark.benchmark(group=f"superres-x3-{'x'.join(map(str, SHAPE))}")
-def test_superres_latency(latency_runner, benchmark, parity, conformance_session):
-    module = parity.module_for(SUPERRES, 3)
-    weights = WeightRecipe("orthogonal-relu", 0.0, 0).materialize(module)
+def test_superres_latency(latency_runner, benchmark, harness, conformance_session):
+    module = harness.module_for(SUPERRES, 3)
+    recipe = WeightRecipe("orthogonal-relu", 0.0, 0)
+    weights = recipe.materialize(module)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
     x = InputRecipe(SHAPE, "pixel", "integers", 0, 0).materialize()
     benchmark.extra_info.update(model="SuperResolutionNet(3)", input_shape=list(SHAPE), gflop=GFLOP)
@@ -37,7 +37,7 @@ def test_superres_latency(latency_runner, benchmark, parity, conformance_session
     if export is None:
         pytest.skip("no selected (exporter, opset) is supported")
     backend = conformance_session.backend(latency_runner)
-    model = bind_weights(parity.export_for(SUPERRES, 3, export, module), weights)
+    model = harness.onnx_model_for(SUPERRES, 3, export, recipe)
     session = backend.prepare(model)
     benchmark.extra_info.update(backend=backend.name, exporter=export.exporter, opset=export.opset)
     time_session(benchmark, session, [x], backend.measures_own_latency)

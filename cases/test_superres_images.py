@@ -13,10 +13,10 @@ from __future__ import annotations
 import pytest
 
 from conformance.backends import BackendError
-from conformance.models.runners import backend_runner, export_dynamic
+from conformance.runners import backend_runner, export_dynamic
 from conformance.models.superres import SuperResolutionNet
 from conformance.pipeline import images_agree, save_gallery, superres, torch_runner
-from conformance.plugin import SESSION_KEY
+from conformance.session import SESSION_KEY
 
 LEVELS = 1  # a backend may differ from PyTorch by one rounding step of the 8-bit output
 

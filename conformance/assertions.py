@@ -1,77 +1,66 @@
-"""Drawing one example and asserting parity with a one-screen message."""
+"""The one-screen messages of a failing parity case: a mismatch, or an error that ended it."""
 
 from __future__ import annotations
 
-import pytest
-from hypothesis import strategies as st
-
-from conformance.backends.base import BackendError
-from conformance.export import ExportError, UnsupportedExport
-from conformance.parity import Example, Harness, Outcome, Target
-from conformance.spec import EXPENSIVE_EXPORTERS, Case
-from conformance.strategies import WEIGHT_POOL, inputs, weights
-
-FEEDS = ("initializers", "inputs")
+from conformance.backends.base import first_meaningful_line
+from conformance.record import CaseRecord
 
 
-def draw_example(case: Case, exporter: str, data) -> Example:
-    structure = data.draw(case.structure_strategy(exporter), label="structure")
-    shape = data.draw(case.input_shapes(structure), label="shape")
-    pooled = case.bakes_weights and exporter in EXPENSIVE_EXPORTERS
-    return Example(
-        structure=structure,
-        weights=data.draw(st.sampled_from(WEIGHT_POOL) if pooled else weights(), label="weights"),
-        inputs=data.draw(inputs(shape, scales=case.scales), label="inputs"),
-        feed=data.draw(st.sampled_from(FEEDS), label="weights fed as"),
-    )
+def _where(target) -> str:
+    fmt = target.export
+    what = f"{fmt.exporter} exporter, opset {fmt.opset}" if fmt.opset else f"{fmt.exporter} format"
+    place = getattr(target, "place", "host")
+    return what if place == "host" else f"{what}, on {place}"
 
 
-def run_checked(harness: Harness, case: Case, target: Target, example: Example) -> Outcome:
-    """Run one example; a backend or exporter error fails the case with its own message."""
-    __tracebackhide__ = True
-    try:
-        outcome = harness.run(case, target, example)
-    except UnsupportedExport as exc:
-        skip_reason, error = f"unsupported: {exc}", None
-    except (BackendError, ExportError) as exc:
-        skip_reason, error = None, f"{case.name} on {target.id}: {exc}"
-    else:
-        harness.record(outcome)
-        return outcome
-    # Outside the except blocks: the message alone, without the exception chain.
-    if skip_reason:
-        pytest.skip(skip_reason)
-    pytest.fail(error, pytrace=False)
-
-
-def failure_message(outcome: Outcome, nodeid: str) -> str:
+def failure_message(outcome, nodeid: str, *, localization: str = "") -> str:
+    """A parity mismatch: what was drawn, how far off, which side the oracle blames, how to rerun."""
     c, t, ex, r = outcome.case, outcome.target, outcome.example, outcome.result
     lines = [
-        f"{c.name} on {t.backend.name} ({t.export.exporter} exporter, opset {t.export.opset}): "
-        f"parity fails at decimal={r.decimal}",
+        f"{c.name} on {t.backend.name} ({_where(t)}): parity fails at decimal={r.decimal}",
         f"  structure: {c.describe(ex.structure)}",
-        f"  input {ex.inputs.shape} at {ex.inputs.scale} scale ({ex.inputs.distribution}), "
+        f"  input {ex.inputs.shape} at {ex.inputs.scale} scale ({_distribution(ex.inputs)}), "
         f"weights {ex.weights.init} with {ex.weights.zero_fraction:.0%} zeros, fed as {ex.feed}",
-        f"  output {tuple(outcome.expected[0].shape)}: {r.summary()}",
+        f"  {'static' if ex.deployment.static else 'dynamic'}-shape export; run {outcome.run_index + 1} of "
+        f"{ex.deployment.runs} of one prepared session",
+        f"  output {tuple(outcome.expected[outcome.worst_output].shape)}: {r.summary()}",
     ]
     if r.oracle is not None:
         lines.append(f"  {r.oracle.describe(r.tolerance)}")
-    if outcome.reproducer:
-        lines.append(f"  reproducer: {outcome.reproducer}  (conformance replay DIR)")
-    lines.append(f"  rerun: pytest '{nodeid}'  (hypothesis replays the shrunk example from its database)")
+    if localization:
+        lines.append(f"  {localization}")
+    lines += _footer(outcome.reproducer, nodeid)
     return "\n".join(lines)
 
 
-def assert_parity(outcome: Outcome, nodeid: str) -> None:
-    __tracebackhide__ = True
-    if not outcome.result:
-        raise AssertionError(failure_message(outcome, nodeid))
+def _distribution(recipe) -> str:
+    if recipe.distribution == "photo":
+        return f"photo: {recipe.photo}"
+    if recipe.distribution == "special":
+        spread = f"{recipe.special_share:.0%} of elements" if recipe.special_share else "sparse: one of each per item"
+        return f"special values {', '.join(recipe.special)}, {spread}"
+    return recipe.distribution
 
 
-def check(harness: Harness, case: Case, target: Target, data) -> Outcome:
-    """The body of every hypothesis parity case: draw, run, record, assert."""
-    __tracebackhide__ = True
-    example = draw_example(case, target.export.exporter, data)
-    outcome = run_checked(harness, case, target, example)
-    assert_parity(outcome, harness.current_test)
-    return outcome
+def error_message(record: CaseRecord, error: BaseException) -> str:
+    """An exporter or runtime error: its type and the runtime's own first line, the example."""
+    text = getattr(error, "detail", None) or str(error)
+    headline = first_meaningful_line(str(error)) or first_meaningful_line(text)
+    lines = [f"{record.case} on {record.backend} ({_labels(record)}): {record.error_type}: {headline}"]
+    if record.example:
+        lines.append(f"  drawn example: {record.example}")
+    lines += _footer(record.reproducer, record.nodeid)
+    return "\n".join(lines)
+
+
+def _labels(record: CaseRecord) -> str:
+    what = f"{record.exporter} exporter, opset {record.opset}" if record.opset else f"{record.exporter} format"
+    return what if record.place == "host" else f"{what}, on {record.place}"
+
+
+def _footer(reproducer: str | None, nodeid: str) -> list[str]:
+    lines = []
+    if reproducer:
+        lines.append(f"  reproducer: {reproducer}  (conformance replay DIR)")
+    lines.append(f"  rerun: pytest '{nodeid}'  (hypothesis replays the shrunk example from its database)")
+    return lines

@@ -10,9 +10,14 @@ import sys
 
 import conformance.commands
 
+DESCRIPTION = ("Check that PyTorch models compute the same numbers on every runtime you ship to: "
+               "check an ONNX file, run the pre-release gate, replay a failure, rebuild the reports, "
+               "or upscale an image with the tutorial's network.")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="conformance", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="conformance", description=DESCRIPTION,
+                                     epilog="Run 'conformance COMMAND --help' for a command's options.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(conformance.commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"conformance.commands.{info.name}")

@@ -1,8 +1,12 @@
 """Comparing a backend's outputs with the reference: tolerance, CompareResult, assertion.
 
 Parity means ``numpy.testing.assert_almost_equal(actual, expected, decimal)``:
-``|actual - expected| < 1.5 * 10**-decimal`` element-wise. On top of numpy's rule, a NaN or
-Inf where the reference is finite is a mismatch. This module never imports a backend.
+``|actual - expected| < 1.5 * 10**-decimal`` element-wise. Non-finite values follow torch's
+semantics, as numpy's rule does: NaN and Inf positions must match exactly, and Inf signs too (a
+NaN or Inf where the reference is finite is a mismatch, and so is a finite value, a NaN or the
+other Inf where the reference holds an Inf or a NaN); finite elements keep decimal-3. Only the
+special-values cases feed NaN/Inf in; ordinary cases keep finite inputs. This module never
+imports a backend.
 """
 
 from __future__ import annotations
@@ -65,7 +69,8 @@ class CompareResult:
     worst_index: tuple[int, ...]
     actual_at_worst: float
     expected_at_worst: float
-    nonfinite: int = 0
+    nonfinite: int = 0  # NaN/Inf where the reference is finite
+    lost_nonfinite: str = ""  # where the reference's NaN/Inf are not matched, e.g. "2 NaN became finite"
     shape_error: str | None = None
     oracle: OracleVerdict | None = field(default=None)
     histogram: list[int] | None = None  # counts of |actual - expected| per HISTOGRAM_EDGES bin, failures only
@@ -93,6 +98,8 @@ class CompareResult:
         )
         if self.nonfinite:
             text += f"; {self.nonfinite} NaN/Inf where the reference is finite"
+        if self.lost_nonfinite:
+            text += f"; reference NaN/Inf not matched: {self.lost_nonfinite}"
         return text
 
 
@@ -131,22 +138,43 @@ def compare(actual, expected, decimal: int = DEFAULT_DECIMAL) -> CompareResult:
     flat = int(np.argmax(diff))
     worst = np.unravel_index(flat, diff.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
-        # Relative error only where the reference is not near zero (there it means nothing).
+        # Relative error only where the reference is not near zero (there it means nothing);
+        # where the reference is NaN/Inf, any difference is infinitely relative.
         rel = np.where((diff == 0) | (np.abs(e) < tolerance(decimal)), 0.0, diff / np.abs(e))
+        rel = np.where(np.isfinite(e), rel, np.where(diff > 0, np.inf, 0.0))
+    finite = np.isfinite(a) & np.isfinite(e)
     return CompareResult(
         ok=not off.any(),
         decimal=decimal,
         max_abs=float(diff.flat[flat]),
         max_rel=float(np.max(rel)),
-        ulp=int(ulp_distance(actual, expected).max()) if actual.dtype == np.float32 else 0,
+        ulp=int(ulp_distance(actual[finite], expected[finite]).max(initial=0)) if actual.dtype == np.float32 else 0,
         mismatches=int(np.count_nonzero(off)),
         total=int(diff.size),
         worst_index=tuple(int(i) for i in worst),
         actual_at_worst=float(a[worst]),
         expected_at_worst=float(e[worst]),
         nonfinite=nonfinite,
+        lost_nonfinite="" if np.isfinite(e).all() else lost_nonfinite(a, e),
         histogram=error_histogram(diff) if off.any() else None,
     )
+
+
+def lost_nonfinite(actual: np.ndarray, expected: np.ndarray) -> str:
+    """How the reference's NaN and Inf positions are missed, counted by what they became
+    ("" when every one is matched: NaN by NaN, each Inf by the same Inf)."""
+    parts = []
+    for label, where in (("NaN", np.isnan(expected)), ("+Inf", expected == np.inf), ("-Inf", expected == -np.inf)):
+        got = actual[where]
+        same = np.isnan(got) if label == "NaN" else (got == expected[where])
+        if same.all():
+            continue
+        became = {"finite": np.isfinite(got), "NaN": np.isnan(got), "+Inf": got == np.inf, "-Inf": got == -np.inf}
+        for name, mask in became.items():
+            count = int(np.count_nonzero(mask & ~same))
+            if count:
+                parts.append(f"{count} {label} became {name}")
+    return ", ".join(parts)
 
 
 def error_histogram(diff: np.ndarray) -> list[int]:

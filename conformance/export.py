@@ -32,6 +32,8 @@ class UnsupportedExport(Exception):
 class ExportError(Exception):
     """The exporter failed on a model it should handle."""
 
+    error_type = "ExportError"
+
 
 @dataclass(frozen=True)
 class ExportTarget:
@@ -41,6 +43,19 @@ class ExportTarget:
     @property
     def id(self) -> str:
         return f"{self.exporter}-opset{self.opset}"
+
+
+@dataclass(frozen=True)
+class ProgramFormat:
+    """A runtime's own format, made from the torch module by the runtime (ExecuTorch ``pte``,
+    LiteRT ``tflite``): stands where an ONNX ``ExportTarget`` stands in targets and records."""
+
+    exporter: str
+    opset: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.exporter
 
 
 def newest_opset(exporter: str) -> int:
@@ -79,7 +94,7 @@ def _quiet():
 
 def _export_torchscript(module, args, target, input_names, output_names, dynamic):
     axes = {n: {d: f"{n}_{d}" for d in dims} for n, dims in zip(input_names, dynamic) if dims}
-    for name in output_names:
+    for name in output_names if axes else ():  # a static export keeps its outputs static too
         axes[name] = {0: "batch", 2: "out_h", 3: "out_w"}
     buf = io.BytesIO()
     torch.onnx.export(
@@ -122,7 +137,9 @@ def export(
     except Exception as exc:
         if "Unsupported onnx_opset_version" in str(exc):
             raise UnsupportedExport(f"the {target.exporter} exporter refuses opset {target.opset}") from None
-        raise ExportError(f"{target.id}: export failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
+        error = ExportError(f"{target.id}: export failed: {type(exc).__name__}: {exc}")
+        error.error_type = type(exc).__name__
+        raise error from exc
     got = model_opset(model)
     if got != target.opset:
         raise UnsupportedExport(
@@ -149,7 +166,12 @@ class ExportCache:
         self._models: dict[Hashable, onnx.ModelProto | Exception] = {}
         self.exports = 0
 
-    def get(self, key: Hashable, build: Callable[[], onnx.ModelProto]) -> onnx.ModelProto:
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._models
+
+    def get(self, key: Hashable, build: Callable[[], object]):
+        """The artifact for ``key``, built once; a failed build is kept and raised again (a
+        deterministic export error must not be paid for on every example)."""
         hit = self._models.get(key)
         if hit is None:
             try:
@@ -157,6 +179,9 @@ class ExportCache:
                 self.exports += 1
             except (UnsupportedExport, ExportError) as exc:
                 hit = exc
+            except Exception as exc:  # a runtime's own exporter (ExecuTorch, LiteRT) raises anything
+                hit = ExportError(f"export failed: {type(exc).__name__}: {exc}")
+                hit.error_type = type(exc).__name__
             self._models[key] = hit
         if isinstance(hit, Exception):
             raise hit

@@ -1,41 +1,50 @@
-"""Running one parity example: reference, export (cached), every backend, comparison.
+"""Running one parity example: reference, artifact (cached), runtime, comparison.
 
 The data flow of ARCHITECTURE.md: a case and a drawn structure give a torch module; PyTorch
-float32 computes the reference; the structure's export (cached) is bound to the drawn weights
-and run on the backend; ``compare`` judges; on failure a float64 run says which side is wrong.
+float32 computes the reference; the target's format turns the module into an artifact (an ONNX
+export, bound to the drawn weights, or a runtime's own program such as an ExecuTorch ``.pte``),
+cached per structure (and per shape where the runtime needs it); the runtime runs it under the
+case's deadline; ``compare`` judges. Every entry point (the parity cases, registered modules,
+the cat pipeline) runs examples through ``Harness.run``; ``conformance.driver`` runs a case.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Hashable
+from typing import Callable, Hashable
 
 import numpy as np
 import onnx
 import torch
 
-from conformance.backends.base import Backend, BackendError
-from conformance.compare import CompareResult, compare, judge_with_oracle
-from conformance.export import ExportCache, ExportTarget, export
+from conformance.backends.base import Backend, BackendError, ProgramBackend
+from conformance.compare import CompareResult, compare
+from conformance.deadline import CaseTimeout, Deadline
+from conformance.export import ExportCache, ExportTarget, ProgramFormat, export
 from conformance.graph import bind_weights, weights_as_inputs
-from conformance.record import Recorder
-from conformance.reproducer import reproducer_dir, write_reproducer
 from conformance.spec import Case
-from conformance.strategies import InputRecipe, WeightRecipe
+from conformance.strategies import Deployment, InputRecipe, WeightRecipe
+
+#: How the weights reach an ONNX runtime: baked in as initializers, or fed as graph inputs.
+FEEDS = ("initializers", "inputs")
 
 
 @dataclass(frozen=True)
 class Target:
-    """One backend under test, fed by one exporter at one opset."""
+    """One runtime under test, fed one format (an ONNX exporter at an opset, or the runtime's
+    own program format), at one place (this host, or a device over ADB: the backend's)."""
 
     backend: Backend
-    export: ExportTarget
+    export: ExportTarget | ProgramFormat
 
     @property
     def id(self) -> str:
         return f"{self.backend.name}-{self.export.id}"
+
+    @property
+    def place(self) -> str:
+        return getattr(self.backend, "place", "host")
 
     def __repr__(self) -> str:
         return f"Target({self.id})"
@@ -52,6 +61,7 @@ class Example:
     weights: WeightRecipe
     inputs: InputRecipe
     feed: str  # "initializers" (weights baked in) or "inputs" (weights fed at run time)
+    deployment: Deployment = Deployment(static=False, runs=1)  # static export? runs per session
 
 
 @dataclass
@@ -60,13 +70,40 @@ class Outcome:
     target: Target
     example: Example
     result: CompareResult
-    model: onnx.ModelProto  # what the backend ran (for reproducers)
+    model: onnx.ModelProto | None  # what an ONNX runtime ran (for reproducers); None for programs
     expected: list[np.ndarray] = field(default_factory=list)
+    actual: list[np.ndarray] = field(default_factory=list)
     reproducer: str | None = None  # folder written for a failure
     fed_inputs: list[np.ndarray] = field(default_factory=list)  # all model inputs, weights included
+    oracle: Callable[[], list[np.ndarray]] | None = None  # the float64 run, computed on demand
+    worst_output: int = 0  # the output ``result`` describes
+    run_index: int = 0  # which run of the prepared session (deployments run it several times)
 
 
-def _torch_run(module: torch.nn.Module, arrays: list[np.ndarray], dtype=torch.float32) -> list[np.ndarray]:
+class WouldExport(Exception):
+    """The example needs an artifact not made yet (refused while shrinking: see the driver)."""
+
+
+class ExampleError(Exception):
+    """A runtime or exporter error while running one example, with what is known of it."""
+
+    def __init__(self, error: Exception, model: onnx.ModelProto | None, inputs: list[np.ndarray],
+                 expected: list[np.ndarray]):
+        super().__init__(str(error))
+        self.error, self.model, self.inputs, self.expected = error, model, inputs, expected
+
+
+def _distinct_weights(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` with every floating parameter and buffer set to distinct positive values."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
+    return module
+
+
+def torch_run(module: torch.nn.Module, arrays: list[np.ndarray], dtype=torch.float32) -> list[np.ndarray]:
     with torch.no_grad():
         out = module.to(dtype)(*(torch.from_numpy(a).to(dtype) for a in arrays))
     outs = out if isinstance(out, (tuple, list)) else [out]
@@ -74,23 +111,25 @@ def _torch_run(module: torch.nn.Module, arrays: list[np.ndarray], dtype=torch.fl
 
 
 class Harness:
-    """Session state: the export cache, prepared sessions, the tolerance."""
+    """Run state shared by every case: artifact caches, prepared sessions, the tolerance.
+
+    ``tolerance_for(case_name, target, nodeid)`` may return a per-case decimal (the checked-in
+    tolerance overrides); None keeps ``decimal``.
+    """
 
     def __repr__(self) -> str:
         return f"Harness(decimal={self.decimal})"
 
-    def __init__(self, decimal: int = 3, *, recorder: Recorder | None = None,
-                 reproducers: Path | None = None):
+    def __init__(self, decimal: int = 3, *, tolerance_for=None):
         self.decimal = decimal
-        self.recorder = recorder if recorder is not None else Recorder()
-        self.reproducers = reproducers  # where failures leave reproducers (None: nowhere)
-        self.current_test = "?"  # the running test's node id (set by the plugin)
-        # Optional per-case tolerance: (case, target) -> decimal or None (conformance.report sets it
-        # from the checked-in overrides file).
-        self.decimal_for = None
+        self.tolerance_for = tolerance_for
         self.exports = ExportCache()
-        self._fed_sessions: dict[Hashable, object] = {}
+        self._sessions: dict[Hashable, object] = {}
         self._modules: dict[Hashable, torch.nn.Module] = {}
+
+    def decimal_of(self, case: Case, target: Target, nodeid: str) -> int:
+        found = self.tolerance_for(case.name, target, nodeid) if self.tolerance_for else None
+        return self.decimal if found is None else found
 
     def module_for(self, case: Case, structure: Hashable) -> torch.nn.Module:
         """The structure's torch module, built once (its init is overwritten by drawn weights)."""
@@ -100,96 +139,209 @@ class Harness:
             module = self._modules[key] = case.build(structure).eval()
         return module
 
-    def export_for(self, case: Case, structure: Hashable, target: ExportTarget, module) -> onnx.ModelProto:
-        """The structure's export, made once (``module`` gives the export its example weights)."""
-        return self.exports.get((case.name, structure, target),
-                                lambda: self._export(case, structure, target, module))
+    def onnx_model_for(self, case: Case, structure: Hashable, export_target: ExportTarget,
+                       recipe: WeightRecipe) -> onnx.ModelProto:
+        """The structure's ONNX export from the shared cache, bound to ``recipe``'s weights (for a
+        case whose exporter folds weights, an export with them baked in): what the parity cases
+        run, for the suite's self-checks and the latency cases."""
+        module = self.module_for(case, structure)
+        weights = recipe.materialize(module)
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+        example = Example(structure, recipe, InputRecipe(case.example_shape(structure), "unit", "uniform", 0, 0),
+                          "initializers")
+        target = Target(Backend(), export_target)
+        model = self._onnx_model(case, target, example, module)
+        return model if case.bakes_weights else bind_weights(model, weights)
 
-    @staticmethod
-    def _export(case: Case, structure: Hashable, target: ExportTarget, module) -> onnx.ModelProto:
-        args = (torch.zeros(case.example_shape(structure)),)
-        return export(module, args, target, dynamic=[case.dynamic])
+    def localize(self, outcome: Outcome, *, deadline: Deadline | None = None):
+        """The per-layer error profile of a failing ONNX outcome (``conformance.localize``): the
+        deployed model (weights as initializers) run with every intermediate marked, each layer
+        against its PyTorch module's output, suspects rerun alone on the reference's inputs."""
+        from conformance.localize import localize
 
-    def record(self, outcome: Outcome) -> None:
-        """Count the example; a failure leaves a reproducer in the ONNX test-data layout."""
-        self.recorder.add(self.current_test, outcome)
-        if not outcome.result and self.reproducers is not None:
-            folder = reproducer_dir(self.reproducers, self.current_test)
-            outcome.reproducer = str(write_reproducer(folder, outcome.model, outcome.fed_inputs, outcome.expected))
-
-    def run(self, case: Case, target: Target, example: Example) -> Outcome:
+        case, target, example = outcome.case, outcome.target, outcome.example
         module = self.module_for(case, example.structure)
         weights = example.weights.materialize(module)
         module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
-        x = example.inputs.materialize()
-        expected = _torch_run(module, [x])
-        model = None if case.bakes_weights else self.export_for(case, example.structure, target.export, module)
-        bound = None if model is None else bind_weights(model, weights)
-        if bound is None:  # the exporter folds or renames weights: export with these baked in
-            bound = model = self.export_baked(case, example.structure, target.export, example.weights)
+        model = self._onnx_model(case, target, example, module)
+        bound = model if case.bakes_weights else bind_weights(model, weights)
+        if bound is None:
+            bound = self.exports.get((*self._artifact_key(case, target, example), example.weights),
+                                     lambda: self._export(module, case, target, example))
+        return localize(bound, outcome.fed_inputs[:1], lambda m: prepare_model(target.backend, m, deadline),
+                        module=module, decimal=outcome.result.decimal)
+
+    def has_artifact(self, case: Case, target: Target, example: Example) -> bool:
+        """True when running ``example`` needs no new export (what shrinking may try)."""
+        return self._artifact_key(case, target, example) in self.exports
+
+    def _artifact_key(self, case: Case, target: Target, example: Example):
+        if isinstance(target.backend, ProgramBackend):
+            shape = example.inputs.shape if target.backend.per_shape else None
+            return (case.name, example.structure, target.backend.name, shape, example.weights)
+        static = ("static", example.inputs.shape) if example.deployment.static else ()
+        if case.bakes_weights:
+            return (case.name, example.structure, target.export, example.weights, *static)
+        return (case.name, example.structure, target.export, *static)
+
+    def run(self, case: Case, target: Target, example: Example, *, decimal: int | None = None,
+            deadline: Deadline | None = None, allow_export: bool = True) -> Outcome:
+        """Run one example on ``target``: one prepared session, run on each of the deployment's
+        inputs in turn (same shape, other values), each compared; the worst run is the outcome.
+        ``ExampleError`` when the exporter or runtime fails, ``WouldExport`` when
+        ``allow_export`` is False and the artifact is not made yet."""
+        deadline = deadline or Deadline(None)
+        if not allow_export and not self.has_artifact(case, target, example):
+            raise WouldExport()
+        module = self.module_for(case, example.structure)
+        weights = example.weights.materialize(module)
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+        decimal = self.decimal if decimal is None else decimal
+        worst: Outcome | None = None
+        prepared = None
+        for run_index, recipe in enumerate(example.deployment.inputs(example.inputs)):
+            x = recipe.materialize()
+            expected = torch_run(module, [x])
+            trail = {"model": None, "inputs": [x]}  # what the runtime was given, for a reproducer
+            try:
+                if prepared is None:
+                    prepared = self._prepare(case, target, example, module, weights, x, deadline, trail)
+                model, session, arrays_for = prepared
+                arrays = arrays_for(x)
+                trail.update(model=model, inputs=arrays)
+                actual = run_session(target.backend, session, arrays, deadline)
+            except Exception as exc:
+                raise ExampleError(exc, trail["model"], trail["inputs"], expected) from exc
+            if len(actual) != len(expected):
+                error = BackendError(f"{target.backend.name}: returned {len(actual)} outputs, "
+                                     f"the reference has {len(expected)}")
+                raise ExampleError(error, model, arrays, expected)
+            index, results = compare_outputs(actual, expected, decimal)
+            oracle_input = (case, example.structure, weights, x)
+            outcome = Outcome(case, target, example, results[index], model, expected, actual, fed_inputs=arrays,
+                              oracle=lambda args=oracle_input: self._oracle(*args), worst_output=index,
+                              run_index=run_index)
+            if worst is None or (outcome.result.ok, -outcome.result.max_abs) < (worst.result.ok, -worst.result.max_abs):
+                worst = outcome
+        return worst
+
+    def _oracle(self, case: Case, structure: Hashable, weights: dict, x: np.ndarray) -> list[np.ndarray]:
+        """The module in float64 on the same weights and input (no fast float64 kernels: dear,
+        so the driver asks for it once per test, on its closest pass or its final failure)."""
+        module = copy.deepcopy(self.module_for(case, structure))
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+        return torch_run(module, [x], dtype=torch.float64)
+
+    def _prepare(self, case, target, example, module, weights, x, deadline, trail):
+        """(model run, session, arrays_for(x)): the artifact, prepared once for the example."""
+        if isinstance(target.backend, ProgramBackend):
+            return None, self._prepare_program(case, target, example, module, x, deadline), lambda x: [x]
+        return self._prepare_onnx(case, target, example, module, weights, x, deadline, trail)
+
+    # ONNX runtimes -------------------------------------------------------------------------
+
+    def _prepare_onnx(self, case, target, example, module, weights, x, deadline, trail: dict):
+        model = self._onnx_model(case, target, example, module)
+        bound = model if case.bakes_weights else bind_weights(model, weights)
+        feed = "initializers" if case.bakes_weights else example.feed
+        if bound is None:  # the exporter folded or renamed a weight: export with these baked in
+            key = (*self._artifact_key(case, target, example), example.weights)
+            bound = self.exports.get(key, lambda: self._export(module, case, target, example))
             feed = "initializers"
-        else:
-            feed = example.feed
         if feed == "inputs":
-            ran, fed, actual = self._run_fed(case, target, example.structure, model, weights, x)
-        else:
-            ran, fed, actual = bound, [x], self._call(target.backend, bound, [x])
-        decimal = (self.decimal_for(case, target) if self.decimal_for else None) or self.decimal
-        result = self._judge(module, x, actual, expected, decimal)
-        return Outcome(case, target, example, result, ran, expected, fed_inputs=fed)
+            names = list(weights)
+            fed_model = self._cached(("fed", *self._artifact_key(case, target, example)),
+                                     lambda: weights_as_inputs(model, names))
+            trail["model"] = fed_model
+            session = self._session(("fed", target.id, *self._artifact_key(case, target, example)),
+                                    target.backend, fed_model, deadline)
+            return fed_model, session, lambda x: [x] + [weights[n] for n in names]
+        trail["model"] = bound
+        session = prepare_model(target.backend, bound, deadline)  # weights baked in: one per draw
+        return bound, session, lambda x: [x]
 
-    def export_baked(self, case: Case, structure: Hashable, target: ExportTarget,
-                     recipe: WeightRecipe) -> onnx.ModelProto:
-        """An export with ``recipe``'s weights baked in (cached per recipe): for cases whose
-        exporter folds or renames weights, where one export cannot serve every weight draw."""
-        def build():
-            module = self.module_for(case, structure)
-            weights = recipe.materialize(module)
-            module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
-            return self._export(case, structure, target, module)
-
-        return self.exports.get((case.name, structure, target, recipe), build)
-
-    def _run_fed(self, case, target, structure, model, weights, x):
-        names = list(weights)
-        key = (case.name, structure, target.export, target.backend.name)
-        if key not in self._fed_sessions:  # one rewrite and one session per structure
-            fed_model = weights_as_inputs(model, names)
-            self._fed_sessions[key] = (fed_model, self._prepare(target.backend, fed_model))
-        fed_model, session = self._fed_sessions[key]
-        arrays = [x] + [weights[n] for n in names]
-        return fed_model, arrays, self._run(target.backend, session, arrays)
-
-    def _call(self, backend: Backend, model: onnx.ModelProto, arrays):
-        return self._run(backend, self._prepare(backend, model), arrays)
+    def _onnx_model(self, case: Case, target: Target, example: Example, module) -> onnx.ModelProto:
+        # A swappable export is made from a module whose every weight is distinct: drawn (or
+        # default) weights may hold equal tensors (all-zero biases, BatchNorm's ones), which the
+        # exporter merges into one initializer behind Identity nodes; later draws could then
+        # not be bound and each would cost an export of its own.
+        source = module if case.bakes_weights else _distinct_weights(case.build(example.structure).eval())
+        return self.exports.get(self._artifact_key(case, target, example),
+                                lambda: self._export(source, case, target, example))
 
     @staticmethod
-    def _prepare(backend: Backend, model):
-        try:
-            return backend.prepare(model)
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"{backend.name}: prepare raised {type(exc).__name__}: {exc}") from exc
+    def _export(module, case: Case, target: Target, example: Example) -> onnx.ModelProto:
+        """Dynamic axes at the case's example shape, or (a static deployment) every dim fixed
+        at the drawn shape, as mobile exports (the tutorial's too) are made."""
+        if example.deployment.static:
+            return export(module, (torch.zeros(example.inputs.shape),), target.export, dynamic=[()])
+        args = (torch.zeros(case.example_shape(example.structure)),)
+        return export(module, args, target.export, dynamic=[case.dynamic])
 
-    @staticmethod
-    def _run(backend: Backend, session, arrays) -> list[np.ndarray]:
-        try:
-            return [np.asarray(o) for o in session.run(arrays)]
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"{backend.name}: run raised {type(exc).__name__}: {exc}") from exc
+    # Runtimes that take a torch program --------------------------------------------------
 
-    def _judge(self, module, x, actual, expected, decimal: int) -> CompareResult:
-        if len(actual) != len(expected):
-            raise BackendError(f"backend returned {len(actual)} outputs, the reference has {len(expected)}")
-        results = [compare(a, e, decimal) for a, e in zip(actual, expected)]
-        worst = min(range(len(results)), key=lambda i: (results[i].ok, -results[i].max_abs))
-        result = results[worst]
-        # The float64 oracle is dear (no fast float64 kernels): run it for failures and for a
-        # test's new worst pass, so reports carry each side's error for the closest call.
-        if not result.shape_error and (not result.ok or self.recorder.is_new_worst(self.current_test, result)):
-            oracle = _torch_run(copy.deepcopy(module), [x], dtype=torch.float64)[worst]
-            judge_with_oracle(result, actual[worst], expected[worst], oracle)
-        return result
+    def _prepare_program(self, case, target, example, module, x, deadline):
+        backend: ProgramBackend = target.backend
+        key = self._artifact_key(case, target, example)
+        shape = x.shape if backend.per_shape else case.example_shape(example.structure)
+        dynamic = None if backend.per_shape else [case.dynamic]
+        artifact = self.exports.get(key, lambda: backend.export(module, (torch.zeros(shape),), dynamic))
+        return self._session(("program", key), backend, artifact, deadline, load=True)
+
+    # Sessions, each call under the case's deadline -----------------------------------------
+
+    def _cached(self, key, build):
+        if key not in self._sessions:
+            self._sessions[key] = build()
+        return self._sessions[key]
+
+    def _session(self, key, backend: Backend, artifact, deadline: Deadline, *, load: bool = False):
+        if key not in self._sessions:
+            self._sessions[key] = (load_program(backend, artifact, deadline) if load
+                                   else prepare_model(backend, artifact, deadline))
+        return self._sessions[key]
+
+
+# The one place a runtime is called: every entry point (the cases, --model files, replay, the
+# cat pipeline) prepares and runs through these, so errors carry the same cause and every call
+# honours the case's deadline.
+
+def prepare_model(backend: Backend, model, deadline: Deadline | None = None):
+    """``backend.prepare(model)`` under ``deadline``; a failure is a ``BackendError`` with its cause."""
+    deadline = deadline or Deadline(None)
+    try:
+        return deadline.call(lambda: backend.prepare(model), f"{backend.name}: prepare")
+    except CaseTimeout:
+        raise
+    except Exception as exc:
+        raise BackendError.wrap(backend.name, "prepare", exc) from exc
+
+
+def load_program(backend: ProgramBackend, artifact: bytes, deadline: Deadline | None = None):
+    """``backend.load(artifact)`` under ``deadline`` (runtimes that take a torch program)."""
+    deadline = deadline or Deadline(None)
+    try:
+        return deadline.call(lambda: backend.load(artifact), f"{backend.name}: load")
+    except CaseTimeout:
+        raise
+    except Exception as exc:
+        raise BackendError.wrap(backend.name, "load", exc) from exc
+
+
+def run_session(backend: Backend, session, arrays, deadline: Deadline | None = None) -> list[np.ndarray]:
+    """``session.run(arrays)`` under ``deadline``, as numpy arrays."""
+    deadline = deadline or Deadline(None)
+    try:
+        outputs = deadline.call(lambda: session.run(arrays), f"{backend.name}: run")
+        return [np.asarray(o) for o in outputs]
+    except CaseTimeout:
+        raise
+    except Exception as exc:
+        raise BackendError.wrap(backend.name, "run", exc) from exc
+
+
+def compare_outputs(actual, expected, decimal: int) -> tuple[int, list[CompareResult]]:
+    """Every output compared; returns the index of the worst one (a failure before any pass)."""
+    results = [compare(a, e, decimal) for a, e in zip(actual, expected)]
+    worst = min(range(len(results)), key=lambda i: (results[i].ok, -results[i].max_abs))
+    return worst, results

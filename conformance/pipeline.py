@@ -34,25 +34,68 @@ class SuperResResult(NamedTuple):
     factor: int
 
 
+#: PIL modes that ``Image.convert("RGB")`` maps correctly (8 bits per channel, palettes, alpha
+#: dropped, CMYK and YCbCr converted). Wider modes are scaled to 8 bits here first: PIL itself
+#: clips a 16-bit value to 255, so a 16-bit photo would come out all white.
+EIGHT_BIT_MODES = ("1", "L", "P", "RGB", "RGBA", "RGBX", "LA", "La", "PA", "RGBa", "CMYK", "YCbCr", "LAB", "HSV")
+
+
 def load_image(image: str | os.PathLike | np.ndarray | Image.Image | None = None) -> Image.Image:
-    """An RGB PIL image from a path, an array or an image; None gives skimage.data.chelsea() (a cat)."""
+    """An RGB PIL image from a path, an array or an image; None gives skimage.data.chelsea() (a cat).
+
+    16-bit images (PIL modes ``I;16*``, ``I`` with values up to 65535, uint16 arrays) are scaled
+    to 8 bits (65535 -> 255); float images (mode ``F``) must hold values in [0, 1]. Anything
+    else that cannot be made 8-bit RGB faithfully is an ImageError naming the mode.
+    """
     if image is None:
         import skimage.data
 
         image = skimage.data.chelsea()
     if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim not in (2, 3):
-            raise ImageError(f"expected a uint8 HxW or HxWxC array, got {image.dtype} {image.shape}")
-        image = Image.fromarray(image)
+        image = _from_array(image)
     if not isinstance(image, Image.Image):
         try:
             with Image.open(Path(image).expanduser()) as opened:
                 image = opened.copy()
         except FileNotFoundError:
             raise ImageError(f"image file not found: {image}") from None
+        except IsADirectoryError:
+            raise ImageError(f"{image} is a folder, not an image file") from None
         except (UnidentifiedImageError, OSError) as exc:
             raise ImageError(f"cannot read image {image}: {exc}") from None
-    return image.convert("RGB")
+    return to_rgb(image)
+
+
+def _from_array(array: np.ndarray) -> Image.Image:
+    if array.ndim not in (2, 3) or array.dtype not in (np.uint8, np.uint16):
+        raise ImageError(f"expected a uint8 or uint16 HxW or HxWxC array, got {array.dtype} {array.shape}")
+    if array.dtype == np.uint16:
+        array = _to_8bit(array, 65535)
+    return Image.fromarray(array)
+
+
+def _to_8bit(values: np.ndarray, full_scale: float) -> np.ndarray:
+    return np.rint(values.astype(np.float64) * (255.0 / full_scale)).astype(np.uint8)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit RGB, scaling 16-bit and float modes instead of clipping them."""
+    mode = image.mode
+    if mode in EIGHT_BIT_MODES:
+        return image.convert("RGB")
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(image)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ImageError(f"a {mode} image with values {values.min()}..{values.max()}: only 0..65535 "
+                             f"(16-bit) integer images are understood; convert it to 8 or 16 bits first")
+        return Image.fromarray(_to_8bit(values, 65535), "L").convert("RGB")
+    if mode == "F":
+        values = np.asarray(image)
+        if values.size and not (np.isfinite(values).all() and values.min() >= 0.0 and values.max() <= 1.0):
+            raise ImageError("a floating-point (mode F) image must hold values in [0, 1]; "
+                             "convert it to 8 or 16 bits first")
+        return Image.fromarray(_to_8bit(values, 1.0), "L").convert("RGB")
+    raise ImageError(f"image mode {mode!r} is not supported; use an 8-bit or 16-bit grey or colour image")
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -202,21 +245,42 @@ def run_command(args, make_runner: Callable[[object], Runner] | None = None) -> 
     User errors (bad image, size, weights) print one ``error:`` line instead of a traceback.
     """
     import sys
+    import time
 
     from conformance.models.weights import WeightsError, load_model
 
+    backend = getattr(args, "backend", None) or "pytorch"
+    started = time.perf_counter()
     try:
         model = load_model(args.weights)
-        runner = (make_runner or torch_runner)(model)
+        runner, seconds = _timed((make_runner or torch_runner)(model))
         result = superres(runner, args.image, size=args.size, output=args.output)
         if args.gallery:
-            save_gallery(args.gallery, result, {"output": result.output})
+            save_gallery(args.gallery, result, {backend: result.output})
     except (ImageError, WeightsError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{result.input.size[0]}x{result.input.size[1]} -> {result.output.size[0]}x"
-          f"{result.output.size[1]} (x{result.factor}): wrote {args.output}")
+    print(f"{backend}: {result.input.size[0]}x{result.input.size[1]} -> {result.output.size[0]}x"
+          f"{result.output.size[1]} (x{result.factor}) in {time.perf_counter() - started:.2f} s "
+          f"(network {sum(seconds):.3f} s): wrote {args.output}"
+          + (f"; gallery in {args.gallery}" if args.gallery else ""))
     return 0
+
+
+def _timed(run_y: Runner) -> tuple[Runner, list[float]]:
+    """``run_y`` noting the seconds of each call (the network's own time, not export or I/O)."""
+    import time
+
+    seconds: list[float] = []
+
+    def run(y: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        try:
+            return run_y(y)
+        finally:
+            seconds.append(time.perf_counter() - start)
+
+    return run, seconds
 
 
 def main(argv=None) -> int:

@@ -22,13 +22,16 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from conformance import profiles  # noqa: E402
-from conformance.session import ConformanceSession, UsageError  # noqa: E402
-
-SESSION_KEY = pytest.StashKey[ConformanceSession]()
+from conformance.deadline import DEFAULT_CASE_TIMEOUT  # noqa: E402
+from conformance.session import SESSION_KEY, ConformanceSession, UsageError  # noqa: E402
 #: ONNX Runtime, and the same runtime on the ORT-format model (what ONNX Runtime Mobile loads).
 DEFAULT_BACKENDS = ("onnxruntime", "onnxruntime-ort")
 
 profiles.register()
+
+# Registered through the ``pytest11`` entry point, this module brings the other plugins with it.
+pytest_plugins = ["conformance.report.pytest_plugin", "conformance.byom.pytest_plugin",
+                  "conformance.models.pytest_weights"]
 
 
 def _split(values):
@@ -65,6 +68,12 @@ def pytest_addoption(parser):
                          "device. Default: push conformance/device/runner.py and run it with python3")
     group.addoption("--device-timeout", type=float, default=30.0, metavar="S",
                     help="timeout of every adb call and runner request, seconds. Default: 30")
+    group.addoption("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT, metavar="S",
+                    help="seconds one parity case may take; a runtime that hangs fails its case and the run "
+                         f"goes on. Default: {DEFAULT_CASE_TIMEOUT:g}")
+    group.addoption("--feed", default="both", choices=("initializers", "inputs", "both"),
+                    help="how weights reach ONNX runtimes: as constant initializers (as deployed), as graph "
+                         "inputs fed at run time (another kernel path), or both. Default: both")
 
 
 def pytest_configure(config):
@@ -74,7 +83,7 @@ def pytest_configure(config):
     if not config.getoption("hypothesis_profile", None):
         from hypothesis import settings
 
-        settings.load_profile(profiles.default_profile())
+        settings.load_profile(profiles.default_profile(_split(config.getoption("device"))))
     try:
         session = ConformanceSession.from_options(
             backends=_split(config.getoption("backend")) or list(DEFAULT_BACKENDS),
@@ -83,6 +92,9 @@ def pytest_configure(config):
             opsets=_split(config.getoption("opset")),
             decimal=config.getoption("decimal"),
             reports=Path(config.getoption("reports")),
+            case_timeout=config.getoption("case_timeout"),
+            feed=config.getoption("feed"),
+            expected_failures=config.getoption("expected_failures", None),
             devices=_split(config.getoption("device")),
             device_options=dict(adb=config.getoption("adb"), device_dir=config.getoption("device_dir"),
                                 runner_cmd=config.getoption("device_runner"),
@@ -101,9 +113,15 @@ def conformance_session(request) -> ConformanceSession:
 
 
 @pytest.fixture(scope="session")
-def parity(conformance_session):
-    """The run's ``Harness``: export cache, prepared sessions, recorder."""
+def harness(conformance_session):
+    """The run's ``Harness``: the artifact cache shared by every case (self-checks, latency)."""
     return conformance_session.harness
+
+
+@pytest.fixture
+def parity(request, conformance_session):
+    """The running test's ``CaseCheck``: runs a case on a target into the test's record."""
+    return conformance_session.case_check(request.node.nodeid)
 
 
 class _Hooks:
@@ -133,8 +151,11 @@ class _Hooks:
             metafunc.parametrize("latency_runner", ["pytorch"] + [b.name for b in self.session.backends])
 
     def pytest_runtest_setup(self, item):
-        """Skip (exporter, opset) pairs the exporter cannot honour, before any example is drawn."""
-        params = getattr(getattr(item, "callspec", None), "params", {})
+        """Open the record of a parity test, then skip (exporter, opset) pairs the exporter cannot
+        honour, before any example is drawn (the skip is recorded too)."""
+        params = _params(item)
+        if item.get_closest_marker("parity") is not None:
+            self.session.open_record(item.nodeid, params, item.originalname)
         target = params.get("target")
         export = target.export if target is not None else params.get("export_target")
         if export is not None:
@@ -143,14 +164,46 @@ class _Hooks:
                 pytest.skip(f"unsupported: {reason}")
 
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_call(self, item):
-        self.session.harness.current_test = item.nodeid
-        yield
+    def pytest_runtest_makereport(self, item, call):
+        """Close the record with pytest's outcome (a listed expected failure becomes an xfail)
+        and ship it on the report: under xdist that carries it to the controller."""
+        report = (yield).get_result()
+        record = self.session.recorder.get(item.nodeid)
+        if item.get_closest_marker("parity") is None or record is None or report.when == "teardown":
+            return
+        if report.when == "setup" and report.passed:
+            # The open record goes to the xdist controller now: should the worker die during the
+            # case (a runtime that crashes, or holds the GIL past --case-timeout), the controller
+            # still has the case and closes it as failed.
+            report.conformance_record = record.to_json()
+            return
+        text = str(report.longrepr) if report.failed else ""
+        reason = report.longrepr[2] if report.skipped and isinstance(report.longrepr, tuple) else ""
+        outcome = report.outcome
+        if report.failed and report.when == "call":
+            entry = self.session.expectations.xfail_for(record.to_json())
+            if entry is not None:
+                report.outcome, report.wasxfail = "skipped", f"expected failure: {entry.reason}"
+                outcome, reason = "xfailed", entry.reason
+        self.session.recorder.close(item.nodeid, outcome, call.duration if report.when == "call" else 0.0,
+                                    message=text, reason=reason)
+        report.conformance_record = record.to_json()
 
     def pytest_runtest_logreport(self, report):
-        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-            message = str(report.longrepr)[-2000:] if report.failed else ""
-            self.session.harness.recorder.set_outcome(report.nodeid, report.outcome, message, report.duration)
+        """On the xdist controller: take the record a worker shipped."""
+        if getattr(report, "node", None) is None:
+            return  # not the xdist controller: this process keeps its own records
+        data = getattr(report, "conformance_record", None)
+        if data is not None:
+            self.session.recorder.take(data)
+            return
+        record = self.session.recorder.get(report.nodeid)
+        if report.failed and record is not None and record.outcome == "running":  # its worker died
+            record.error_type = "ProcessEnded"
+            record.error = str(report.longrepr)
+            record.summary = ("the test process ended during this case: a runtime crashed, or held the GIL "
+                              "past --case-timeout (its stack is in the run's output)")
+            self.session.recorder.close(report.nodeid, "failed", 0.0, message=f"{record.summary}\n{record.error}")
 
     def pytest_sessionstart(self, session):
         self.session.started = time.perf_counter()
@@ -164,3 +217,7 @@ class _Hooks:
             terminalreporter.write_line(line)
         if not hasattr(config, "workerinput"):
             terminalreporter.write_line(f"parity results: {self.session.write_reports()}")
+
+
+def _params(item) -> dict:
+    return dict(getattr(getattr(item, "callspec", None), "params", {}))

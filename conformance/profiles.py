@@ -1,5 +1,6 @@
 """Hypothesis profiles: ``dev`` (quick, the default), ``ci`` (derandomized, used when CI=true),
-``thorough`` (many examples, for a release or a night run)."""
+``thorough`` (many examples, for a release or a night run), ``device`` (a few examples per case,
+for devices where one example costs seconds: a phone, or the ARM loopback device under QEMU)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import os
 from hypothesis import HealthCheck, settings
 
 #: Examples per operator case and target; model cases run a quarter of it (each is ~10x dearer).
-EXAMPLES = {"dev": 30, "ci": 30, "thorough": 300}
+EXAMPLES = {"dev": 30, "ci": 30, "thorough": 300, "device": 4}
+#: The fewest examples a model case gets (below 12 operator examples a quarter would be 2).
+MIN_MODEL_EXAMPLES = 3
 
 _COMMON = dict(
     deadline=None,  # the first example of a structure pays for its export
@@ -21,12 +24,26 @@ def register() -> None:
     settings.register_profile("dev", max_examples=EXAMPLES["dev"], **_COMMON)
     settings.register_profile("ci", max_examples=EXAMPLES["ci"], derandomize=True, database=None, **_COMMON)
     settings.register_profile("thorough", max_examples=EXAMPLES["thorough"], **_COMMON)
+    # Derandomized like ci: a device run is slow, so its few examples should be the same ones.
+    settings.register_profile("device", max_examples=EXAMPLES["device"], derandomize=True,
+                              database=None, **_COMMON)
 
 
-def default_profile() -> str:
+def default_profile(devices=()) -> str:
+    """``device`` when the run adds ``--device`` targets, else ``ci`` under CI, else ``dev``."""
+    if devices:
+        return "device"
     return "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev"
 
 
 def model_examples() -> int:
     """Examples per model case and target under the current profile."""
-    return max(2, settings.default.max_examples // 4)
+    examples = settings.default.max_examples
+    return max(min(MIN_MODEL_EXAMPLES, examples), examples // 4)
+
+
+def special_examples() -> int:
+    """Examples per special-values case and target: a third of the ordinary ones (each draws
+    its kinds and spread, not shapes and scales; the ordinary cases cover those)."""
+    examples = settings.default.max_examples
+    return max(min(MIN_MODEL_EXAMPLES, examples), examples // 3)

@@ -1,15 +1,27 @@
-"""What the run found, per test: examples, failures, the worst comparison. Feeds the terminal
-summary and ``reports/parity.json``."""
+"""One record per parity test: the single source of every report.
+
+A record is opened when a parity test starts (with the labels of its case and target) and
+closed when pytest reports the test's outcome; in between, the core counts the examples it ran
+(generate phase apart from shrink steps), keeps the closest pass, the (shrunk) failing example
+or the error that ended the case, and the reproducer. The terminal summary, ``parity.json``,
+``report.json``, the HTML and Markdown reports and JUnit all read these records, so they agree.
+Under pytest-xdist a worker ships each closed record on its test report and the controller,
+which alone writes ``reports/``, takes it in.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from conformance.compare import CompareResult
+from conformance.compare import CompareResult, OracleVerdict
+
+#: Version of ``parity.json``'s layout. 2: records carry outcome, error type and message, the
+#: drawn example, shrink steps apart from examples. Readers accept 1 (no such fields).
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -18,51 +30,91 @@ class CaseRecord:
     case: str
     kind: str
     backend: str
-    exporter: str
-    opset: int
-    examples: int = 0
-    failures: int = 0
-    outcome: str = "unknown"  # passed / failed / skipped, from pytest's report
-    seconds: float = 0.0  # the test's own run time (pytest's call duration)
-    worst: CompareResult | None = None
-    message: str = ""
+    exporter: str  # the format's family: "torchscript"/"dynamo" (ONNX), "pte", "tflite", "onnx-file"
+    opset: int  # 0 where the format has no opset
+    place: str = "host"  # "host", or "adb:SERIAL"
+    outcome: str = "running"  # running / passed / failed / skipped (pytest's), xfailed when listed
+    examples: int = 0  # examples run in the generate phase
+    shrink_steps: int = 0  # examples hypothesis ran while shrinking a failure (not examples)
+    failures: int = 0  # failing examples in the generate phase
+    left_out: int = 0  # examples not compared (a reference that is not finite)
+    seconds: float = 0.0  # the test's own duration (setup + call)
+    worst: CompareResult | None = None  # the (shrunk) failure, else the closest pass
+    error_type: str = ""  # the exception that ended the case (BackendError's cause, ExportError...)
+    error: str = ""  # its whole text (a runtime's own message, never cut)
+    summary: str = ""  # the one line a summary shows
+    message: str = ""  # the one-screen failure message
+    example: str = ""  # the drawn example that failed or raised (replayable recipe)
+    reproducer: str = ""  # the folder written for a failure (ONNX test-data layout)
+    reason: str = ""  # why skipped, or the expected-failure entry's reason
+    localization: dict | None = None  # per-layer error profile of a failing model case
+    host_diff: dict | None = None  # a device's largest difference from the same runtime on this host
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["worst"] = None if self.worst is None else {**asdict(self.worst), "margin": self.worst.margin}
         return data
 
+    @classmethod
+    def from_json(cls, data: dict) -> "CaseRecord":
+        """The inverse of ``to_json`` (unknown keys of newer writers are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known and k != "worst"}
+        record = cls(**values)
+        worst = data.get("worst")
+        if worst:
+            worst = {k: v for k, v in worst.items() if k in {f.name for f in fields(CompareResult)}}
+            oracle = worst.pop("oracle", None)
+            worst["worst_index"] = tuple(worst.get("worst_index") or ())
+            record.worst = CompareResult(**worst, oracle=OracleVerdict(**oracle) if oracle else None)
+        return record
+
+    def note(self, result: CompareResult, *, shrinking: bool) -> None:
+        """Count one compared example and keep what the reports show of it."""
+        if shrinking:
+            self.shrink_steps += 1
+        else:
+            self.examples += 1
+            self.failures += 0 if result.ok else 1
+        # A failure replaces any pass; a later failure replaces an earlier one (the shrinker only
+        # accepts smaller failing examples, so the last one is the shrunk one). Among passes the
+        # largest error is kept.
+        if self.worst is None or not result.ok or (self.worst.ok and result.max_abs > self.worst.max_abs):
+            self.worst = result
+
+    def is_new_worst(self, result: CompareResult) -> bool:
+        """True when ``result`` is a pass further from the reference than any seen so far."""
+        return result.ok and (self.worst is None or (self.worst.ok and result.max_abs > self.worst.max_abs))
+
 
 @dataclass
 class Recorder:
     records: dict[str, CaseRecord] = field(default_factory=dict)
 
-    def add(self, nodeid: str, outcome) -> None:
-        rec = self.records.get(nodeid)
-        if rec is None:
-            t = outcome.target
-            rec = self.records[nodeid] = CaseRecord(
-                nodeid, outcome.case.name, outcome.case.kind, t.backend.name, t.export.exporter, t.export.opset
-            )
-        rec.examples += 1
-        result = outcome.result
-        if not result.ok:
-            rec.failures += 1
-        # A failure replaces any pass; a later failure replaces an earlier one, because hypothesis
-        # replays the shrunk example last: the report then shows what the message and the
-        # reproducer show. Among passes, the largest error is kept.
-        if rec.worst is None or not result.ok or (rec.worst.ok and result.max_abs > rec.worst.max_abs):
-            rec.worst = result
+    def open(self, nodeid: str, **labels) -> CaseRecord:
+        """The record of the test starting now (a rerun of the same test starts afresh)."""
+        record = self.records[nodeid] = CaseRecord(nodeid, **labels)
+        return record
 
-    def is_new_worst(self, nodeid: str, result: CompareResult) -> bool:
-        """True when ``result`` is further from the reference than anything seen in the test."""
-        rec = self.records.get(nodeid)
-        return rec is None or rec.worst is None or (rec.worst.ok and result.max_abs > rec.worst.max_abs)
+    def get(self, nodeid: str) -> CaseRecord | None:
+        return self.records.get(nodeid)
 
-    def set_outcome(self, nodeid: str, outcome: str, message: str = "", seconds: float = 0.0) -> None:
-        if nodeid in self.records:
-            rec = self.records[nodeid]
-            rec.outcome, rec.message, rec.seconds = outcome, message, rec.seconds + seconds
+    def close(self, nodeid: str, outcome: str, seconds: float, *, message: str = "", reason: str = "") -> None:
+        """Set the outcome pytest reported; a failure the core did not explain keeps pytest's text."""
+        record = self.records.get(nodeid)
+        if record is None:
+            return
+        record.outcome, record.seconds = outcome, record.seconds + seconds
+        if reason:
+            record.reason = reason
+        if outcome == "failed" and not record.message:
+            record.message = message
+            record.summary = record.summary or _last_line(message)
+
+    def take(self, data: dict) -> None:
+        """A closed record from an xdist worker."""
+        record = CaseRecord.from_json(data)
+        self.records[record.nodeid] = record
 
     @property
     def examples(self) -> int:
@@ -72,9 +124,16 @@ class Recorder:
     def seconds(self) -> float:
         return sum(r.seconds for r in self.records.values())
 
+    def payload(self, meta: dict) -> dict:
+        return {"schema_version": SCHEMA_VERSION, "meta": meta, "cases": [r.to_json() for r in self.records.values()]}
+
     def write(self, path: Path, meta: dict) -> None:
-        payload = {"meta": meta, "cases": [r.to_json() for r in self.records.values()]}
-        atomic_write(path, json.dumps(payload, indent=1, default=str))
+        atomic_write(path, json.dumps(self.payload(meta), indent=1, default=str))
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -7,13 +7,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.backends import Backend, BackendError, load_backends
-from conformance.export import EXPORTERS, ExportTarget, default_opsets, newest_opset, support_verdict
-from conformance.parity import Harness, Target
+import pytest
+
+from conformance.backends import Backend, BackendError, ProgramBackend, load_backends
+from conformance.export import (EXPORTERS, ExportTarget, ProgramFormat, default_opsets, newest_opset,
+                                support_verdict)
+from conformance.parity import FEEDS, Harness, Target
+from conformance.record import Recorder
 
 
 class UsageError(Exception):
     """A bad command-line option: reported as a usage error, without a traceback."""
+
+
+SESSION_KEY = pytest.StashKey["ConformanceSession"]()  # the run's session, shared by every plugin
 
 
 def cpu_name() -> str:
@@ -55,18 +62,41 @@ class ConformanceSession:
     opsets: list[int] | None  # None: each exporter's defaults (export.default_opsets)
     decimal: int
     reports: Path
+    case_timeout: float | None = None
+    feeds: tuple[str, ...] = FEEDS
+    expectations: object = None  # conformance.report.expected.Expectations
     harness: Harness = field(init=False)
+    recorder: Recorder = field(default_factory=Recorder)
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:
-        self.harness = Harness(self.decimal, reproducers=self.reports / "reproducers")
+        if self.expectations is None:
+            from conformance.report.expected import Expectations
+
+            self.expectations = Expectations()
+        self.harness = Harness(self.decimal, tolerance_for=self._tolerance_for)
+
+    def _tolerance_for(self, case_name: str, target: Target, nodeid: str) -> int | None:
+        """A checked-in tolerance override for this case, if any."""
+        return self.expectations.decimal_for({
+            "case": case_name, "backend": target.backend.name, "exporter": target.export.exporter,
+            "opset": target.export.opset, "nodeid": nodeid})
 
     @classmethod
     def from_options(cls, *, backends: list[str], ort_provider: str, exporters: list[str],
                      opsets: list[str], decimal: int, reports: Path, devices: list[str] | None = None,
-                     device_options: dict | None = None) -> "ConformanceSession":
+                     device_options: dict | None = None, case_timeout: float | None = None,
+                     feed: str = "both", expected_failures: str | None = None) -> "ConformanceSession":
+        from conformance.report import expected
+
         if not 0 <= decimal <= 12:
             raise UsageError(f"--decimal {decimal} is out of range; use 0-12")
+        if case_timeout is not None and not case_timeout > 0:
+            raise UsageError(f"--case-timeout {case_timeout:g} must be a positive number of seconds")
+        try:
+            expectations = expected.load(expected_failures)
+        except expected.ExpectedError as exc:
+            raise UsageError(str(exc)) from None
         options = device_options or {}
         try:
             loaded = load_backends(backends, ort_provider=ort_provider, devices=devices or (),
@@ -81,6 +111,9 @@ class ConformanceSession:
             opsets=_parse_opsets(opsets) if opsets else None,
             decimal=decimal,
             reports=reports,
+            case_timeout=case_timeout,
+            feeds=FEEDS if feed == "both" else (feed,),
+            expectations=expectations,
         )
 
     def backend(self, name: str) -> Backend:
@@ -93,7 +126,40 @@ class ConformanceSession:
         return self.opsets if self.opsets is not None else default_opsets(exporter)
 
     def targets(self) -> list[Target]:
-        return [Target(b, t) for b in self.backends for t in self.export_targets()]
+        """Every (format, runtime, place): ONNX runtimes get each exporter x opset; a runtime
+        that takes a torch program gets its own format."""
+        return [t for b in self.backends for t in self.targets_of(b)]
+
+    def targets_of(self, backend: Backend) -> list[Target]:
+        if isinstance(backend, ProgramBackend):
+            return [Target(backend, ProgramFormat(backend.format))]
+        return [Target(backend, t) for t in self.export_targets()]
+
+    def open_record(self, nodeid: str, params: dict, test_name: str):
+        """Open the record of a parity test, labelled from its parameters."""
+        case = params.get("case") or params.get("onnx_model")
+        target = params.get("target")
+        backend = target.backend if target is not None else params.get("backend") or params.get("model_backend")
+        fmt = target.export if target is not None else params.get("export_target")
+        if fmt is None and "backend" in params:  # a test on the primary export (the 16-block SRResNet)
+            fmt = self.primary_export() if not isinstance(backend, ProgramBackend) else ProgramFormat(backend.format)
+        if "onnx_model" in params:
+            fmt = ProgramFormat("onnx-file")
+        name = getattr(case, "name", None) or (Path(case).stem if isinstance(case, str) else test_name)
+        return self.recorder.open(
+            nodeid, case=name, kind=getattr(case, "kind", "onnx-file" if "onnx_model" in params else "operator"),
+            backend=getattr(backend, "name", "(suite)"), exporter=getattr(fmt, "exporter", "-"),
+            opset=getattr(fmt, "opset", 0), place=getattr(backend, "place", "host"))
+
+    def case_check(self, nodeid: str):
+        """The ``parity`` fixture of one test: runs cases into its record."""
+        from conformance.casecheck import CaseCheck
+
+        record = self.recorder.get(nodeid)
+        if record is None:  # a test without the parity marker that still runs a case
+            record = self.recorder.open(nodeid, case="?", kind="operator", backend="?", exporter="-", opset=0)
+        return CaseCheck(self.harness, record, case_timeout=self.case_timeout, feeds=self.feeds,
+                         reproducers=self.reports / "reproducers")
 
     def primary_export(self) -> ExportTarget | None:
         """The export used where the exporter does not matter (latency, the 16-block SRResNet):
@@ -103,8 +169,8 @@ class ConformanceSession:
         return preferred if preferred in supported else (supported[0] if supported else None)
 
     @staticmethod
-    def unsupported(target: ExportTarget) -> str | None:
-        return support_verdict(target)
+    def unsupported(target) -> str | None:
+        return support_verdict(target) if isinstance(target, ExportTarget) else None
 
     def header_lines(self) -> list[str]:
         import onnx
@@ -125,30 +191,31 @@ class ConformanceSession:
         return lines
 
     def summary_lines(self) -> list[str]:
-        recorder = self.harness.recorder
+        recorder = self.recorder
         if not recorder.records:
             return []
         wall = time.perf_counter() - self.started
         failed = [r for r in recorder.records.values() if r.outcome == "failed"]
+        shrink = sum(r.shrink_steps for r in recorder.records.values())
         worst = max((r.worst.margin for r in recorder.records.values() if r.worst is not None and r.worst.ok),
                     default=0.0)
         busy = recorder.seconds or wall  # the parity cases' own time, not the other tests'
         exports = f"; {self.harness.exports.exports} exports" if self.harness.exports.exports else ""
+        shrunk = f"; {shrink} shrink steps" if shrink else ""
         lines = [
             f"{recorder.examples} examples in {len(recorder.records)} parity cases, {busy:.1f} s in them "
-            f"({recorder.examples / busy:.1f} examples/s); {wall:.1f} s wall{exports}",
+            f"({recorder.examples / busy:.1f} examples/s); {wall:.1f} s wall{exports}{shrunk}",
             f"closest pass used {worst:.1%} of the tolerance ({1.5 * 10 ** -self.decimal:.3g})",
         ]
         for rec in failed:
-            failing = rec.worst is not None and not rec.worst.ok
-            detail = rec.worst.summary() if failing else (rec.message.strip().splitlines() or [""])[-1]
-            lines.append(f"FAILED {rec.case} on {rec.backend} [{rec.exporter} opset {rec.opset}]: {detail}")
+            where = f"{rec.exporter} opset {rec.opset}" if rec.opset else rec.exporter
+            lines.append(f"FAILED {rec.case} on {rec.backend} [{where}]: {rec.summary}")
         return lines
 
     def write_reports(self) -> Path:
         path = self.reports / "parity.json"
         meta = {"decimal": self.decimal, "header": self.header_lines(), "wall_s": time.perf_counter() - self.started}
-        self.harness.recorder.write(path, meta)
+        self.recorder.write(path, meta)
         return path
 
     def close(self) -> None:

@@ -14,6 +14,28 @@ scale), so outputs stay in the hundreds and the two sides differ by ~1e-4. Measu
 runs here: the closest pass used 16-36% of the tolerance (pixel-scale Conv2d and
 SuperResolutionNet), most cases under 10%; the thorough profile's 35-41%.
 Deeper models (SRResNet) take unit-scale inputs, as they do in practice.
+
+Deployment variants, and why each range is safe in float32:
+
+- Batch 8 and 16 (SIMD and tile widths) are drawn rarely beside 1-4. Batch does not enter any
+  sum (each item is computed on its own), so it changes code paths, not rounding: the error per
+  element stays the ~1e-4 above. A per-case element cap, a quarter of it for large batches,
+  keeps the time per example where it was.
+- ``photo`` inputs are crops of real photographs (``models.photos.INPUT_PHOTOS``), 0-255 or
+  0-1: the same range as the synthetic pixel and unit scales, so the same error bound holds;
+  they differ in being smooth, correlated and saturated (long runs of 255), which random arrays
+  never are.
+- ``special_inputs`` (a case family of its own: ordinary cases keep finite inputs) scatters
+  NaN, +-Inf, -0.0, subnormals and large magnitudes over an otherwise unit-scale input. IEEE
+  propagation of NaN and Inf does not depend on summation order (a NaN term, or +Inf with -Inf,
+  or Inf * 0 gives NaN; otherwise an Inf term gives an Inf of its sign), and the finite values
+  stay at unit scale so no finite partial sum overflows: torch's NaN/Inf positions and signs
+  are the only right answer. -0.0 and subnormals (< 1.2e-38) are far under the tolerance, so a
+  runtime that flushes them to zero still passes unless it turns them into NaN or Inf. Large
+  magnitudes (1e4 to 1e38, under float32's 3.4e38) are only safe where no arithmetic
+  accumulates them (ReLU, PReLU, data movement: exact in float32); in a sum, one rounding step
+  of 1e38 is ~1e31 and overflow depends on the order, so cases with arithmetic leave them out
+  (``ARITHMETIC_SAFE``).
 """
 
 from __future__ import annotations
@@ -47,24 +69,95 @@ def spatial_sizes(draw, *, min_size: int = 1, max_size: int = 96):
     return draw(st.one_of(small, small, large))
 
 
-@st.composite
-def shapes(draw, *, channels: int | None = None, min_side: int = 1, max_side: int = 96,
-           min_batch: int = 1, max_batch: int = 4, max_channels: int = 16):
-    """NCHW shapes: batch 1-4, ``channels`` fixed or drawn, odd/even/small/large sides.
+#: Batch sizes at common SIMD and tile widths, drawn rarely beside ``min_batch..max_batch``.
+LARGE_BATCHES = (8, 16)
+#: A large-batch draw holds at most the element cap divided by this, so that one costs about
+#: as much as an average ordinary draw and the default run's time stays where it was.
+LARGE_BATCH_CAP_DIVISOR = 4
 
-    Shapes over ``MAX_INPUT_ELEMENTS`` are shrunk by dropping the batch first, so the strategy
-    never rejects.
+
+@st.composite
+def batch_sizes(draw, *, min_batch: int = 1, max_batch: int = 4, large=None):
+    """Mostly ``min_batch..max_batch``; one draw in eight a batch from ``large`` (default
+    ``LARGE_BATCHES``, read at each call; ``()`` for none).
+
+    The choice shrinks towards the ordinary batches, so a failure needing batch 16 keeps it and
+    any other failure shrinks to the smallest batch.
     """
     _check_range("shapes(batch)", min_batch, max_batch)
-    n = draw(st.integers(min_batch, max_batch))
+    large = LARGE_BATCHES if large is None else large
+    if large and draw(st.integers(0, 7)) == 7:
+        return draw(st.sampled_from(sorted(large)))
+    return draw(st.integers(min_batch, max_batch))
+
+
+@st.composite
+def shapes(draw, *, channels: int | None = None, min_side: int = 1, max_side: int = 96,
+           min_batch: int = 1, max_batch: int = 4, max_channels: int = 16,
+           large_batches=None, max_elements: int = MAX_INPUT_ELEMENTS):
+    """NCHW shapes: batch 1-4 (8 or 16 now and then), ``channels`` fixed or drawn, odd/even/
+    small/large sides, at most ``max_elements`` elements (a per-case cap on time per example).
+
+    Over the cap, an ordinary batch is dropped first and a large batch last (its sides are
+    halved first: the large batch is what the draw is for), so the strategy never rejects. A
+    large batch gets a quarter of the cap (``LARGE_BATCH_CAP_DIVISOR``).
+    """
+    n = draw(batch_sizes(min_batch=min_batch, max_batch=max_batch, large=large_batches))
     c = channels if channels is not None else draw(st.integers(1, max_channels))
     h = draw(spatial_sizes(min_size=min_side, max_size=max_side))
     w = draw(spatial_sizes(min_size=min_side, max_size=max_side))
-    while n > 1 and n * c * h * w > MAX_INPUT_ELEMENTS:
-        n -= 1
-    while n * c * h * w > MAX_INPUT_ELEMENTS and max(h, w) > min_side:
+    cap = min(max_elements, MAX_INPUT_ELEMENTS)
+    if n > max_batch:  # a quarter of the cap: a large-batch example costs about an average one
+        cap = min(cap, max(cap // LARGE_BATCH_CAP_DIVISOR, n * c * min_side * min_side))
+    else:
+        while n > min_batch and n * c * h * w > cap:
+            n -= 1
+    while n * c * h * w > cap and max(h, w) > min_side:
         h, w = max(min_side, h // 2), max(min_side, w // 2)
+    while n > min_batch and n * c * h * w > cap:
+        n -= 1
     return (n, c, h, w)
+
+
+#: Special values a ``special`` input holds (``special_inputs``).
+SPECIAL_KINDS = ("nan", "inf", "-inf", "-0.0", "subnormal", "large")
+#: The kinds safe under arithmetic that accumulates (see the module docstring): all but "large".
+ARITHMETIC_SAFE = ("nan", "inf", "-inf", "-0.0", "subnormal")
+#: Shares of a special input's elements replaced by special values: 0 is sparse (one element of
+#: each kind per batch item, so a convolution's output stays mostly finite and its finite part is
+#: compared too); 1/8 is dense (every SIMD vector holds some).
+SPECIAL_SHARES = (0.0, 1 / 8)
+
+
+def _special_values(rng: np.random.Generator, kind: str, count: int) -> np.ndarray:
+    sign = np.where(rng.random(count) < 0.5, -1.0, 1.0)
+    if kind == "nan":
+        return np.full(count, np.nan)
+    if kind in ("inf", "-inf"):
+        return np.full(count, np.inf if kind == "inf" else -np.inf)
+    if kind == "-0.0":
+        return np.full(count, -0.0)
+    if kind == "subnormal":  # k * 2**-149 for k in [1, 2**23): every float32 subnormal
+        return sign * rng.integers(1, 2**23, size=count) * 2.0**-149
+    if kind == "large":
+        return sign * 10.0 ** rng.uniform(4, 38, size=count)
+    raise ValueError(f"unknown special value kind {kind!r}; valid: {', '.join(SPECIAL_KINDS)}")
+
+
+def _fill_special(rng: np.random.Generator, shape, kinds, scale: float, share: float) -> np.ndarray:
+    """Unit-scale uniform values with ``share`` of the elements (0: one per kind and batch item)
+    replaced by special values of ``kinds``, in turn."""
+    x = (rng.random(shape) * scale).astype(np.float32)
+    flat = x.reshape(-1)
+    if not kinds or flat.size == 0:
+        return x
+    items = shape[0] if len(shape) > 1 else 1
+    count = min(flat.size, max(len(kinds) * items, int(flat.size * share)))
+    where = rng.choice(flat.size, size=count, replace=False)
+    for i, kind in enumerate(kinds):
+        spots = where[i::len(kinds)]
+        flat[spots] = _special_values(rng, kind, spots.size).astype(np.float32)
+    return x
 
 
 def _fill(rng: np.random.Generator, shape, distribution: str, scale: float) -> np.ndarray:
@@ -84,26 +177,60 @@ class InputRecipe(NamedTuple):
 
     shape: tuple[int, ...]
     scale: str
-    distribution: str
+    distribution: str  # uniform, normal, integers, photo, special
     seed: int
     zero_rows: int  # leading rows set to exact zero (padding-like borders, dead pixels)
+    photo: str = ""  # distribution "photo": which photograph (models.photos.INPUT_PHOTOS)
+    special: tuple[str, ...] = ()  # distribution "special": which SPECIAL_KINDS it holds
+    special_share: float = 0.0  # distribution "special": one of SPECIAL_SHARES
 
     def materialize(self) -> np.ndarray:
-        x = _fill(np.random.default_rng(self.seed), self.shape, self.distribution, SCALES[self.scale])
+        rng = np.random.default_rng(self.seed)
+        if self.distribution == "photo":
+            from conformance.models.photos import photo_crops
+
+            x = photo_crops(self.photo, self.shape, self.seed)
+            if self.scale == "unit":
+                x /= np.float32(255.0)
+        elif self.distribution == "special":
+            x = _fill_special(rng, self.shape, self.special, SCALES[self.scale], self.special_share)
+        else:
+            x = _fill(rng, self.shape, self.distribution, SCALES[self.scale])
         x[..., : self.zero_rows, :] = 0
         return x
 
 
+DISTRIBUTIONS = {"unit": ("uniform", "normal", "photo"), "pixel": ("integers", "uniform", "photo")}
+
+
 @st.composite
-def inputs(draw, shape, *, scales=("unit", "pixel")) -> InputRecipe:
-    """A float32 input of ``shape`` at unit scale ([0,1), N(0,1/16)) or pixel scale (0-255)."""
+def inputs(draw, shape, *, scales=("unit", "pixel"), photos: bool = True) -> InputRecipe:
+    """A float32 input of ``shape`` at unit scale ([0,1), N(0,1/16)) or pixel scale (0-255),
+    synthetic or (with ``photos``) cropped from a real photograph at that scale."""
+    from conformance.models.photos import INPUT_PHOTOS
+
     scale = draw(st.sampled_from(scales))
-    distribution = draw(st.sampled_from(
-        ["uniform", "normal"] if scale == "unit" else ["integers", "uniform"]
-    ))
+    choices = [d for d in DISTRIBUTIONS[scale] if photos or d != "photo"]
+    distribution = draw(st.sampled_from(choices))
+    photo = draw(st.sampled_from(INPUT_PHOTOS)) if distribution == "photo" else ""
     seed = draw(st.integers(0, 2**32 - 1))
     zero_rows = draw(st.one_of(st.just(0), st.integers(0, shape[-2])))
-    return InputRecipe(tuple(shape), scale, distribution, seed, zero_rows)
+    return InputRecipe(tuple(shape), scale, distribution, seed, zero_rows, photo)
+
+
+def special_inputs(shape, *, kinds=SPECIAL_KINDS) -> st.SearchStrategy[InputRecipe]:
+    """A unit-scale input of ``shape`` holding a drawn non-empty subset of ``kinds`` (NaN, +-Inf,
+    -0.0, subnormals, large magnitudes), sparse or at 1/8 of its elements; shrinks to one kind,
+    the first of ``kinds`` (NaN), sparse. ``kinds`` is checked here, before any draw."""
+    kinds = tuple(kinds)
+    if not kinds or set(kinds) - set(SPECIAL_KINDS):
+        raise ValueError(f"special_inputs: kinds must be a non-empty subset of {SPECIAL_KINDS}, got {kinds}")
+    chosen = st.lists(st.sampled_from(kinds), min_size=1, max_size=len(kinds), unique=True)
+    return st.builds(
+        lambda picked, share, seed: InputRecipe(tuple(shape), "unit", "special", seed, 0, "",
+                                                tuple(sorted(picked, key=kinds.index)), share),
+        chosen, st.sampled_from(SPECIAL_SHARES), st.integers(0, 2**32 - 1),
+    )
 
 
 def _orthogonal_relu(shape, rng: np.random.Generator) -> np.ndarray:
@@ -170,3 +297,23 @@ def weights() -> st.SearchStrategy[WeightRecipe]:
         zero_fraction=st.sampled_from([0.0, 0.0, 0.3, 1.0]),
         seed=st.integers(0, 2**32 - 1),
     )
+
+
+class Deployment(NamedTuple):
+    """How the example is deployed: the export's shapes and how often its session runs."""
+
+    static: bool  # exported with every dim fixed at the drawn shape (the mobile/tutorial export)
+    runs: int  # inputs of the same shape run through one prepared session, in turn
+
+    def inputs(self, recipe: InputRecipe) -> list[InputRecipe]:
+        """``runs`` recipes: ``recipe`` first, then the same shape and kind with other seeds."""
+        return [recipe] + [recipe._replace(seed=(recipe.seed + k) % 2**32) for k in range(1, self.runs)]
+
+
+def deployments(*, static: bool = True, max_runs: int = 3) -> st.SearchStrategy[Deployment]:
+    """Static or dynamic export (``static=False`` where an export per shape is too dear, as with
+    dynamo at ~1-7 s each), and 2..``max_runs`` runs of one session, as deployed sessions run
+    many times. Shrinks to a dynamic export run twice."""
+    if max_runs < 2:
+        raise ValueError(f"deployments: max_runs must be >= 2 (a session runs more than once), got {max_runs}")
+    return st.builds(Deployment, st.booleans() if static else st.just(False), st.integers(2, max_runs))

@@ -35,7 +35,7 @@ def suite(tmp_path):
 @pytest.fixture(scope="module")
 def adb():
     """A private adb server (its own port), killed after the module."""
-    from conformance.device.testing import private_adb_server
+    from conformance.device.emulator.testing import private_adb_server
 
     with private_adb_server() as client:
         yield client

@@ -45,3 +45,49 @@ class _OffRep:
 
     def run(self, inputs, **kwargs):
         return [o + 2e-3 for o in self._rep.run(inputs, **kwargs)]
+
+
+class HangingBackend:
+    """Prepares fine, then never returns from ``run`` (a hung runtime)."""
+
+    @staticmethod
+    def prepare(model, device="CPU", **kwargs):
+        return _HangingRep()
+
+
+class _HangingRep:
+    def run(self, inputs, **kwargs):
+        while True:
+            time.sleep(1)
+
+
+class KeyErrorBackend:
+    """Raises a bare ``KeyError`` in ``prepare``, as a runtime missing a weight does."""
+
+    @staticmethod
+    def prepare(model, device="CPU", **kwargs):
+        raise KeyError("conv1.weight")
+
+
+class HoldsTheGil:
+    """``run`` never returns and never releases the GIL (a catastrophic regular expression in
+    native code): no Python thread can run, so only the process watchdog ends it."""
+
+    @staticmethod
+    def prepare(model, device="CPU", **kwargs):
+        return _GilRep()
+
+
+class _GilRep:
+    def run(self, inputs, **kwargs):
+        import re
+
+        re.match(r"(x+x+)+y", "x" * 60)
+        raise AssertionError("unreachable: the match above takes longer than the universe")
+
+
+# Seeded single-layer faults for the localization tests: right everywhere but after one node.
+from conformance.faults import perturbed_node  # noqa: E402
+
+SuperresConv2Off = perturbed_node("/conv2/Conv", delta=0.05)
+SRResNetBlockConv2Off = perturbed_node("/blocks/blocks.0/conv2/Conv", delta=0.05)

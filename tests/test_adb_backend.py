@@ -11,7 +11,7 @@ import pytest
 from conformance.backends.adb import AdbDeviceBackend
 from conformance.backends.base import BackendError
 from conformance.device.emulator import LoopbackDevice
-from conformance.device.testing import adb_available, conv_model
+from conformance.device.emulator.testing import adb_available, conv_model
 
 pytestmark = pytest.mark.skipif(not adb_available(), reason="adb is not on PATH "
                                 "(apt-get install adb, or Android platform-tools)")
@@ -129,5 +129,75 @@ def test_xdist_workers_get_their_own_work_folder(adb, device, monkeypatch):
         session = be.prepare(conv_model())
         assert be.device_dir == "/data/local/tmp/conformance/gw3"
         assert (device.sandbox / "conformance" / "gw3" / session.path).exists()
+    finally:
+        be.close()
+
+
+def test_a_device_lost_before_a_push_fails_at_once_naming_the_test_where_it_went(adb, tmp_path):
+    """The ~12 s per case seen before: every new model's adb push waited on the dead device."""
+    with LoopbackDevice(tmp_path / "sandbox") as dev:
+        be = AdbDeviceBackend(dev.serial, adb=adb, timeout=10)
+        be.prepare(conv_model()).run([np.ones((1, 3, 8, 8), np.float32)])
+        dev.kill()
+        with pytest.raises(BackendError, match="device lost in ") as info:
+            be.prepare(conv_model(seed=1))  # a new model: a push to the gone device
+        assert "test_a_device_lost_before_a_push" in str(info.value) and be.lost is not None
+        start = time.perf_counter()
+        for seed in (2, 3):
+            with pytest.raises(BackendError) as again:
+                be.prepare(conv_model(seed=seed))
+            assert str(again.value) == str(info.value)
+        assert time.perf_counter() - start < 0.1
+        be.close()
+
+
+def test_a_busy_runner_fails_the_call_but_not_the_device(adb, device):
+    be = AdbDeviceBackend(device.serial, adb=adb, timeout=15)
+    try:
+        session = be.prepare(conv_model())
+        x = np.ones((1, 3, 8, 8), np.float32)
+        with pytest.raises(BackendError, match="no answer within 0.3 s") as info:
+            be._call({"op": "time", "session": session.path, "warmup": 0,
+                      "iterations": 10 ** 7}, [x], step="time", timeout=0.3)
+        assert "device lost" not in str(info.value) and be.lost is None
+        # The next call starts a fresh runner and loads the model again.
+        np.testing.assert_allclose(session.run([x])[0], host_run(conv_model(), [x])[0],
+                                   rtol=1e-6, atol=1e-6)
+    finally:
+        be.close()
+
+
+def test_host_diff_of_the_same_runtime_on_the_same_cpu_is_zero(adb, device):
+    be = AdbDeviceBackend(device.serial, adb=adb, timeout=15)
+    try:
+        session = be.prepare(conv_model())
+        assert be.last_host_diff is None and be.pop_host_diff() is None
+        x = np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32)
+        (out,) = session.run([x])
+        diff = be.last_host_diff
+        assert diff.elements == out.size and diff.differing == 0 and diff.max_abs == 0.0
+        assert diff.host.startswith(f"onnxruntime {ort.__version__} on ")
+        assert be.pop_host_diff() == diff and be.pop_host_diff() is None
+    finally:
+        be.close()
+
+
+def test_host_diff_counts_elements_that_are_not_bit_identical():
+    from conformance.backends.adb import host_diff
+
+    a = np.array([1.0, 2.0, np.nan, 4.0], np.float32)
+    b = np.array([1.0, 2.5, np.nan, 3.0], np.float32)
+    diff = host_diff([a, a[:2]], [b, a[:2]], "host")
+    assert (diff.differing, diff.elements, diff.max_abs) == (2, 6, 1.0)
+    assert host_diff([a], [a[:2]], "host") is None  # shapes disagree: no verdict
+    assert host_diff([a], [a, a], "host") is None
+
+
+def test_a_device_that_is_no_emulator_keeps_the_timeout_given(adb, device):
+    # (tests/test_adb_arm.py: the ARM loopback device, ro.kernel.qemu=1, gets a longer one)
+    be = AdbDeviceBackend(device.serial, adb=adb, timeout=7)
+    try:
+        be.prepare(conv_model())
+        assert be.timeout == 7
     finally:
         be.close()

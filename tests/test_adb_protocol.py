@@ -13,11 +13,12 @@ import threading
 import numpy as np
 import pytest
 
-from conformance.device import adbwire, runner
+from conformance.device import runner
+from conformance.device.emulator import adbwire
 from conformance.device.adb import shell_join
-from conformance.device.shell import parse_shell_service
-from conformance.device.sync import Sandbox
-from conformance.device.testing import conv_model
+from conformance.device.emulator.shell import parse_shell_service
+from conformance.device.emulator.sync import Sandbox
+from conformance.device.emulator.testing import conv_model
 
 
 def test_adb_message_header_layout():
@@ -128,3 +129,17 @@ def test_runner_is_self_contained(tmp_path):
     proc = subprocess.run([sys.executable, "-I", str(copy), "--help"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and "--watch-stdin" in proc.stdout
+
+
+def test_runtime_code_never_imports_the_loopback_device_nor_device_the_backends():
+    """Layering: the loopback device is a tool beside the product, and device/ sits below
+    backends/ (no cycle)."""
+    code = ("import sys, conformance.backends, conformance.backends.adb, conformance.device.adb, "
+            "conformance.device.client, conformance.device.runner; "
+            "print(sorted(m for m in sys.modules if m.startswith('conformance.device.emulator')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    code = ("import sys, conformance.device.adb, conformance.device.client; "
+            "print(sorted(m for m in sys.modules if m.startswith('conformance.backends')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

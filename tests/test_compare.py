@@ -75,25 +75,64 @@ def test_oracle_blames_the_side_that_is_off():
 
 
 def test_reports_carry_the_oracle_for_the_closest_pass(tmp_path):
-    """parity.json: a passing case's worst example has each side's float64-oracle error."""
-    from hypothesis import given, settings
-
-    from conformance.assertions import check
+    """The record of a passing case keeps its closest pass with each side's float64-oracle error,
+    computed once for the case."""
     from conformance.backends import load_backend
+    from conformance.casecheck import CaseCheck
     from conformance.export import ExportTarget
     from conformance.ops import CONV2D
     from conformance.parity import Harness, Target
+    from conformance.record import Recorder
 
-    harness = Harness(reproducers=tmp_path)
-    harness.current_test = "t"
-    target = Target(load_backend("onnxruntime"), ExportTarget("torchscript", 17))
-
-    @settings(max_examples=5, database=None, deadline=None)
-    @given(st.data())
-    def run(data):
-        check(harness, CONV2D, target, data)
-
-    run()
-    worst = harness.recorder.records["t"].worst
-    assert worst.ok and worst.oracle is not None
+    record = Recorder().open("t", case="conv2d", kind="operator", backend="onnxruntime",
+                             exporter="torchscript", opset=17)
+    check = CaseCheck(Harness(), record, case_timeout=None, feeds=("initializers", "inputs"),
+                      reproducers=tmp_path)
+    closest = check.drawn(CONV2D, Target(load_backend("onnxruntime"), ExportTarget("torchscript", 17)),
+                          max_examples=5)
+    worst = record.worst
+    assert record.examples == 5 and worst.ok and worst.oracle is not None
+    assert closest.result is worst
     assert worst.oracle.backend_error < worst.tolerance and worst.oracle.reference_error < worst.tolerance
+
+
+# --- Special values: torch's semantics (NaN/Inf positions and Inf signs exact, finite decimal-3)
+
+def test_special_values_matching_torch_pass_with_finite_noise_under_tolerance():
+    expected = np.float32([np.nan, np.inf, -np.inf, -0.0, 1e-40, 3e38, 0.5])
+    actual = np.float32([np.nan, np.inf, -np.inf, 0.0, 0.0, 3e38, 0.5009])
+    r = compare(actual, expected)
+    assert r and r.lost_nonfinite == "" and r.nonfinite == 0
+    assert numpy_says_equal(actual, expected, 3)
+
+
+@pytest.mark.parametrize("got, lost", [
+    (0.0, "1 NaN became finite"),  # x86 maxps(NaN, 0) in a ReLU
+    (np.inf, "1 NaN became +Inf"),
+])
+def test_a_reference_nan_must_stay_nan(got, lost):
+    r = compare(np.float32([got, 1.0]), np.float32([np.nan, 1.0]))
+    assert not r and r.lost_nonfinite == lost and lost in r.summary()
+    assert r.worst_index == (0,) and r.mismatches == 1 and r.max_rel == np.inf
+    assert not numpy_says_equal(np.float32([got, 1.0]), np.float32([np.nan, 1.0]), 3)
+
+
+def test_an_inf_must_keep_its_sign_and_stay_infinite():
+    expected = np.float32([np.inf, -np.inf, np.inf])
+    r = compare(np.float32([-np.inf, -np.inf, 3e38]), expected)
+    assert not r and r.mismatches == 2
+    assert r.lost_nonfinite == "1 +Inf became finite, 1 +Inf became -Inf"
+    assert not compare(np.float32([np.nan]), np.float32([np.inf]))
+
+
+@given(arrays(np.float32, st.integers(1, 30), elements=st.floats(width=32, allow_nan=True, allow_infinity=True)),
+       arrays(np.float32, st.integers(1, 30), elements=st.floats(width=32, allow_nan=True, allow_infinity=True)))
+def test_special_value_verdict_agrees_with_numpy(a, e):
+    if a.shape != e.shape:
+        a = np.resize(a, e.shape)
+    assert bool(compare(a, e)) == numpy_says_equal(a, e, 3)
+
+
+def test_ulp_is_measured_over_finite_pairs_only():
+    r = compare(np.float32([np.nan, 1.0]), np.float32([np.nan, 1.0]))
+    assert r and r.ulp == 0

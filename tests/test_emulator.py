@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from conformance.device.adb import Adb, AdbError
-from conformance.device.testing import adb_available
+from conformance.device.emulator.testing import adb_available
 
 pytestmark = pytest.mark.skipif(not adb_available(), reason="adb is not on PATH "
                                 "(apt-get install adb, or Android platform-tools)")

@@ -4,6 +4,7 @@ end-to-end run of a broken backend before and after its failure is listed as exp
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ def test_pytest_command_adds_junit_reports_and_cases():
     cmd = gate.pytest_command(args(baseline="rel", pytest_args=["-k", "conv"]))
     assert cmd[1:5] == ["-m", "pytest", "-p", gate.PLUGIN]
     assert "--junitxml=reports/junit.xml" in cmd and "--baseline=rel" in cmd and "--max-slowdown=10.0" in cmd
+    assert "--benchmark-storage=reports/benchmarks" in cmd
     assert cmd[-3:] == ["-k", "conv", "cases"]
     named = gate.pytest_command(args(pytest_args=[str(REPO / "cases" / "test_operators.py")]))
     assert named[-1].endswith("test_operators.py")  # a path given: the gate does not add cases/
@@ -45,16 +47,16 @@ def report(ok=True, failed=(), slower=()):
 def test_verdict_exit_status(capsys, tmp_path):
     assert gate.verdict(0, report(), tmp_path) == 0
     assert "conformance gate: PASS — 3 parity cases" in capsys.readouterr().out
-    slow = {"fullname": "t[ort]", "change": 0.5, "threshold": 0.12}
+    slow = {"fullname": "t[ort]", "change": 0.5, "threshold": 0.12, "why": "+50% CPU time per call; U test p=0.001"}
     assert gate.verdict(1, report(False, ["t[relu]"], [slow]), tmp_path) == 1
     out = capsys.readouterr().out
-    assert "FAILED t[relu]" in out and "SLOWER t[ort]: +50% (limit 12%, quartiles apart)" in out and "1 stale" in out
+    assert "FAILED t[relu]" in out and "SLOWER t[ort]: +50% CPU time per call; U test p=0.001 (limit 12%)" in out and "1 stale" in out
     assert gate.verdict(1, report(), tmp_path) == 1  # e.g. a latency case errored
     assert gate.verdict(4, None, tmp_path) == 4
     assert "usage error" in capsys.readouterr().out
 
 
-def run_gate(tmp_path, *extra, gate_args=(), select="tutorial"):
+def run_gate(tmp_path, *extra, gate_args=(), select="tutorial and dynamic"):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "conformance", "gate", "--reports", str(tmp_path / "reports"), *gate_args,
            "--", *NARROW, "-k", select, *extra]
@@ -82,3 +84,38 @@ def test_gate_fails_on_parity_then_passes_when_listed(tmp_path):
         assert (tmp_path / "reports" / name).is_file(), name
     assert 'type="pytest.xfail" message="expected failure: adds 2e-3 on purpose"' in \
         (tmp_path / "reports" / "junit.xml").read_text()
+
+
+def test_unknown_baseline_is_one_line_before_anything_runs(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "conformance", "gate", "--reports", str(tmp_path), "--baseline", "nosuch",
+           "--", *NARROW, "-k", "relu"]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == gate.EXIT_USAGE
+    assert done.stdout == "" and done.stderr.count("\n") == 1  # pytest never started
+    assert "no baseline 'nosuch'" in done.stderr and "--save-baseline" in done.stderr
+
+
+def test_gate_fails_naming_baseline_cases_this_run_did_not_run(tmp_path):
+    saved = run_gate(tmp_path, gate_args=["--save-baseline", "wide"], select="relu")
+    assert saved.returncode == 0, saved.stdout[-3000:]
+    wide = json.loads((tmp_path / "reports" / "report.json").read_text())
+    ort_format = sorted(r["nodeid"] for r in wide["parity"] if "onnxruntime-ort" in r["nodeid"])
+    assert ort_format, "the baseline should hold ORT-format cases"
+
+    narrow = run_gate(tmp_path, gate_args=["--baseline", "wide"], select="relu and not onnxruntime-ort")
+    assert narrow.returncode == 1, narrow.stdout[-3000:]
+    assert f"{len(ort_format)} baseline cases not run" in narrow.stdout
+    for nodeid in ort_format:
+        assert f"MISSING {nodeid}" in narrow.stdout
+    junit = (tmp_path / "reports" / "junit.xml").read_text()
+    assert f'failures="{len(ort_format)}"' in junit and "in the baseline, not run" in junit
+    for name in ("summary.md", "report.html"):
+        text = (tmp_path / "reports" / name).read_text()
+        assert "Conformance: FAIL" in text and all(n in text for n in ort_format), name
+
+    allowed = run_gate(tmp_path, gate_args=["--baseline", "wide", "--allow-missing"],
+                       select="relu and not onnxruntime-ort")
+    assert allowed.returncode == 0, allowed.stdout[-3000:]
+    assert "conformance gate: PASS" in allowed.stdout and "allowed by --allow-missing" in allowed.stdout
+    assert 'failures="0"' in (tmp_path / "reports" / "junit.xml").read_text()

@@ -129,7 +129,7 @@ def test_command_line(tmp_path, capsys):
     out = tmp_path / "cat.png"
     assert main(["--size", "30x20", "-o", str(out), "--gallery", str(tmp_path / "g")]) == 0
     assert Image.open(out).size == (90, 60) and "wrote" in capsys.readouterr().out
-    assert (tmp_path / "g" / "diff_output_vs_bicubic.png").is_file()
+    assert (tmp_path / "g" / "diff_pytorch_vs_bicubic.png").is_file()
     assert main([str(tmp_path / "missing.png"), "-o", str(out)]) == 2
     assert main(["--weights", str(tmp_path / "none.pth"), "-o", str(out)]) == 2
     assert capsys.readouterr().err.count("error:") == 2

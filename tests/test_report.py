@@ -149,7 +149,7 @@ def test_build_and_write_report(tmp_path):
     assert set(paths) >= {"json", "markdown", "html", "latency_bars", "latency_distributions", "error_histograms"}
     markdown = paths["markdown"].read_text()
     assert markdown.startswith("## ❌ Conformance: FAIL\n")
-    assert "| relu | ✗ 2.7× | " not in markdown and "✗ 2.7×" in markdown and "+60% 🐢" in markdown
+    assert "| relu | ✗ 2.7× | " not in markdown and "✗ 2.7×" in markdown and "+60% vs ref 🐢" in markdown
     html = paths["html"].read_text()
     assert "Conformance: FAIL" in html and html.count("data:image/png;base64") == 3
     assert json.loads(paths["json"].read_text())["verdict"]["failed"] == [PARITY["cases"][2]["nodeid"]]

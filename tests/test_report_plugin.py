@@ -71,12 +71,19 @@ def test_bad_expectations_file_is_a_usage_error(pytester, run):
     result.stderr.fnmatch_lines(["*expected.toml: xfail #1: 'reason' is required*"])
 
 
-def test_unknown_baseline_is_reported_without_traceback(pytester, run):
+@pytest.mark.parametrize("option, message", [
+    ("--baseline=release", "ERROR: no baseline 'release' in reports/baselines*save one with --save-baseline"),
+    ("--hypothesis-profile=nosuch", "ERROR: --hypothesis-profile 'nosuch' is not registered; valid: *ci*"),
+    ("-p conformance.plugin --reports=afile.txt", "ERROR: --reports afile.txt: is a file; give a folder*"),
+])
+def test_bad_report_option_is_one_line_before_anything_runs(pytester, run, option, message):
     pytester.makepyfile(test_ops=PARITY_TESTS.replace('"relu"', '"ok"'))
-    result = run("--baseline=release")
+    pytester.makefile(".txt", afile="not a folder")
+    result = run(*option.split())
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["ERROR: no baseline 'release' in reports/baselines*save one with --save-baseline"])
-    assert "Traceback" not in result.stdout.str()
+    assert [line for line in result.stderr.lines if line.strip()] == [result.stderr.lines[0]]
+    result.stderr.fnmatch_lines([message])
+    assert "test_ops.py" not in result.stdout.str() and "Traceback" not in result.stderr.str()
 
 
 def test_saved_baseline_then_slowdown_fails(pytester, run, monkeypatch):
@@ -89,8 +96,21 @@ def test_saved_baseline_then_slowdown_fails(pytester, run, monkeypatch):
         "conformance_peak"]["gflops"] == 10.0
 
     monkeypatch.setenv("SLEEP_S", "0.02")
-    result = run("--benchmark-autosave", "--baseline=base", "--max-slowdown=25")
+    result = run("--benchmark-autosave", "--baseline=base", "--max-slowdown=25", "--junitxml=junit.xml")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["SLOWER test_lat.py::test_sleep: *", "FAIL: 1 latency cases; 1 slower than 0001_base by more than 25%"])
     html = (pytester.path / "reports" / "report.html").read_text()
-    assert "0001_base" in html and "class='slower'" in html
+    assert "0001_base" in html and 'class="slower"' in html
+    junit = (pytester.path / "junit.xml").read_text()  # a CI system reading JUnit sees the same FAIL
+    assert 'failures="1"' in junit and '<failure message="slower than the baseline: ' in junit
+
+
+def test_a_failing_test_outside_the_parity_cases_fails_the_report_too(pytester, run):
+    pytester.makepyfile(test_ops=PARITY_TESTS.replace('"relu"', '"ok"'),
+                        test_other="def test_latency_setup_crashed():\n    raise RuntimeError('no session')\n")
+    result = run()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["FAIL: *1 other test failed*"])
+    report = json.loads((pytester.path / "reports" / "report.json").read_text())
+    assert report["verdict"]["errors"] == ["test_other.py::test_latency_setup_crashed"]
+    assert "test_latency_setup_crashed" in (pytester.path / "reports" / "summary.md").read_text()

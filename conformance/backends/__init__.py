@@ -37,7 +37,9 @@ def load_backend(spec: str, *, ort_provider: str = "CPUExecutionProvider") -> Ba
     ``onnxruntime`` is the built-in ONNX Runtime backend (``ort_provider`` picks the execution
     provider); ``onnxruntime-ort`` runs each model's ORT-format (mobile) conversion; a name in
     ``RUNTIMES`` is an optional runtime (OpenVINO, tract, MNN, ncnn, ExecuTorch, LiteRT); anything
-    else is an ONNX-backend-API module or class (``onnxruntime.backend``, ``pkg.mod:Class``). Raises ``BackendError`` with a one-line message when it cannot.
+    else is a plug-in: an ONNX-backend-API module or class (``onnxruntime.backend``,
+    ``pkg.mod:Class``), or one with ``export``/``load`` taking a torch program
+    (``conformance.backends.program_api``). Raises ``BackendError`` with a one-line message when it cannot.
     """
     if spec in ("onnxruntime", "ort"):
         from conformance.backends.onnxrt import OnnxRuntimeBackend
@@ -49,8 +51,12 @@ def load_backend(spec: str, *, ort_provider: str = "CPUExecutionProvider") -> Ba
         return OrtFormatBackend()
     if spec in RUNTIMES:
         return load_runtime(spec)
-    from conformance.backends.onnx_api import OnnxApiBackend
+    from conformance.backends.onnx_api import OnnxApiBackend, _import_target
+    from conformance.backends.program_api import ProgramApiBackend, is_program_runtime
 
+    target = _import_target(spec)
+    if is_program_runtime(target):  # export/load: a runtime that takes a torch program
+        return ProgramApiBackend(spec, target)
     return OnnxApiBackend(spec)
 
 

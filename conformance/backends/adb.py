@@ -5,8 +5,15 @@ and started through ``adb shell``) is reached over ``adb forward``; each distinc
 pushed once (its content hash is its file name) and loaded once, then every example is one
 request/response on that socket, not three adb process launches.
 
-Failure policy: if the runner cannot start, or the device stops answering, the backend keeps
-that one error and every later call raises it at once, instead of one timeout per example.
+Failure policy: if the runner cannot start, or the device stops answering (connection refused
+or closed, the runner crashed, an adb push that fails on a device adb no longer lists), the
+backend keeps that one error, naming the test during which the device went, and every later call
+raises it at once, instead of one timeout per example.
+
+What the device changes: with ``host_diff`` (the default) every ``run`` also runs the same model
+through ONNX Runtime on this host and keeps the difference as :attr:`AdbDeviceBackend.last_host_diff`
+(and the worst since the last :meth:`AdbDeviceBackend.pop_host_diff`), so an ARM device's kernels
+can be told apart from the host's x86 ones.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import re
 import shlex
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -26,9 +34,13 @@ import onnx
 
 from conformance.backends.base import Backend, BackendError
 from conformance.device.adb import Adb, AdbError, shell_join
-from conformance.device.client import RunnerClient, RunnerGone, RunnerProcess, RunnerRefused
+from conformance.device.client import (RunnerClient, RunnerGone, RunnerProcess, RunnerRefused,
+                                       RunnerTimeout)
 
 DEFAULT_DEVICE_DIR = "/data/local/tmp/conformance"
+#: Request timeouts are this many times longer on an emulator (``ro.kernel.qemu=1``): the ARM
+#: loopback device runs SuperResolutionNet at 224x224 in 30-40 s under QEMU, a phone in 50 ms.
+EMULATOR_TIMEOUT_SCALE = 10
 RUNNER_SOURCE = Path(__file__).resolve().parents[1] / "device" / "runner.py"
 
 
@@ -39,9 +51,12 @@ class AdbDeviceBackend(Backend):
 
     def __init__(self, serial: str, *, adb: str | Adb | None = None,
                  device_dir: str = DEFAULT_DEVICE_DIR, runner_cmd: str | None = None,
-                 timeout: float = 30.0, session_options: dict | None = None):
+                 timeout: float = 30.0, session_options: dict | None = None,
+                 host_diff: bool = True):
         self.serial, self.timeout = serial, timeout
+        self._timeout = timeout  # as given; ``timeout`` is scaled up on an emulator
         self.name = "adb-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", serial)
+        self.place = f"adb:{serial}"  # where a target runs (records and reports)
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         # xdist workers sharing a device each get their own folder (and runner).
         self.device_dir = posixpath.join(device_dir, worker) if worker else device_dir
@@ -53,6 +68,10 @@ class AdbDeviceBackend(Backend):
         self._hello: dict = {}
         self._loaded: dict[str, dict] = {}
         self._lock = threading.RLock()
+        self.host_diff = host_diff
+        self._host_sessions: dict[str, object] = {}
+        self.last_host_diff: HostDiff | None = None
+        self._worst_host_diff: HostDiff | None = None
         try:
             self.adb = adb if isinstance(adb, Adb) else Adb(adb, timeout=timeout)
         except AdbError as exc:
@@ -63,14 +82,22 @@ class AdbDeviceBackend(Backend):
         """Push the model (once per content) and load it in the runner (once)."""
         data = model.SerializeToString()
         rel = f"models/{hashlib.sha256(data).hexdigest()[:24]}.onnx"
+        return AdbSession(self, rel, self._ensure_loaded(rel, data), data)
+
+    def _ensure_loaded(self, rel: str, data: bytes) -> dict:
+        """The runner's ``load`` reply for ``rel``; pushed and loaded if this runner lacks it
+        (the first time, or after a restart)."""
         with self._lock:
             self._ensure_started()
             if rel not in self._loaded:
-                self._push_bytes(data, rel)
+                try:
+                    self._push_bytes(data, rel)
+                except AdbError as exc:
+                    raise self._adb_failed(exc, "push") from None
                 reply, _ = self._call({"op": "load", "path": rel,
                                        "options": self.session_options}, step="load")
                 self._loaded[rel] = reply
-        return AdbSession(self, rel, self._loaded[rel])
+            return self._loaded[rel]
 
     def versions(self) -> dict[str, str]:
         """Device facts (getprop) and the runtime on the device, for report headers."""
@@ -80,12 +107,24 @@ class AdbDeviceBackend(Backend):
                 self._ensure_started()
                 facts.update({f"device_{k}": v for k, v in self.adb.device_facts(self.serial)
                               .items()})
-        except BackendError as exc:
+        except (AdbError, BackendError) as exc:
             return dict(facts, device_error=str(exc))
         hello = self._hello
         facts[f"{hello.get('runtime', 'runtime')} (device)"] = hello.get("runtime_version", "?")
         facts["device_runner"] = f"{hello.get('runner', '?')} protocol {hello.get('protocol')}"
+        if hello.get("machine"):
+            facts["device_machine"] = hello["machine"]  # what the runner's CPU executes
         return facts
+
+    @property
+    def runner_info(self) -> dict:
+        """The runner's ``hello`` reply (runtime, versions, ``machine``...); empty before start."""
+        return dict(self._hello)
+
+    @property
+    def lost(self) -> BackendError | None:
+        """The error that made this device unusable (every later call raises it), or None."""
+        return self._error
 
     def close(self) -> None:
         with self._lock:
@@ -104,7 +143,7 @@ class AdbDeviceBackend(Backend):
             return
         try:
             self._start()
-        except (BackendError, RunnerGone) as exc:
+        except (AdbError, BackendError, RunnerGone) as exc:
             self._teardown()
             hint = self._runner_hint() if isinstance(exc, RunnerGone) else ""
             self._error = BackendError(f"{self.name}: cannot start the on-device runner: "
@@ -113,6 +152,8 @@ class AdbDeviceBackend(Backend):
 
     def _start(self) -> None:
         self.adb.ensure_device(self.serial)
+        if self.adb.getprop(self.serial, "ro.kernel.qemu") == "1":
+            self.timeout = self._timeout * EMULATOR_TIMEOUT_SCALE
         self.adb.shell(self.serial, ["mkdir", "-p", posixpath.join(self.device_dir, "models")],
                        step="mkdir")
         if self.runner_cmd is None:
@@ -167,14 +208,78 @@ class AdbDeviceBackend(Backend):
                 return self._client.request(header, arrays, timeout=timeout)
             except RunnerRefused as exc:
                 raise BackendError(f"{self.name}: {step} failed on the device: {exc}") from None
+            except RunnerTimeout as exc:
+                if self._process is not None and self._process.alive and self._listed():
+                    # Busy, not gone: this call fails, the next one starts a fresh runner.
+                    self._teardown()
+                    raise BackendError(f"{self.name}: {step} failed on the device: {exc} (the "
+                                       "runner was stopped; the next call starts a new one)"
+                                       ) from None
+                why = [self._process.why_dead()] if self._process else []
+                raise self._gone(f"the device stopped answering during {step} ({exc}; "
+                                 + "; ".join(why + [self._device_state()]) + ")") from None
             except RunnerGone as exc:
                 why = [self._process.why_dead()] if self._process else []
-                self._error = BackendError(
-                    f"{self.name}: the device stopped answering during {step} ({exc}; "
-                    + "; ".join(why + [self._device_state()])
-                    + "). Later calls on this device fail at once.")
-                self._teardown()
-                raise self._error from None
+                raise self._gone(f"the device stopped answering during {step} ({exc}; "
+                                 + "; ".join(why + [self._device_state()]) + ")") from None
+
+    def _adb_failed(self, exc: AdbError, step: str) -> BackendError:
+        """An adb step failed: the device is gone if adb no longer lists it as usable."""
+        if self._listed():
+            return BackendError(f"{self.name}: {exc}")
+        return self._gone(f"{step} failed ({exc.adb_message}; {self._device_state()})")
+
+    def _listed(self) -> bool:
+        """True when adb lists the device as usable (state ``device``)."""
+        return self._device_state() == _LISTED
+
+    def _gone(self, what: str) -> BackendError:
+        """Poison the backend: ``what`` happened; every later call raises this at once."""
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+        where = f" in {test}" if test else ""
+        self._error = BackendError(f"{self.name}: device lost{where}: {what}. "
+                                   "Later calls on this device fail at once.")
+        self._teardown()
+        return self._error
+
+    # -- the same model on this host ---------------------------------------------------------
+    def pop_host_diff(self) -> HostDiff | None:
+        """The largest device-vs-host difference since the last call (e.g. over one test's
+        examples), then forget it. None when nothing was compared."""
+        with self._lock:
+            worst, self._worst_host_diff = self._worst_host_diff, None
+        return worst
+
+    def _note_host_diff(self, path: str, model: bytes, inputs: list[np.ndarray],
+                        outputs: list[np.ndarray]) -> None:
+        if not self.host_diff or self._hello.get("runtime", "onnxruntime") != "onnxruntime":
+            return
+        try:
+            session, name = self._host_session(path, model)
+            feeds = {arg.name: x for arg, x in zip(session.get_inputs(), inputs)}
+            diff = host_diff(outputs, session.run(None, feeds), name)
+        except Exception:  # the host's own failure is no verdict on the device
+            diff = None
+        with self._lock:
+            self.last_host_diff = diff
+            worst = self._worst_host_diff
+            if diff is not None and (worst is None or diff.max_abs > worst.max_abs):
+                self._worst_host_diff = diff
+
+    def _host_session(self, path: str, model: bytes):
+        """ONNX Runtime on this host with the device's session options, once per model."""
+        import platform
+
+        import onnxruntime as ort
+
+        if path not in self._host_sessions:
+            options = ort.SessionOptions()
+            for key, value in self.session_options.items():
+                setattr(options, key, value)
+            self._host_sessions[path] = ort.InferenceSession(
+                model, options, providers=["CPUExecutionProvider"])
+        return (self._host_sessions[path],
+                f"onnxruntime {ort.__version__} on {platform.machine()}")
 
     def _device_state(self) -> str:
         try:
@@ -186,29 +291,69 @@ class AdbDeviceBackend(Backend):
         return f"adb lists the device as {states[self.serial]}"
 
 
+_LISTED = "adb lists the device as device"
+
+
 class AdbSession:
     """A model loaded in the device's runner."""
 
-    def __init__(self, backend: AdbDeviceBackend, path: str, info: dict):
-        self.backend, self.path = backend, path
+    def __init__(self, backend: AdbDeviceBackend, path: str, info: dict, model: bytes):
+        self.backend, self.path, self._model = backend, path, model
         self.input_names = [arg["name"] for arg in info.get("inputs", [])]
         self.output_names = [arg["name"] for arg in info.get("outputs", [])]
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Outputs for ``inputs`` (model-input order), computed on the device."""
-        _, outputs = self.backend._call({"op": "run", "session": self.path},
-                                        [np.asarray(x) for x in inputs], step="run")
-        return [np.array(x) for x in outputs]  # writable copies, detached from the wire buffer
+        """Outputs for ``inputs`` (model-input order), computed on the device; with
+        ``host_diff`` the backend's :attr:`~AdbDeviceBackend.last_host_diff` is updated."""
+        arrays = [np.asarray(x) for x in inputs]
+        self.backend._ensure_loaded(self.path, self._model)
+        _, outputs = self.backend._call({"op": "run", "session": self.path}, arrays, step="run")
+        outputs = [np.array(x) for x in outputs]  # writable copies, detached from the wire buffer
+        self.backend._note_host_diff(self.path, self._model, arrays, outputs)
+        return outputs
 
     def time(self, inputs: Sequence[np.ndarray], warmup: int = 3,
              iterations: int = 20) -> list[float]:
         """Per-iteration seconds measured on the device, after ``warmup`` untimed runs."""
         runs = max(1, warmup + iterations)
+        self.backend._ensure_loaded(self.path, self._model)
         reply, _ = self.backend._call(
             {"op": "time", "session": self.path, "warmup": warmup, "iterations": iterations},
             [np.asarray(x) for x in inputs], step="time",
             timeout=self.backend.timeout * max(1.0, runs / 10))
         return [float(t) for t in reply["times"]]
+
+
+@dataclass(frozen=True)
+class HostDiff:
+    """The device's outputs against the same runtime on this host, for one run (or the worst
+    of several). ``host`` names that runtime and this host's CPU (``onnxruntime 1.32.0 on
+    x86_64``); ``differing`` counts elements that are not bit-identical (NaN == NaN)."""
+
+    max_abs: float
+    differing: int
+    elements: int
+    host: str
+
+    def to_dict(self) -> dict:
+        return {"max_abs": self.max_abs, "differing": self.differing, "elements": self.elements,
+                "host": self.host}
+
+
+def host_diff(device: Sequence[np.ndarray], host: Sequence[np.ndarray], host_name: str,
+              ) -> HostDiff | None:
+    """Compare outputs elementwise; None when their shapes or counts disagree."""
+    if len(device) != len(host) or any(d.shape != h.shape for d, h in zip(device, host)):
+        return None
+    max_abs, differing, elements = 0.0, 0, 0
+    for d, h in zip(device, host):
+        d64, h64 = np.asarray(d, np.float64), np.asarray(h, np.float64)
+        same = (d64 == h64) | (np.isnan(d64) & np.isnan(h64))
+        gap = np.abs(d64 - h64)[~same]
+        max_abs = max(max_abs, float(gap.max()) if gap.size else 0.0)
+        differing += int((~same).sum())
+        elements += d64.size
+    return HostDiff(max_abs, differing, elements, host_name)
 
 
 def _strip(exc: Exception, name: str) -> str:

@@ -8,6 +8,7 @@ Backends return plain arrays; comparing them is someone else's job (``conformanc
 
 from __future__ import annotations
 
+import re
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -18,7 +19,39 @@ class BackendError(Exception):
     """A backend could not be loaded, could not prepare a model, or failed to run it.
 
     The message names the backend and the step, and carries the backend's own message.
+    ``error_type`` is the type of the exception the runtime raised (``KeyError``, tract's
+    ``RuntimeError``...), ``detail`` its whole text; ``headline`` its first meaningful line.
     """
+
+    def __init__(self, message: str, *, cause: BaseException | None = None):
+        super().__init__(message)
+        self.error_type = type(cause).__name__ if cause is not None else type(self).__name__
+        self.detail = str(cause) if cause is not None else message
+
+    @classmethod
+    def wrap(cls, who: str, step: str, exc: BaseException) -> "BackendError":
+        """``exc`` raised by a runtime during ``step``, as a BackendError naming both."""
+        if isinstance(exc, BackendError):
+            return exc
+        return cls(f"{who}: {step} raised {type(exc).__name__}: {first_meaningful_line(str(exc))}", cause=exc)
+
+    @property
+    def headline(self) -> str:
+        return first_meaningful_line(str(self))
+
+
+# Lines of a runtime's message that are backtrace noise, not what went wrong (tract's Rust
+# backtraces end with C source positions; Python tracebacks; numbered frames).
+_NOISE = re.compile(r"^\s*(\d+:|at |File \"|Traceback|Stack backtrace|stack backtrace|\S+\.(h|c|cc|cpp|rs):\d+)")
+
+
+def first_meaningful_line(text: str) -> str:
+    """The first line of ``text`` that says what went wrong (not blank, not backtrace noise)."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    for line in lines:
+        if not _NOISE.match(line):
+            return line
+    return lines[0] if lines else ""
 
 
 @runtime_checkable

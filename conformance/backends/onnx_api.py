@@ -69,7 +69,7 @@ class OnnxApiBackend(Backend):
         try:
             rep = self._target.prepare(model, device=self.device)
         except Exception as exc:
-            raise BackendError(f"{self.name}: prepare failed: {exc}") from exc
+            raise BackendError(f"{self.name}: prepare failed: {type(exc).__name__}: {exc}", cause=exc) from exc
         return OnnxApiSession(rep, self.name)
 
     def versions(self) -> dict[str, str]:

@@ -60,7 +60,7 @@ class OnnxRuntimeBackend(Backend):
                 model.SerializeToString(), options, providers=[self.provider]
             )
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-            raise BackendError(f"{self.name}: cannot prepare model: {exc}") from exc
+            raise BackendError(f"{self.name}: cannot prepare model: {exc}", cause=exc) from exc
         return OrtSession(session, self.name)
 
     def versions(self) -> dict[str, str]:

@@ -57,9 +57,42 @@ def to_ort_format(model: onnx.ModelProto | bytes, folder: str | os.PathLike | No
                              disabled_optimizers=_DISABLED_OPTIMIZERS)
         return target.read_bytes()
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-        raise BackendError(f"onnxruntime-ort: cannot convert the model to ORT format: {exc}") from exc
+        raise BackendError(f"onnxruntime-ort: cannot convert the model to ORT format: {exc}", cause=exc) from exc
     finally:
         target.unlink(missing_ok=True)
+
+
+def constant_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """An IR-3 model with its initializers out of the graph inputs (a copy; others unchanged).
+
+    IR 3 requires every initializer to be listed as a graph input as well. ONNX Runtime treats
+    them as constants, but its ORT-format conversion folds some of them away (the ``*__SHAPE``
+    initializers of onnx's ``light_bvlc_alexnet``) and keeps their input entries, so the
+    converted model asks for them as required inputs ("takes 4 inputs, got 1"). From IR 4 on an
+    initializer need not be an input: dropping the entries and stamping IR 4 says exactly
+    "these are constants", which is what IR 3 meant.
+    """
+    initializers = {i.name for i in model.graph.initializer}
+    if model.ir_version >= 4 or not any(i.name in initializers for i in model.graph.input):
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    keep = [i for i in copy.graph.input if i.name not in initializers]
+    del copy.graph.input[:]
+    copy.graph.input.extend(keep)
+    copy.ir_version = 4
+    return copy
+
+
+def _check_inputs(model: onnx.ModelProto, session, name: str) -> None:
+    """Refuse, naming the cause, a converted model that asks for initializers as inputs."""
+    initializers = {i.name for i in model.graph.initializer}
+    turned = [i.name for i in session.get_inputs() if i.name in initializers]
+    if turned:
+        raise BackendError(
+            f"{name}: the ORT-format conversion turned initializer(s) {', '.join(turned)} into required "
+            f"inputs (the model, IR version {model.ir_version}, also lists its initializers as graph inputs, "
+            "and the conversion folded them away); remove initializers from the graph inputs and re-export")
 
 
 def _fast_tmp() -> str | None:
@@ -96,13 +129,15 @@ class OrtFormatBackend(Backend):
 
         if self._folder is None:
             self._folder = tempfile.mkdtemp(prefix="conformance-ort-", dir=_fast_tmp())
+        model = constant_initializers(model)
         data = to_ort_format(model, self._folder)
         options = _quiet_options()
         options.add_session_config_entry("session.load_model_format", "ORT")
         try:
             session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise BackendError(f"{self.name}: cannot load the ORT-format model: {exc}") from exc
+            raise BackendError(f"{self.name}: cannot load the ORT-format model: {exc}", cause=exc) from exc
+        _check_inputs(model, session, self.name)
         return OrtSession(session, self.name)
 
     def close(self) -> None:

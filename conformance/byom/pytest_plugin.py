@@ -16,10 +16,7 @@ from pathlib import Path
 import pytest
 
 from conformance.byom.onnx_inputs import DEFAULT_DIM_RANGE, DEFAULT_MAX_ELEMENTS
-from conformance.byom.xdist_records import XdistRecords
-
-#: Seconds one (model, backend) case may take before it fails as hanging.
-DEFAULT_CASE_TIMEOUT = 600.0
+from conformance.session import SESSION_KEY
 
 
 def pytest_addoption(parser):
@@ -31,8 +28,6 @@ def pytest_addoption(parser):
                          f"ones are INPUT[AXIS]). Default: {DEFAULT_DIM_RANGE[0]}:{DEFAULT_DIM_RANGE[1]}")
     group.addoption("--reference", default="onnxruntime", metavar="BACKEND",
                     help="the backend whose outputs are the truth for --model files. Default: onnxruntime (CPU)")
-    group.addoption("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT, metavar="S",
-                    help=f"seconds one --model case may take; a hanging backend fails it. Default: {DEFAULT_CASE_TIMEOUT:g}")
     group.addoption("--max-elements", type=int, default=DEFAULT_MAX_ELEMENTS, metavar="N",
                     help=f"refuse --model files whose inputs could hold more elements. Default: {DEFAULT_MAX_ELEMENTS}")
     group.addoption("--register", action="append", default=[], metavar="MODULE",
@@ -50,17 +45,16 @@ def pytest_configure(config):
     except ModelError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION] = session
-    config.pluginmanager.register(XdistRecords(_recorder_of), "conformance-byom-xdist")
+    if session.models and config.args_source != pytest.Config.ArgsSource.ARGS:
+        # `pytest --model PATH` (no test paths given) runs the model-file cases alone, wherever
+        # pytest starts and wherever the model lies (a model path given with a space is taken
+        # for pytest's rootdir: its test paths do not count).
+        import conformance.cases
+
+        config.args[:] = [str(Path(conformance.cases.__file__).parent / "test_onnx_models.py")]
 
 
 SESSION = pytest.StashKey["ByomSession"]()
-
-
-def _recorder_of(config):
-    from conformance.plugin import SESSION_KEY
-
-    session = config.stash.get(SESSION_KEY, None)
-    return None if session is None else session.harness.recorder
 
 
 def _import(target: str) -> None:
@@ -85,8 +79,6 @@ def pytest_generate_tests(metafunc):
         models = metafunc.config.stash[SESSION].models
         metafunc.parametrize("onnx_model", models, ids=_ids(models))
     if "model_backend" in metafunc.fixturenames:
-        from conformance.plugin import SESSION_KEY
-
         backends = metafunc.config.stash[SESSION_KEY].backends
         metafunc.parametrize("model_backend", backends, ids=[b.name for b in backends])
 

@@ -16,12 +16,13 @@ import numpy as np
 import onnx
 
 from conformance.backends.base import Backend, BackendError
-from conformance.byom.deadline import CaseTimeout, Deadline
+from conformance.deadline import Deadline
 from conformance.byom.feeds import FeedRecipe, feeds
 from conformance.byom.model_file import ModelError, load_model
 from conformance.byom.onnx_inputs import (DEFAULT_MAX_ELEMENTS, check_size, read_inputs,
                                           resolve_ranges)
-from conformance.compare import CompareResult, compare
+from conformance.compare import CompareResult
+from conformance.parity import compare_outputs, prepare_model, run_session
 
 
 class NonFiniteReference(Exception):
@@ -131,16 +132,11 @@ class ModelCheck:
     def session(self, backend: Backend, deadline: Deadline):
         """``backend``'s session for the model, prepared once (under the deadline)."""
         if id(backend) not in self._sessions:
-            what = f"{backend.name}: prepare"
             try:
-                session = deadline.call(lambda: backend.prepare(self.model), what)
-            except CaseTimeout:
-                raise
+                session = prepare_model(backend, self.model, deadline)
             except BackendError as exc:
-                raise BackendError(f"{exc} (the model imports {_imports(self.model)})") from None
-            except Exception as exc:
-                raise BackendError(f"{backend.name} cannot prepare the model (it imports "
-                                   f"{_imports(self.model)}): {type(exc).__name__}: {exc}") from None
+                raise BackendError(f"{exc} (the model imports {_imports(self.model)})",
+                                   cause=exc.__cause__ or exc) from None
             self._sessions[id(backend)] = session
         return self._sessions[id(backend)]
 
@@ -154,14 +150,7 @@ class ModelCheck:
 
     def run(self, backend: Backend, arrays: list[np.ndarray], deadline: Deadline) -> list[np.ndarray]:
         """``backend``'s outputs for ``arrays``; BackendError names the backend and the step."""
-        session = self.session(backend, deadline)
-        try:
-            outputs = deadline.call(lambda: session.run(arrays), f"{backend.name}: run")
-        except (BackendError, CaseTimeout):
-            raise
-        except Exception as exc:
-            raise BackendError(f"{backend.name}: run raised {type(exc).__name__}: {exc}") from None
-        return [np.asarray(o) for o in outputs]
+        return run_session(backend, self.session(backend, deadline), arrays, deadline)
 
     def reference_outputs(self, arrays: list[np.ndarray], deadline: Deadline) -> list[np.ndarray]:
         """The reference's outputs; ModelError when the reference cannot run the model at all."""
@@ -188,10 +177,10 @@ class ModelCheck:
         actual = self.run(backend, arrays, deadline)
         if len(actual) != len(expected):
             raise BackendError(f"{backend.name} returned {len(actual)} outputs, the model declares {len(expected)}")
-        results = {i: compare(actual[i], expected[i], self.decimal) for i in self.compared}
-        worst = min(results, key=lambda i: (results[i].ok, -results[i].max_abs))
-        return FileOutcome(self.case, self.target(backend), recipe, results[worst], self.model,
-                           arrays, [expected[i] for i in self.compared], self.outputs[worst])
+        k, results = compare_outputs([actual[i] for i in self.compared], [expected[i] for i in self.compared],
+                                     self.decimal)
+        return FileOutcome(self.case, self.target(backend), recipe, results[k], self.model,
+                           arrays, [expected[i] for i in self.compared], self.outputs[self.compared[k]])
 
 
 def failure_message(outcome: FileOutcome, reference: str) -> str:

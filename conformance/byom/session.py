@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conformance.backends.base import Backend, BackendError
-from conformance.byom.deadline import CaseTimeout, Deadline
+from conformance.deadline import CaseTimeout, Deadline
 from conformance.byom.drive import drive
 from conformance.byom.model_file import ModelError
 from conformance.byom.onnx_inputs import parse_dim_specs
@@ -65,25 +65,29 @@ class ByomSession:
             raise found
         return found
 
-    def check(self, path: str, backend: Backend, harness) -> None:
+    def check(self, path: str, backend: Backend, parity) -> None:
         """The body of a --model case: draw, run, record; fail with one screen on a problem."""
         __tracebackhide__ = True
         from hypothesis import settings
 
         from conformance import profiles
 
-        nodeid = harness.current_test
+        record = parity.record
         try:
-            check, problem = self.model_check(path, harness.decimal), None
+            check, problem = self.model_check(path, parity.harness.decimal), None
         except ModelError as exc:
             check, problem = None, str(exc)
-        if problem:  # outside the except block: no "during handling" chain in the report
-            pytest.fail(problem, pytrace=False)
-        verdict = drive(check, backend, max_examples=profiles.model_examples(),
-                        deadline=Deadline(self.case_timeout), database=settings.default.database,
-                        derandomize=settings.default.derandomize, key=nodeid, name=nodeid,
-                        on_outcome=lambda outcome: harness.recorder.add(nodeid, outcome),
-                        reproducers=harness.reproducers)
-        problem = verdict.problem(self.reference.name)
-        if problem:
+        if problem is None:
+            verdict = drive(check, backend, max_examples=profiles.model_examples(),
+                            deadline=Deadline(parity.case_timeout), database=settings.default.database,
+                            derandomize=settings.default.derandomize, key=record.nodeid, name=record.nodeid,
+                            reproducers=parity.reproducers, record=record)
+            problem = verdict.problem(self.reference.name)
+            if verdict.error is not None:
+                record.error_type = type(verdict.error).__name__
+                record.error = getattr(verdict.error, "detail", None) or str(verdict.error)
+        else:
+            record.error_type, record.error = "ModelError", problem
+        if problem:  # outside any except block: no "during handling" chain in the report
+            record.message, record.summary = problem, problem.splitlines()[0]
             pytest.fail(problem, pytrace=False)

@@ -7,31 +7,42 @@ reference cannot run it or gives only NaN/Inf).
 
 from __future__ import annotations
 
+import re
 import sys
+import time
 from pathlib import Path
 
 from conformance.commands import add_backend_arguments
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: ONNX's own evaluator (numpy, from the operator specs): a second implementation, so the
+#: default check never compares ONNX Runtime with itself.
+DEFAULT_REFERENCE = "conformance.byom.onnx_reference"
+#: A progress line at most this often (seconds) while a backend works through its examples.
+PROGRESS_EVERY = 10.0
 
 
 def register(subparsers) -> None:
     from conformance.byom.onnx_inputs import DEFAULT_DIM_RANGE, DEFAULT_MAX_ELEMENTS
+    from conformance.deadline import DEFAULT_CASE_TIMEOUT
 
     p = subparsers.add_parser(
         "check", help="check an ONNX model's parity across backends (inputs drawn from its declared inputs)",
         description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n")[1])
     p.add_argument("model", metavar="MODEL.onnx", help="the model (external data files next to it)")
     add_backend_arguments(p)
-    p.add_argument("--reference", default="onnxruntime", metavar="BACKEND",
-                   help="the backend whose outputs are the truth. Default: onnxruntime (CPU provider)")
+    p.add_argument("--reference", default=DEFAULT_REFERENCE, metavar="BACKEND",
+                   help="the backend whose outputs are the truth; it may not also be under test. Default: "
+                        "ONNX's reference evaluator (conformance.byom.onnx_reference: slow, but written from the "
+                        "operator specs, independent of ONNX Runtime)")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=MIN:MAX",
                    help=f"range of a symbolic dimension (repeatable; unnamed ones are INPUT[AXIS]). "
                         f"Default: {DEFAULT_DIM_RANGE[0]}:{DEFAULT_DIM_RANGE[1]}")
     p.add_argument("--max-elements", type=int, default=DEFAULT_MAX_ELEMENTS, metavar="N",
                    help=f"refuse models whose inputs could hold more elements. Default: {DEFAULT_MAX_ELEMENTS}")
-    p.add_argument("--case-timeout", type=float, default=300.0, metavar="S",
-                   help="seconds one backend may take for all its examples; a hang fails it. Default: 300")
+    p.add_argument("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT, metavar="S",
+                   help=f"seconds one backend may take for all its examples; a hang fails it. "
+                        f"Default: {DEFAULT_CASE_TIMEOUT:g} (as under pytest)")
     p.add_argument("--examples", type=int, default=10, metavar="N", help="examples per backend. Default: 10")
     p.add_argument("--decimal", type=int, default=3, metavar="N",
                    help="parity to N decimals (|actual - expected| < 1.5 * 10**-N). Default: 3")
@@ -43,8 +54,14 @@ def register(subparsers) -> None:
 
 
 def _usage(message: str) -> int:
-    print(f"conformance check: error: {message}", file=sys.stderr)
+    print(f"conformance check: error: {one_line(message)}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def one_line(message: str) -> str:
+    """A runtime's message on one line, without ONNX Runtime's C++ source location and signature."""
+    message = re.sub(r"/onnxruntime_src/\S+:\d+ [^(]*\([^)]*\)( const)? ", "", message)
+    return " ".join(message.split())
 
 
 def _validate(args) -> str | None:
@@ -64,12 +81,22 @@ def _backends(args):
 
     backends = load_backends(args.backend or ["onnxruntime"], ort_provider=args.ort_provider,
                              devices=args.device or (), device_timeout=min(30.0, args.case_timeout))
+    if any(b.name == args.reference for b in backends):
+        for backend in backends:
+            backend.close()
+        raise _SameAsReference(
+            f"--reference {args.reference} is also under test: it would be compared with itself and always "
+            f"pass; pick another --reference (default: {DEFAULT_REFERENCE}, ONNX's own evaluator) or --backend")
     return backends, load_backend(args.reference)
+
+
+class _SameAsReference(Exception):
+    """The reference is one of the backends under test."""
 
 
 def run(args) -> int:
     from conformance.backends import BackendError
-    from conformance.byom.deadline import CaseTimeout
+    from conformance.deadline import CaseTimeout
     from conformance.byom.model_file import ModelError
     from conformance.byom.onnx_inputs import parse_dim_specs
     from conformance.byom.runner import ModelCheck
@@ -81,9 +108,12 @@ def run(args) -> int:
         dims = parse_dim_specs(args.dim)
         backends, reference = _backends(args)
         check = ModelCheck(Path(args.model), reference, dims, args.max_elements, args.decimal)
+        started = time.perf_counter()
+        print(f"preparing the reference {reference.name}...", flush=True)
         check.prepare_reference(args.case_timeout)
-    except (ModelError, BackendError, CaseTimeout) as exc:
+    except (ModelError, BackendError, CaseTimeout, _SameAsReference) as exc:
         return _usage(str(exc))
+    print(f"reference {reference.name} ready in {time.perf_counter() - started:.1f} s", flush=True)
     print(f"{args.model}: opset {_imports(check)}; inputs "
           + "; ".join(s.describe() for s in check.specs)
           + (f"; dims {', '.join(f'{n}={lo}:{hi}' for n, (lo, hi) in check.ranges.items())}" if check.ranges else "")
@@ -100,15 +130,16 @@ def _imports(check) -> str:
 
 
 def _check_all(args, check, backends, reference) -> int:
-    from conformance.byom.deadline import Deadline
+    from conformance.deadline import Deadline
     from conformance.byom.drive import drive
     from conformance.byom.model_file import ModelError
 
     status = EXIT_OK
     for backend in backends:
+        progress = Progress(backend.name, reference.name, args.examples)
         verdict = drive(check, backend, max_examples=args.examples, deadline=Deadline(args.case_timeout),
                         derandomize=args.seed is not None, key=f"{check.case.name}-{backend.name}-{args.seed}",
-                        reproducers=Path(args.reports) / "reproducers")
+                        reproducers=Path(args.reports) / "reproducers", on_outcome=progress)
         problem = verdict.problem(reference.name)
         if isinstance(verdict.error, ModelError) or (problem and verdict.examples == 0 and verdict.error is None):
             return _usage(problem)  # the model cannot be checked at all: no backend gets a verdict
@@ -116,8 +147,32 @@ def _check_all(args, check, backends, reference) -> int:
         if problem:
             status = EXIT_FAILED
             problem = problem.removeprefix(f"{backend.name}: ")
-            print(f"FAIL {backend.name}: {problem}{skipped}")
+            print(f"FAIL {backend.name}: {one_line(problem)}{skipped}")
         else:
             print(f"PASS {backend.name} vs {reference.name}: {verdict.examples} examples, closest used "
-                  f"{verdict.worst_margin:.1%} of the tolerance{skipped}")
+                  f"{verdict.worst_margin:.1%} of the tolerance{skipped} ({progress.elapsed():.1f} s)")
     return status
+
+
+class Progress:
+    """Called after each example: a line every ``every`` seconds, so a long check (a big model on
+    a slow reference) shows it is alive and how far it got."""
+
+    def __init__(self, backend: str, reference: str, examples: int, every: float = PROGRESS_EVERY,
+                 clock=time.perf_counter, out=None):
+        self.backend, self.reference, self.examples, self.every = backend, reference, examples, every
+        self.clock, self.out = clock, out or sys.stdout
+        self.started = self.last = clock()
+        self.done = 0
+
+    def __call__(self, _outcome=None) -> None:
+        self.done += 1
+        now = self.clock()
+        if now - self.last >= self.every:
+            self.last = now
+            rate = (now - self.started) / self.done
+            print(f"  {self.backend} vs {self.reference}: {self.done} examples in {now - self.started:.0f} s "
+                  f"({rate:.1f} s each; up to {self.examples} plus shrinking)", file=self.out, flush=True)
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-EXIT_OK, EXIT_FAIL = 0, 1
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 PLUGIN = "conformance.report.pytest_plugin"
 
 
@@ -23,8 +23,12 @@ def register(subparsers) -> None:
     parser.add_argument("--baseline", metavar="NAME", help="compare with this saved run. Default: no comparison")
     parser.add_argument("--save-baseline", metavar="NAME", help="keep this run as a numbered baseline NAME")
     parser.add_argument("--max-slowdown", type=float, default=10.0, metavar="PCT",
-                        help="fail when a case's median latency grew by more than PCT%% beyond its noise "
-                             "(quartiles apart). Default: 10")
+                        help="fail when a backend's latency, relative to the PyTorch reference of the same run, "
+                             "grew by more than PCT%% and a Mann-Whitney U test finds the change significant "
+                             "(p < 0.01). Default: 10")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="list the baseline's cases this run did not run without failing. "
+                             "Default: each one fails the gate")
     parser.add_argument("--reports", default="reports", metavar="DIR", help="where reports go. Default: reports/")
     parser.add_argument("--expected-failures", metavar="FILE",
                         help="known failures and tolerances (TOML). Default: conformance/expected_failures.toml")
@@ -39,7 +43,11 @@ def pytest_command(args) -> list[str]:
     reports = Path(args.reports)
     cmd = [sys.executable, "-m", "pytest", "-p", PLUGIN, f"--reports={reports}",
            f"--junitxml={reports / 'junit.xml'}", f"--max-slowdown={args.max_slowdown}",
-           "--benchmark-save-data"]  # raw rounds: the report draws real latency distributions
+           "--benchmark-save-data",  # raw rounds: the U test and the distributions need them
+           # beside the reports, so `conformance report --reports DIR` finds this run's timings
+           f"--benchmark-storage={reports / 'benchmarks'}", "--benchmark-autosave"]
+    if getattr(args, "allow_missing", False):
+        cmd.append("--allow-missing")
     for option, value in (("--baseline", args.baseline), ("--save-baseline", args.save_baseline),
                           ("--expected-failures", args.expected_failures)):
         if value:
@@ -75,9 +83,13 @@ def read_report(reports: Path, since: float) -> dict | None:
 
 
 def run(args) -> int:
-    if args.max_slowdown < 0:
-        print(f"conformance gate: --max-slowdown {args.max_slowdown} must be >= 0", file=sys.stderr)
-        return 2
+    from conformance.report.options import check
+
+    # Before the run, not after it: a typo in --baseline must not cost a whole run.
+    problem = check(reports=Path(args.reports), baseline=args.baseline, max_slowdown=args.max_slowdown)
+    if problem:
+        print(f"conformance gate: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     cmd = pytest_command(args)
     print("conformance gate: " + " ".join(cmd[1:]), flush=True)
     started = time.time()
@@ -101,8 +113,17 @@ def verdict(rc: int, report: dict | None, reports: Path) -> int:
     print(f"\nconformance gate: {'PASS' if ok else 'FAIL'} — {v['headline']}")
     for nodeid in v["failed"][:10]:
         print(f"  FAILED {nodeid}")
+    for nodeid in v.get("errors", [])[:10]:
+        print(f"  FAILED {nodeid}")
     for change in v["slower"]:
-        print(f"  SLOWER {change['fullname']}: {change['change']:+.0%} (limit {change['threshold']:.0%}, quartiles apart)")
+        print(f"  SLOWER {change['fullname']}: {change['why']} (limit {change['threshold']:.0%})")
+    missing = v.get("missing", [])
+    for nodeid in missing:
+        print(f"  MISSING {nodeid}")
+    if missing:
+        print(f"  {len(missing)} baseline case{'s' if len(missing) != 1 else ''} not run in this run"
+              + ("; allowed by --allow-missing" if not v.get("missing_fails")
+                 else ": run the baseline's selection, or pass --allow-missing"))
     if v.get("hint"):
         print(f"  note: {v['hint']}")
     if v["ok"] and rc != 0:

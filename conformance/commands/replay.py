@@ -48,9 +48,9 @@ def find_folders(root: Path) -> list[Path]:
 
 def replay_folder(folder: Path, backend, decimal: int) -> Result:
     """Run every data set of one folder on one backend; the worst comparison decides."""
-    import numpy as np
-
-    from conformance.compare import compare
+    from conformance.backends import BackendError
+    from conformance.deadline import CaseTimeout
+    from conformance.parity import compare_outputs, prepare_model, run_session
     from conformance.reproducer import read_test_data
 
     try:
@@ -60,22 +60,21 @@ def replay_folder(folder: Path, backend, decimal: int) -> Result:
     if not sets:
         return Result(folder, backend.name, "skip", "no test_data_set_* folder")
     try:
-        session = backend.prepare(model)
-        runs = [(i, [np.asarray(o) for o in session.run(inputs)], outputs)
-                for i, (inputs, outputs) in enumerate(sets)]
-    except Exception as exc:
-        return Result(folder, backend.name, "error", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+        session = prepare_model(backend, model)
+        runs = [(i, run_session(backend, session, inputs), outputs) for i, (inputs, outputs) in enumerate(sets)]
+    except (BackendError, CaseTimeout) as exc:
+        return Result(folder, backend.name, "error", f"{getattr(exc, 'error_type', type(exc).__name__)}: "
+                                                    f"{getattr(exc, 'headline', str(exc))[:300]}")
     worst = None
     for i, actual, expected in runs:
         if len(actual) != len(expected):
             return Result(folder, backend.name, "fail", f"set {i}: {len(actual)} outputs, expected {len(expected)}")
-        for n, (a, e) in enumerate(zip(actual, expected)):
-            try:
-                result = compare(a, e, decimal)
-            except (TypeError, ValueError) as exc:
-                return Result(folder, backend.name, "skip", f"set {i} output {n} not numeric: {exc}")
-            if worst is None or (result.ok, -result.max_abs) < (worst[2].ok, -worst[2].max_abs):
-                worst = (i, n, result)
+        try:
+            n, results = compare_outputs(actual, expected, decimal)
+        except (TypeError, ValueError) as exc:
+            return Result(folder, backend.name, "skip", f"set {i}: an output is not numeric: {exc}")
+        if worst is None or (results[n].ok, -results[n].max_abs) < (worst[2].ok, -worst[2].max_abs):
+            worst = (i, n, results[n])
     i, n, result = worst
     if result.ok:
         return Result(folder, backend.name, "pass",
@@ -91,6 +90,9 @@ def run(args) -> int:
         return EXIT_USAGE
     folders = []
     for root in args.dirs:
+        if not root.exists():
+            print(f"conformance replay: {root} does not exist", file=sys.stderr)
+            return EXIT_USAGE
         found = find_folders(root) if root.is_dir() else []
         if not found:
             print(f"conformance replay: {root} holds no model.onnx (not a test-data folder)", file=sys.stderr)

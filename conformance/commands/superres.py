@@ -37,7 +37,7 @@ def _error(message: str, code: int) -> int:
 def run(args) -> int:
     from conformance.backends import BackendError
     from conformance.export import ExportError, UnsupportedExport
-    from conformance.models.runners import runner_factory
+    from conformance.runners import runner_factory
 
     try:
         make_runner, backend = runner_factory(args.backend)

@@ -14,8 +14,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from conformance.backends.base import BackendError
-
 #: getprop keys behind :meth:`Adb.device_facts`.
 FACT_PROPS = {
     "model": "ro.product.model",
@@ -25,8 +23,11 @@ FACT_PROPS = {
 }
 
 
-class AdbError(BackendError):
-    """An adb step failed; the message names the device, the step and adb's own words."""
+class AdbError(Exception):
+    """An adb step failed; the message names the device, the step and adb's own words.
+
+    Deliberately not a ``BackendError``: this module is below the backends, and
+    ``conformance.backends.adb`` turns it into one."""
 
     def __init__(self, serial: str | None, step: str, message: str):
         self.serial, self.step, self.adb_message = serial, step, message.strip()

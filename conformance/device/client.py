@@ -25,6 +25,11 @@ class RunnerGone(Exception):
     """The runner (or the device under it) stopped answering."""
 
 
+class RunnerTimeout(RunnerGone):
+    """No reply within the timeout: the runner may be busy, not dead (the connection is out of
+    step with it either way, so it must be restarted)."""
+
+
 class RunnerRefused(Exception):
     """The runner answered ``ok: false``: the request failed, the runner is fine."""
 
@@ -54,7 +59,7 @@ class RunnerClient:
                 wire.write_message(self._wfile, header, arrays)
                 message = wire.read_message(self._rfile)
             except socket.timeout:
-                raise RunnerGone(f"no answer within {timeout or self.timeout:g} s") from None
+                raise RunnerTimeout(f"no answer within {timeout or self.timeout:g} s") from None
             except (OSError, EOFError, ValueError) as exc:
                 raise RunnerGone(f"connection lost ({exc})") from None
         if message is None:

@@ -1,10 +1,13 @@
 """Real photographs shipped by scikit-image, their Y channel, bicubic resampling and PSNR.
 
 Shared by training (``train.py``), evaluation and the cat-image pipeline, so that the low-res
-images the network learns from are made exactly the way the pipeline and the PSNR table make them.
+images the network learns from are made exactly the way the pipeline and the PSNR table make them;
+and by the ``photo`` input distribution of the parity cases (``photo_crops``).
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from PIL import Image
@@ -70,3 +73,84 @@ def psnr(estimate: np.ndarray, truth: np.ndarray, shave: int = 0) -> float:
         truth = truth[shave:-shave, shave:-shave]
     mse = float(np.mean((estimate.astype(np.float64) - truth.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+
+
+# --- The ``photo`` input distribution (conformance.strategies) -------------------------------
+
+#: Photographs the ``photo`` input distribution crops, all shipped inside the installed wheels
+#: (scikit-image's ``skimage.data`` and matplotlib's sample data): nothing is downloaded.
+#: Colour and grey, smooth (coffee, moon), saturated (rocket's sky, astronaut's suit) and
+#: textured (brick). The tutorial's cat first: hypothesis shrinks towards it.
+INPUT_PHOTOS = (
+    "chelsea", "astronaut", "coffee", "camera", "grace_hopper", "rocket", "coins", "moon",
+    "immunohistochemistry", "brick",
+)
+MATPLOTLIB_PHOTOS = {"grace_hopper": "grace_hopper.jpg"}
+
+
+@functools.lru_cache(maxsize=None)
+def planes(name: str) -> np.ndarray:
+    """The photo as uint8 planes (P, H, W): R, G, B, Y for a colour photo, Y alone for a grey one.
+
+    Cached (read-only): every drawn example crops from the same few decoded images.
+    """
+    if name in MATPLOTLIB_PHOTOS:
+        from matplotlib import cbook
+
+        path = cbook.get_sample_data(MATPLOTLIB_PHOTOS[name], asfileobj=False)
+        image = np.asarray(Image.open(path).convert("RGB"))
+    else:
+        image = photo(name)
+    if image.ndim == 2:
+        stack = image[None]
+    else:
+        rgb = image[..., :3]
+        stack = np.concatenate([np.moveaxis(rgb, -1, 0), luma(rgb)[None]])
+    stack = np.ascontiguousarray(stack)
+    stack.setflags(write=False)
+    return stack
+
+
+def _channel_planes(stack: np.ndarray, channels: int) -> list[tuple[int, int]]:
+    """(crop, plane) feeding each channel: 1 -> grey, 3 -> RGB (a grey photo's Y thrice, as a
+    grey-to-RGB conversion makes it), otherwise every plane in turn (R, G, B, Y, R, ...), each
+    round of planes from a crop of its own."""
+    count = stack.shape[0]
+    if channels == 1:
+        return [(0, count - 1)]  # Y is the last plane of both kinds
+    if channels == 3:
+        return [(0, p) for p in ((0, 1, 2) if count == 4 else (0, 0, 0))]
+    return [(c // count, c % count) for c in range(channels)]
+
+
+def _crop(stack: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A random h x w window of every plane; mirrored (tiled) when the photo is smaller."""
+    _, height, width = stack.shape
+    if h > height or w > width:
+        stack = np.pad(stack, ((0, 0), (0, max(0, h - height)), (0, max(0, w - width))), mode="symmetric")
+        height, width = stack.shape[1:]
+    y0 = int(rng.integers(0, height - h + 1))
+    x0 = int(rng.integers(0, width - w + 1))
+    return stack[:, y0:y0 + h, x0:x0 + w]
+
+
+def photo_crops(name: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """float32 crops of photo ``name`` at pixel scale (0-255), shaped ``shape`` (NCHW, or any
+    rank >= 2: leading dims before the last two count as channels of one image).
+
+    Each batch item is its own crop (offsets from ``seed``); channels past one crop's planes
+    come from further crops of the same photo.
+    """
+    if len(shape) < 2:
+        raise ValueError(f"a photo crop needs at least 2 dims (H, W), got shape {shape}")
+    h, w = shape[-2:]
+    n, c = (shape[0], shape[1]) if len(shape) == 4 else (1, int(np.prod(shape[:-2], dtype=np.int64)))
+    stack = planes(name)
+    rng = np.random.default_rng(seed)
+    which = _channel_planes(stack, c)
+    out = np.empty((n, c, h, w), np.float32)
+    for i in range(n):
+        crops = [_crop(stack, h, w, rng) for _ in range(which[-1][0] + 1)]
+        for ch, (k, plane) in enumerate(which):
+            out[i, ch] = crops[k][plane]
+    return out.reshape(shape)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import zipfile
 from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
@@ -138,7 +139,23 @@ def _load_failure(path: Path, exc: Exception) -> str:
     reason = detail.group(1).strip() if detail else (text.strip().splitlines() or [""])[0]
     if isinstance(exc, EOFError) or not reason:
         reason = "the file is empty or truncated"
+    head = _head(path)
+    if head.startswith(b"PK") and not zipfile.is_zipfile(path):
+        reason = "a zip archive (as torch.save writes) that is truncated or damaged"
+    elif head and not head.startswith((b"PK", b"\x80")):
+        # torch.save writes a zip archive (a pickle protocol 2+ stream before torch 1.6): this is neither
+        reason = f"torch.save writes a zip archive, this file starts with {head!r}"
+    if len(reason) < 12:  # a bare key or opcode ("101") says nothing on its own
+        reason = f"{type(exc).__name__} {reason!r} while unpickling: the file is damaged or not from torch.save"
     return f"weights file {path} is not a readable PyTorch checkpoint: {reason}"
+
+
+def _head(path: Path, size: int = 8) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return b""
 
 
 def check_compatible(state_dict: dict, model: torch.nn.Module, source: str = "checkpoint") -> None:

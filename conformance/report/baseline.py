@@ -18,6 +18,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from conformance.report import slowdown
+
 #: An error "grew" when it at least doubled and now uses at least this share of the tolerance
 #: (doubling from 1e-7 to 2e-7 is noise in the last bits, not news).
 GROWTH_FACTOR = 2.0
@@ -90,30 +92,29 @@ def load_baseline(path: Path) -> dict:
 
 
 def compare_latency(base: list[dict], current: list[dict], max_slowdown: float) -> list[dict]:
-    """Per benchmark in both runs: the change of the median and whether it is a slowdown.
-
-    Noise-aware, in the manner of airspeed velocity: a case is slower only when its median grew
-    by more than ``max_slowdown`` (a fraction) *and* the middle halves of the two runs' round
-    times are apart (this run's first quartile above the baseline's third), so a noisy case
-    needs a bigger shift before it fails the gate. Faster is the mirror image.
-    """
+    """Per benchmark in both runs: the change and whether it is a slowdown (the rule is in
+    ``conformance.report.slowdown``: normalized by the run's PyTorch reference, beyond the
+    limit *and* significant by a Mann-Whitney U test)."""
     before = {row["fullname"]: row for row in base}
     changes = []
     for row in current:
         old = before.get(row["fullname"])
         if not old or not old["median"] or not row["median"]:
             continue
-        change = row["median"] / old["median"] - 1.0
-        if change > max_slowdown and row["q1"] > old["q3"]:
-            verdict = "slower"
-        elif change < -max_slowdown and row["q3"] < old["q1"]:
-            verdict = "faster"
-        else:
-            verdict = "same"
+        judged = slowdown.judge(old, row, base, current, max_slowdown)
         changes.append({"fullname": row["fullname"], "group": row["group"], "backend": row["backend"],
                         "reference": row.get("reference", False), "before": old["median"], "after": row["median"],
-                        "change": change, "threshold": max_slowdown, "verdict": verdict})
+                        "threshold": max_slowdown, **judged})
     return changes
+
+
+def missing_cases(base: dict, parity: list[dict], latency: list[dict]) -> dict[str, list[str]]:
+    """Baseline cases this run did not run, by node id: the gate's PASS covers only what ran.
+    A backend renamed since the baseline shows up here too (its old node ids are gone)."""
+    ran = {r["nodeid"] for r in parity}
+    timed = {r["fullname"] for r in latency}
+    return {"parity": sorted(r["nodeid"] for r in base.get("parity", []) if r["nodeid"] not in ran),
+            "latency": sorted(r["fullname"] for r in base.get("latency", []) if r["fullname"] not in timed)}
 
 
 def compare_parity(base: list[dict], current: list[dict]) -> dict[str, list[dict]]:

@@ -23,8 +23,13 @@ DEFAULT_MAX_SLOWDOWN = 0.10
 
 def build_report(*, parity: dict | None, bench: dict | None, outcomes: dict | None = None,
                  expectations: Expectations | None = None, reports: Path = Path("reports"),
-                 baseline: str | None = None, max_slowdown: float = DEFAULT_MAX_SLOWDOWN) -> dict:
-    """The whole report as one JSON-able dict (see the module docstring)."""
+                 baseline: str | None = None, max_slowdown: float = DEFAULT_MAX_SLOWDOWN,
+                 allow_missing: bool = False, errors: list[str] | None = None) -> dict:
+    """The whole report as one JSON-able dict (see the module docstring).
+
+    ``allow_missing``: baseline cases this run did not run are listed but do not fail it.
+    ``errors``: node ids of other tests that failed or errored (a latency case that crashed):
+    they fail the verdict too, so the report says what pytest's exit status says."""
     parity = parity or {"meta": {}, "cases": []}
     rows = parity_rows(parity, outcomes, reproducers=reports / "reproducers")
     _apply_expectations(rows, expectations)
@@ -34,13 +39,15 @@ def build_report(*, parity: dict | None, bench: dict | None, outcomes: dict | No
         "meta": {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                  "header": parity.get("meta", {}).get("header", []), "decimal": decimal,
                  "peak": (bench or {}).get("conformance_peak"), "max_slowdown": max_slowdown,
-                 "machine": (bench or {}).get("machine_info", {}).get("node"),
-                 "commit": (bench or {}).get("commit_info", {}).get("id")},
+                 "allow_missing": allow_missing,
+                 "run_id": parity.get("meta", {}).get("run_id") or (bench or {}).get("conformance_run_id")},
         "parity": rows,
         "latency": latency,
         "comparison": None,
         "stale": (expectations or Expectations()).stale(rows, decimal),
+        "errors": sorted(set(errors or [])),
     }
+    report["meta"].update(_machine_and_commit(bench))
     if baseline:
         report["comparison"] = compare_with(reports / "baselines", baseline, rows, latency, max_slowdown)
     report["verdict"] = verdict(report)
@@ -63,36 +70,79 @@ def compare_with(root: Path, spec: str, rows: list[dict], latency: list[dict], m
             "latency": baselines.compare_latency(base.get("latency", []), latency, max_slowdown),
             "baseline_latency": base.get("latency", []),
             "baseline_parity": {r["nodeid"]: r for r in base.get("parity", [])},
+            "missing": baselines.missing_cases(base, rows, latency),
             **baselines.compare_parity(base.get("parity", []), rows)}
 
 
 def verdict(report: dict) -> dict:
-    """Pass unless a parity case failed (not an expected failure) or a case got slower."""
+    """Pass unless a parity case failed (not an expected failure), another test failed, a case
+    got slower, or baseline cases were not run (unless ``allow_missing``)."""
     rows, comparison = report["parity"], report["comparison"] or {}
     failed = [r["nodeid"] for r in rows if r["status"] == "fail"]
+    errors = [e for e in report.get("errors", []) if e not in failed]
     slower = [c for c in comparison.get("latency", []) if c["verdict"] == "slower"]
+    gone = comparison.get("missing") or {"parity": [], "latency": []}
+    missing = gone["parity"] + gone["latency"]
     tally = counts(rows)
     parts = [f"{len(rows)} parity cases ({tally['pass']} passed, {tally['fail']} failed, "
              f"{tally['xfail']} expected failures, {tally['skip']} skipped)"] if rows else []
     if report["latency"]:
         parts.append(f"{len(report['latency'])} latency cases")
+    if errors:
+        parts.append(f"{len(errors)} other test{'s' if len(errors) != 1 else ''} failed")
+    if missing:
+        parts.append(f"{len(missing)} baseline cases not run"
+                     + (" (allowed)" if report["meta"].get("allow_missing") else ""))
     hint = ""
     if comparison:
         pct = report["meta"]["max_slowdown"]
-        parts.append(f"{len(slower)} slower than {comparison['baseline']} by more than {pct:.0%}"
-                     if slower else f"no slowdown beyond {pct:.0%} vs {comparison['baseline']}")
-        drift = [c for c in comparison.get("latency", []) if c.get("reference") and c["change"] > pct]
-        if slower and drift:
-            hint = (f"the PyTorch reference is {max(c['change'] for c in drift):+.0%} slower too: this machine "
-                    "may be busier than when the baseline was saved (rerun on a quiet machine)")
-    return {"ok": not failed and not slower, "failed": failed, "slower": slower,
+        if not comparison.get("latency"):
+            parts.append(f"no latency case in common with {comparison['baseline']}")
+        else:
+            parts.append(f"{len(slower)} slower than {comparison['baseline']} by more than {pct:.0%}"
+                         if slower else f"no significant slowdown beyond {pct:.0%} vs {comparison['baseline']}")
+        drift = [c for c in comparison.get("latency", []) if c.get("reference") and abs(c["raw_change"]) > pct]
+        if drift:
+            hint = (f"the PyTorch reference ran {max((c['raw_change'] for c in drift), key=abs):+.0%} vs the "
+                    "baseline: this machine is busier or slower than then (backends are judged on their CPU time "
+                    "per call, which that barely moves)")
+    missing_fails = bool(missing) and not report["meta"].get("allow_missing")
+    return {"ok": not failed and not errors and not slower and not missing_fails, "failed": failed,
+            "errors": errors, "slower": slower, "missing": missing, "missing_fails": missing_fails,
             "stale": len(report["stale"]), "headline": "; ".join(parts), "hint": hint}
+
+
+def _machine_and_commit(bench: dict | None) -> dict:
+    """Machine and commit from pytest-benchmark's JSON, or measured here for parity-only runs."""
+    machine = (bench or {}).get("machine_info", {}).get("node")
+    commit = (bench or {}).get("commit_info", {}).get("id")
+    if not machine:
+        import platform
+
+        machine = platform.node() or None
+    if not commit:
+        commit = _git_commit()
+    return {"machine": machine, "commit": commit}
+
+
+def _git_commit() -> str | None:
+    """This checkout's commit (with ``+dirty`` when it has changes), or None outside git."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def write_report(report: dict, reports: Path) -> dict[str, Path]:
     """Write report.json, summary.md, report.html and the plots; returns their paths."""
-    from conformance.report.html import render_html
-    from conformance.report.markdown import render_markdown
+    from conformance.report.view import render_html, render_markdown
 
     comparison = report["comparison"] or {}
     figures = {

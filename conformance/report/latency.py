@@ -84,6 +84,7 @@ def _row(bench: dict, peak: float | None) -> dict:
         "ops": float(stats.get("ops", 1.0 / median if median else 0.0)),
         "rounds": int(stats.get("rounds", 0)),
         "data": stats.get("data"),
+        "cpu": extra.get("cpu_times"),  # process CPU time per timed round (host backends)
         "flops": flops,
         "gflops": gflops,
         "peak_share": gflops / peak if gflops and peak else None,

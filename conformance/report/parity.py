@@ -15,7 +15,7 @@ from pathlib import Path
 from conformance.compare import tolerance
 from conformance.reproducer import reproducer_dir
 
-_STATUS = {"passed": "pass", "failed": "fail", "skipped": "skip"}
+_STATUS = {"passed": "pass", "failed": "fail", "skipped": "skip", "xfailed": "xfail"}
 #: The backend of a parity-marked test that checks the suite itself rather than a backend.
 SUITE = "(suite)"
 
@@ -61,11 +61,16 @@ def _from_record(rec: dict, decimal: int) -> dict:
         "backend": rec["backend"], "exporter": rec["exporter"], "opset": rec["opset"],
         "status": _status(rec.get("outcome"), None),
         "examples": rec.get("examples", 0), "failures": rec.get("failures", 0),
+        "shrink_steps": rec.get("shrink_steps", 0), "place": rec.get("place", "host"),
+        "error_type": rec.get("error_type", ""), "error": rec.get("error", ""),
+        "summary": rec.get("summary", ""), "example": rec.get("example", ""),
+        "host_diff": rec.get("host_diff"),
         "decimal": row_decimal, "tolerance": tolerance(row_decimal),
         "max_abs": worst.get("max_abs"), "max_rel": worst.get("max_rel"), "ulp": worst.get("ulp"),
         "margin": worst.get("margin"), "worst_index": worst.get("worst_index"),
         "oracle": worst.get("oracle"), "histogram": worst.get("histogram"),
-        "shape_error": worst.get("shape_error"), "message": rec.get("message", ""), "reason": "",
+        "shape_error": worst.get("shape_error"), "message": rec.get("message", ""),
+        "reason": rec.get("reason", "") if rec.get("outcome") == "xfailed" else "",
     }
 
 

@@ -130,19 +130,43 @@ def _distribution_panel(ax, group: str, members: list[dict], colors: dict) -> No
 def error_histograms(rows: list[dict], path: Path, limit: int = 12) -> Path | None:
     """For each failing case, the distribution of |backend - reference| over its worst example's
     elements on a log axis, with the tolerance as a red line."""
+    fig = histogram_figure(rows, limit)
+    return _save(fig, path) if fig is not None else None
+
+
+#: Characters of a histogram title per line: a panel is 4.2 inches wide at 9 pt.
+TITLE_WIDTH = 40
+
+
+def histogram_figure(rows: list[dict], limit: int = 12):
+    """The error-histogram figure (None when no failing case has a histogram). Titles are
+    wrapped to their panel's width, so long backend names never run into the next panel."""
     failing = [r for r in rows if r["status"] in ("fail", "xfail") and r.get("histogram")][:limit]
     if not failing:
         return None
     cols = min(3, len(failing))
     nrows = math.ceil(len(failing) / cols)
+    titles = [_histogram_title(row) for row in failing]
+    lines = max(t.count("\n") + 1 for t in titles)
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(nrows, cols, squeeze=False, figsize=(4.2 * cols, 2.9 * nrows))
-        for ax, row in zip(axes.flat, failing):
+        fig, axes = plt.subplots(nrows, cols, squeeze=False, figsize=(4.2 * cols, (2.5 + 0.18 * lines) * nrows),
+                                 layout="constrained")
+        for ax, row, title in zip(axes.flat, failing, titles):
             _histogram_panel(ax, row)
+            ax.set_title(title, loc="left", fontsize=9)
         for ax in list(axes.flat)[len(failing):]:
             ax.set_visible(False)
-        fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def _histogram_title(row: dict) -> str:
+    import textwrap
+
+    status = "expected failure" if row["status"] == "xfail" else f"{row['failures']} failing example(s)"
+    what = f"{row['case']} · {row['backend']} · {row['exporter']} {row['opset']}"
+    # long words (a dotted backend path) are broken too: no line is wider than its panel
+    wrapped = textwrap.wrap(what, TITLE_WIDTH, break_on_hyphens=False) or [what]
+    return "\n".join(wrapped + [f"{status}, max abs {row.get('max_abs') or 0:.2g}"])
 
 
 def _histogram_panel(ax, row: dict) -> None:
@@ -162,6 +186,3 @@ def _histogram_panel(ax, row: dict) -> None:
         ax.set_yscale("symlog", linthresh=1)
     ax.set_xlabel("|backend − PyTorch| per element (worst example)")
     ax.set_ylabel("elements")
-    status = "expected failure" if row["status"] == "xfail" else f"{row['failures']} failing example(s)"
-    ax.set_title(f"{row['case']} · {row['backend']} · {row['exporter']} {row['opset']}\n"
-                 f"{status}, max abs {row.get('max_abs') or 0:.2g}", loc="left", fontsize=9)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance.report import build, expected
+from conformance.report import build, expected, junit, options
 from conformance.report.baseline import BaselineError
 from conformance.report.latency import measure_peak_gflops
-from conformance.report.parity import SUITE
+from conformance.session import SESSION_KEY
 
 
 @dataclass
@@ -31,7 +31,9 @@ class ReportState:
     baseline: str | None
     save_as: str | None
     max_slowdown: float
-    outcomes: dict[str, dict] = field(default_factory=dict)
+    allow_missing: bool = False
+    run_id: str = ""
+    errors: list[str] = field(default_factory=list)  # tests that failed (a latency case that crashed)
     bench: dict | None = None
     peak: dict | None = None
     report: dict | None = None
@@ -50,93 +52,46 @@ def pytest_addoption(parser):
     group.addoption("--baseline", metavar="NAME",
                     help="compare with baseline NAME (newest of that name; or NNNN, NNNN_NAME, a folder). Default: off")
     group.addoption("--max-slowdown", type=float, default=build.DEFAULT_MAX_SLOWDOWN * 100, metavar="PCT",
-                    help="a case whose median latency grew by more than PCT%% (with its middle half of rounds above "
-                         "the baseline's) fails the run. Default: 10")
+                    help="a backend's latency case that grew by more than PCT%% vs the baseline, significantly "
+                         "(Mann-Whitney U, p < 0.01; see conformance/report/slowdown.py), fails the run. Default: 10")
+    group.addoption("--allow-missing", action="store_true",
+                    help="baseline cases this run did not run are listed but do not fail it. Default: they fail it")
     group.addoption("--expected-failures", metavar="FILE",
                     help="known failures and tolerance overrides (TOML). Default: conformance/expected_failures.toml")
 
 
+@pytest.hookimpl(tryfirst=True)  # before hypothesis loads its profile and anything runs
 def pytest_configure(config):
     reports = Path(config.getoption("reports", None) or "reports")  # the harness plugin's --reports
     pct = config.getoption("max_slowdown")
-    if pct < 0:
-        raise pytest.UsageError(f"--max-slowdown {pct} must be a percentage >= 0")
+    problem = options.check(reports=reports, baseline=config.getoption("baseline"), max_slowdown=pct,
+                            hypothesis_profile=config.getoption("hypothesis_profile", None))
+    if problem:
+        raise pytest.UsageError(problem)
     try:
         expectations = expected.load(config.getoption("expected_failures"))
     except expected.ExpectedError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = ReportState(expectations, reports, config.getoption("baseline"),
-                                      config.getoption("save_baseline"), pct / 100)
-    config.pluginmanager.register(_Outcomes(config.stash[STATE]), "conformance-report-outcomes")
+                                      config.getoption("save_baseline"), pct / 100,
+                                      config.getoption("allow_missing"), options.new_run_id())
+    config.pluginmanager.register(_Failures(config.stash[STATE]), "conformance-report-failures")
 
 
-class _Outcomes:
-    """Collects the outcomes noted on reports (bound to the run's state: the hook gets no config)."""
+class _Failures:
+    """Notes every failed test, so the verdict says what pytest's exit status says (a latency
+    case that crashed is no parity record). Bound to the run's state: the hook gets no config."""
 
     def __init__(self, state: ReportState):
         self.state = state
 
     def pytest_runtest_logreport(self, report):
-        seen = getattr(report, "conformance", None)
-        if seen is not None:
-            self.state.outcomes[report.nodeid] = seen
+        if report.failed:
+            self.state.errors.append(report.nodeid)
 
 
 def _conformance_session(config):
-    from conformance.plugin import SESSION_KEY
-
     return config.stash.get(SESSION_KEY, None)
-
-
-def pytest_sessionstart(session):
-    """Apply tolerance overrides: the harness asks for each case's decimal."""
-    state, conf = session.config.stash[STATE], _conformance_session(session.config)
-    if conf is None or not state.expectations.tolerances:
-        return
-    harness = conf.harness
-
-    def decimal_for(case, target):
-        return state.expectations.decimal_for({
-            "case": case.name, "backend": target.backend.name, "exporter": target.export.exporter,
-            "opset": target.export.opset, "nodeid": harness.current_test})
-
-    harness.decimal_for = decimal_for
-
-
-def _describe(item) -> dict:
-    """case/backend/exporter/opset of a parity test, from the recorder or its parameters.
-    A test with no backend parameter (a suite self-check) gets backend ``SUITE``."""
-    conf = _conformance_session(item.config)
-    rec = conf.harness.recorder.records.get(item.nodeid) if conf else None
-    if rec is not None:
-        return {"nodeid": item.nodeid, "case": rec.case, "kind": rec.kind, "backend": rec.backend,
-                "exporter": rec.exporter, "opset": rec.opset}
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    case = params.get("case") or params.get("model")
-    target = params.get("target")
-    export = target.export if target is not None else params.get("export_target")
-    backend = target.backend if target is not None else params.get("backend")
-    return {"nodeid": item.nodeid, "case": getattr(case, "name", item.originalname),
-            "kind": getattr(case, "kind", "operator"), "backend": getattr(backend, "name", SUITE),
-            "exporter": getattr(export, "exporter", "-"), "opset": getattr(export, "opset", 0)}
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Turn a listed expected failure into an xfail; note every parity test's outcome on the
-    report itself (``report.conformance``: it travels from xdist workers to the controller)."""
-    report = (yield).get_result()
-    if item.get_closest_marker("parity") is None or (report.when != "call" and report.passed):
-        return
-    state = item.config.stash[STATE]
-    seen = {**_describe(item), "outcome": report.outcome, "xfail": None,
-            "message": str(report.longrepr)[-2000:] if report.failed else ""}
-    if report.failed and report.when == "call":
-        entry = state.expectations.xfail_for(seen)
-        if entry is not None:
-            report.outcome, report.wasxfail = "skipped", f"expected failure: {entry.reason}"
-            seen["xfail"] = entry.reason
-    report.conformance = seen
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
@@ -145,16 +100,18 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     if state.peak is None:
         state.peak = measure_peak_gflops()
     output_json["conformance_peak"] = state.peak
+    output_json["conformance_run_id"] = state.run_id  # pairs this JSON with the run's parity.json
     if state.bench is None or output_json["benchmarks"][:1] and "data" in output_json["benchmarks"][0].get("stats", {}):
         state.bench = output_json
 
 
 def _parity_json(config) -> dict | None:
+    """The run's records, as ``parity.json`` holds them: the one source of the report."""
     conf = _conformance_session(config)
-    if conf is None:
+    if conf is None or not conf.recorder.records:
         return None
-    records = conf.harness.recorder.records.values()
-    return {"meta": {"decimal": conf.decimal, "header": conf.header_lines()}, "cases": [r.to_json() for r in records]}
+    return conf.recorder.payload({"decimal": conf.decimal, "header": conf.header_lines(),
+                                  "run_id": config.stash[STATE].run_id})
 
 
 @pytest.hookimpl(trylast=True)
@@ -162,21 +119,23 @@ def pytest_sessionfinish(session, exitstatus):
     """Build and write the reports (pytest-benchmark has saved its JSON by now)."""
     config = session.config
     state = config.stash[STATE]
-    if hasattr(config, "workerinput") or (not state.outcomes and state.bench is None):
-        return
     parity = _parity_json(config)
+    if hasattr(config, "workerinput") or (parity is None and state.bench is None):
+        return
     try:
-        state.report = build.build_report(parity=parity, bench=state.bench, outcomes=state.outcomes,
+        state.report = build.build_report(parity=parity, bench=state.bench,
                                           expectations=state.expectations, reports=state.reports,
-                                          baseline=state.baseline, max_slowdown=state.max_slowdown)
+                                          baseline=state.baseline, max_slowdown=state.max_slowdown,
+                                          allow_missing=state.allow_missing, errors=state.errors)
         state.paths = build.write_report(state.report, state.reports)
+        junit.add_verdict(getattr(config.option, "xmlpath", None), state.report)
         if state.save_as:
             state.saved = build.save_run(state.reports, state.save_as, state.report, parity, state.bench)
     except BaselineError as exc:
         state.error = str(exc)
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
         return
-    if state.report["verdict"]["slower"] and session.exitstatus == pytest.ExitCode.OK:
+    if not state.report["verdict"]["ok"] and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -194,7 +153,10 @@ def pytest_terminal_summary(terminalreporter, config):
     for change in verdict["slower"]:
         terminalreporter.write_line(
             f"SLOWER {change['fullname']}: {change['before'] * 1e3:.3g} ms -> {change['after'] * 1e3:.3g} ms "
-            f"({change['change']:+.0%}, limit {change['threshold']:.0%}, quartiles apart)", red=True)
+            f"({change['why']}; limit {change['threshold']:.0%})", red=True)
+    for nodeid in verdict.get("missing", []):
+        terminalreporter.write_line(f"MISSING {nodeid} (in the baseline, not run"
+                                    + (")" if verdict["missing_fails"] else "; allowed)"), red=verdict["missing_fails"])
     if verdict.get("hint"):
         terminalreporter.write_line(f"note: {verdict['hint']}", yellow=True)
     for stale in state.report["stale"]:

@@ -13,7 +13,7 @@ import stat
 import struct
 from pathlib import Path
 
-from conformance.device.adbwire import Stream
+from conformance.device.emulator.adbwire import Stream
 
 DEVICE_ROOT = "/data/local/tmp"
 REQUEST = struct.Struct("<4sI")

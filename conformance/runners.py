@@ -13,8 +13,9 @@ import numpy as np
 import onnx
 import torch
 
-from conformance.backends import Backend, BackendError, load_backend
+from conformance.backends import Backend, load_backend
 from conformance.export import ExportTarget, export
+from conformance.parity import prepare_model, run_session
 from conformance.pipeline import Runner, torch_runner
 
 PYTORCH = "pytorch"
@@ -28,21 +29,12 @@ def export_dynamic(model: torch.nn.Module, target: ExportTarget = PIPELINE_EXPOR
 
 
 def backend_runner(backend: Backend, model: onnx.ModelProto) -> Runner:
-    """A pipeline runner that runs ``model`` on ``backend``; failures become ``BackendError``."""
-    try:
-        session = backend.prepare(model)
-    except BackendError:
-        raise
-    except Exception as exc:  # third-party backends raise anything
-        raise BackendError(f"{backend.name}: prepare raised {type(exc).__name__}: {exc}") from exc
+    """A pipeline runner that runs ``model`` on ``backend`` through the core's calls (failures
+    become ``BackendError`` with their cause)."""
+    session = prepare_model(backend, model)
 
     def run(y: np.ndarray) -> np.ndarray:
-        try:
-            return np.asarray(session.run([np.ascontiguousarray(y, dtype=np.float32)])[0])
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"{backend.name}: run raised {type(exc).__name__}: {exc}") from exc
+        return run_session(backend, session, [np.ascontiguousarray(y, dtype=np.float32)])[0]
 
     return run
 

@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from conformance.device.adb import Adb
-from conformance.device.emulator import free_port
+from conformance.device.emulator.process import free_port
 
 
 def adb_available() -> bool:

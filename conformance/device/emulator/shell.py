@@ -14,8 +14,8 @@ import struct
 import subprocess
 import threading
 
-from conformance.device.adbwire import Stream
-from conformance.device.sync import DEVICE_ROOT
+from conformance.device.emulator.adbwire import Stream
+from conformance.device.emulator.sync import DEVICE_ROOT
 
 PACKET = struct.Struct("<BI")
 STDIN, STDOUT, STDERR, EXIT, CLOSE_STDIN, WINDOW = range(6)

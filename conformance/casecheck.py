@@ -1,0 +1,167 @@
+"""What a parity test calls: run a case on a target into the test's record, then pass or fail.
+
+``CaseCheck`` is the ``parity`` fixture: bound to the running test's record, its deadline
+(``--case-timeout``), the weight feeds selected (``--feed``) and hypothesis' settings. Drawn
+examples and fixed ones (the tutorial's input, the 16-block SRResNet) take the same path
+(``conformance.driver.drive``), so both record, time out, fail and leave reproducers alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from conformance.assertions import error_message, failure_message
+from conformance.deadline import Deadline
+from conformance.driver import Verdict, drive
+from conformance.parity import Example, Harness, Outcome, Target
+from conformance.record import CaseRecord
+from conformance.reproducer import reproducer_dir, write_reproducer
+from conformance.backends.base import ProgramBackend
+from conformance.spec import EXPENSIVE_EXPORTERS, Case
+from conformance.strategies import WEIGHT_POOL, deployments, inputs, special_inputs, weights
+
+
+def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inputs"),
+                     special_kinds: tuple[str, ...] = ()) -> st.SearchStrategy[Example]:
+    """Examples of ``case`` for ``target``: where an artifact is dear (the dynamo exporter, a
+    runtime's own program format) structures, weights (baked into each artifact) and, for
+    per-shape runtimes, shapes come from small pools, so the artifacts made stay few; static
+    exports (one per drawn shape) only where an export is cheap. ``special_kinds`` draws inputs
+    holding those special values (NaN, Inf, ...) instead of ordinary ones."""
+    program = isinstance(target.backend, ProgramBackend)
+    expensive = program or target.export.exporter in EXPENSIVE_EXPORTERS
+    pooled_weights = program or (case.bakes_weights and expensive)
+    # A runtime that takes weights only as constants (a program) has nothing to feed as inputs.
+    feed_choices = ("initializers",) if program else tuple(feeds)
+
+    @st.composite
+    def examples(draw):
+        structure = draw(case.structure_strategy("dynamo" if expensive else target.export.exporter))
+        if program and target.backend.per_shape:
+            shape = case.example_shape(structure)
+        else:
+            shape = draw(case.input_shapes(structure))
+        recipe = special_inputs(shape, kinds=special_kinds) if special_kinds else inputs(shape, scales=case.scales)
+        return Example(
+            structure=structure,
+            weights=draw(st.sampled_from(WEIGHT_POOL) if pooled_weights else weights()),
+            inputs=draw(recipe),
+            feed=draw(st.sampled_from(feed_choices)),
+            deployment=draw(deployments(static=not expensive)),
+        )
+
+    return examples()
+
+
+class CaseCheck:
+    def __init__(self, harness: Harness, record: CaseRecord, *, case_timeout: float | None,
+                 feeds: tuple[str, ...], reproducers: Path | None):
+        self.harness, self.record = harness, record
+        self.case_timeout, self.feeds, self.reproducers = case_timeout, feeds, reproducers
+
+    @property
+    def nodeid(self) -> str:
+        return self.record.nodeid
+
+    def drawn(self, case: Case, target: Target, *, max_examples: int | None = None,
+              special_kinds: tuple[str, ...] = ()) -> Outcome | None:
+        """Hypothesis-drawn examples of ``case`` on ``target`` (inputs holding ``special_kinds``
+        when given); fails the test on a mismatch or an error."""
+        __tracebackhide__ = True
+        strategy = example_strategy(case, target, feeds=self.feeds, special_kinds=special_kinds)
+        return self._check(case, target, strategy, max_examples or settings.default.max_examples)
+
+    def example(self, case: Case, target: Target, example: Example) -> Outcome | None:
+        """One fixed example of ``case`` on ``target``."""
+        __tracebackhide__ = True
+        return self._check(case, target, st.just(example), 1)
+
+    def _check(self, case: Case, target: Target, strategy, max_examples: int) -> Outcome | None:
+        __tracebackhide__ = True
+        decimal = self.harness.decimal_of(case, target, self.nodeid)
+        deadline = Deadline(self.case_timeout)  # one budget for the whole case
+
+        def run(example: Example, shrinking: bool) -> Outcome:
+            return self.harness.run(case, target, example, decimal=decimal, deadline=deadline,
+                                    allow_export=not shrinking)
+
+        host_diff = getattr(target.backend, "pop_host_diff", None)  # devices: what ARM changes
+        if host_diff is not None:
+            host_diff()  # forget what earlier cases saw
+        verdict = drive(self.record, strategy, run, max_examples=max_examples, key=self.nodeid,
+                        database=settings.default.database, derandomize=settings.default.derandomize)
+        if host_diff is not None:
+            found = host_diff()
+            self.record.host_diff = None if found is None else found.to_dict()
+        return self.finish(verdict)
+
+    def finish(self, verdict: Verdict) -> Outcome | None:
+        """Fill the record from the verdict; skip or fail the test with its one-screen message."""
+        __tracebackhide__ = True
+        record = self.record
+        if verdict.skipped:
+            record.reason = verdict.skipped
+            pytest.skip(verdict.skipped)
+        if verdict.failure is not None:
+            outcome = verdict.failure
+            record.worst = outcome.result
+            record.example = repr(outcome.example)
+            record.reproducer = self._reproducer(outcome.model, outcome.fed_inputs, outcome.expected)
+            outcome.reproducer = record.reproducer or None
+            record.summary = outcome.result.summary()
+            where = self._localize(outcome)
+            record.message = failure_message(outcome, self.nodeid, localization=where)
+        elif verdict.error is not None:
+            self._note_error(verdict)
+        else:
+            return verdict.closest
+        pytest.fail(record.message, pytrace=False)
+
+    def _localize(self, outcome: Outcome) -> str:
+        """For a failing model case on an ONNX runtime: which layer went wrong first (one line),
+        with the per-layer profile kept in the record and plotted beside the reproducer."""
+        if outcome.case.kind != "model" or outcome.model is None:
+            return ""
+        from conformance.localize import plot_profile
+
+        try:
+            found = self.harness.localize(outcome, deadline=Deadline(self.case_timeout))
+        except Exception as exc:  # localizing is a diagnosis: its failure must not hide the verdict
+            self.record.localization = {"error": f"{type(exc).__name__}: {exc}"}
+            return f"localization failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        line = found.describe()
+        plot = ""
+        if self.record.reproducer and not self.record.reproducer.startswith("("):
+            plot = plot_profile(found, Path(self.record.reproducer) / "layer_errors.png",
+                                title=f"{outcome.case.name} on {outcome.target.id}")
+        self.record.localization = {
+            "describe": line, "plot": plot, "reference": found.reference, "seconds": round(found.seconds, 3),
+            "first_diverging": found.first_diverging.layer if found.first_diverging else None,
+            "layers": [{"layer": x.layer, "node": x.node, "op_type": x.op_type, "max_abs": x.max_abs,
+                        "share": x.share, "isolated": x.isolated, "verdict": x.verdict} for x in found.layers],
+        }
+        return line
+
+    def _note_error(self, verdict: Verdict) -> None:
+        record, exc = self.record, verdict.error
+        cause = getattr(exc, "error", exc)  # an ExampleError wraps the runtime's or exporter's error
+        record.error_type = getattr(cause, "error_type", type(cause).__name__)
+        record.error = getattr(cause, "detail", None) or str(cause)
+        record.example = "" if verdict.error_example is None else repr(verdict.error_example)
+        model = getattr(exc, "model", None)
+        if model is not None:
+            record.reproducer = self._reproducer(model, exc.inputs, exc.expected)
+        record.message = error_message(record, cause)
+        record.summary = record.message.splitlines()[0]
+
+    def _reproducer(self, model, inputs, expected) -> str:
+        if model is None or self.reproducers is None:
+            return ""
+        try:
+            return str(write_reproducer(reproducer_dir(self.reproducers, self.nodeid), model, inputs, expected))
+        except (OSError, ValueError) as exc:  # a >2 GB model cannot be saved inline; say so, go on
+            return f"(not written: {exc})"

@@ -1,0 +1,91 @@
+"""The package works outside the checkout: the wheel carries the cases and registers the plugin.
+
+A wheel is built from the repo and installed into a fresh virtual environment whose other
+packages (torch, onnxruntime...) come from this environment by a path file (not a reinstall:
+that would cost minutes and gigabytes); the parity cases then run from an empty folder with
+``pytest --pyargs conformance.cases``, and ``pytest --model PATH`` runs the model cases alone.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(cmd, cwd, **kw):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS")}
+    return subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The python of a fresh venv with only the built wheel installed (plus a path to our deps)."""
+    root = tmp_path_factory.mktemp("wheel")
+    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                  "-w", root / "dist", REPO], cwd=root)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    wheel = next((root / "dist").glob("conformance-*.whl"))
+    venv.EnvBuilder(with_pip=False).create(root / "venv")
+    python = root / "venv" / "bin" / "python"
+    target = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], cwd=root)
+                  .stdout.strip())
+    # Dependencies from this environment; the editable install's finder lives in a .pth file
+    # there, which a path entry does not run, so the wheel's copy is what gets imported.
+    (target / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    unpacked = _run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", target, wheel], cwd=root)
+    assert unpacked.returncode == 0, unpacked.stderr[-2000:]
+    return python
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_cases_and_registers_the_plugin(installed, tmp_path):
+    where = _run([installed, "-c", "import conformance, conformance.cases; print(conformance.__file__)"], cwd=tmp_path)
+    assert where.returncode == 0, where.stderr
+    assert str(REPO) not in where.stdout, "the checkout was imported, not the wheel"
+    result = _run([installed, "-m", "pytest", "--pyargs", "conformance.cases", "-m", "parity", "-p", "no:cacheprovider",
+                   "-k", "relu and not prelu and not special and torchscript-opset17", "--backend", "onnxruntime"], cwd=tmp_path)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "1 passed" in out.strip().splitlines()[-1]
+    assert (tmp_path / "reports" / "parity.json").is_file()
+
+
+@pytest.mark.slow
+def test_model_option_with_a_space_runs_only_the_model_cases(installed, tmp_path):
+    from conformance.export import ExportTarget, export
+    import onnx
+    import torch
+
+    model = export(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU()), (torch.zeros(1, 1, 8, 8),),
+                   ExportTarget("torchscript", 17))
+    elsewhere = tmp_path / "models" / "tiny.onnx"
+    elsewhere.parent.mkdir()
+    onnx.save(model, str(elsewhere))
+    work = tmp_path / "work"
+    work.mkdir()
+    result = _run([installed, "-m", "pytest", "--model", elsewhere, "-p", "no:cacheprovider", "-q",
+                   "--backend", "onnxruntime-ort", "--reference", "onnxruntime"], cwd=work)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "1 passed" in out.strip().splitlines()[-1], out[-2000:]
+    assert "test_onnx_model" in _run([installed, "-m", "pytest", "--model", elsewhere, "--collect-only", "-q",
+                                      "-p", "no:cacheprovider"], cwd=work).stdout
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "conformance").rglob("__init__.py")}
+    listed = set(config["packages"])
+    assert folders - listed == set(), f"add to [tool.setuptools] packages: {sorted(folders - listed)}"
+    assert config["package-dir"]["conformance.cases"] == "cases" and (REPO / "cases" / "__init__.py").is_file()
