@@ -60,9 +60,8 @@ def session_for(name, net, onnx_model):
     backend = load_backend(name)
     if backend.format == "onnx":
         return (backend, *timed(lambda: backend.prepare(onnx_model)))
-    dynamic = None if backend.per_shape else [(2, 3)]
-    artifact, seconds = timed(lambda: backend.export(net, (torch.zeros(2, 1, 224, 224) if dynamic else
-                                                           torch.zeros(SHAPE),), dynamic))
+    dynamic = None if backend.per_shape else [(2, 3)]  # ExecuTorch: one program for any H, W
+    artifact, seconds = timed(lambda: backend.export(net, (torch.zeros(SHAPE),), dynamic))
     return backend, backend.load(artifact), seconds
 
 
@@ -101,6 +100,7 @@ def main() -> None:
     ort_ms = median_ms(lambda x: ort.run([x]), inputs["pixel"], args.runs)
     ort_err = [compare(ort.run([inputs[s]])[0], expected[s]).max_abs for s in ("pixel", "unit")]
     print(f"SuperResolutionNet(3) on {SHAPE}; threads: {torch.get_num_threads()} (torch); "
+          f"load average {os.getloadavg()[0]:.1f} at start; "
           f"{args.runs} timed runs after one warm-up; torch -> ONNX (TorchScript, opset 17) export: {onnx_s:.2f} s")
     print("| runtime | version | install (extra) | artifact cost | max err pixel | max err unit | median ms "
           "| vs ORT | vs torch |")
@@ -108,7 +108,7 @@ def main() -> None:
     import onnxruntime
 
     print(row("torch eager", torch.__version__, "base", "-", (0.0, 0.0), torch_ms, ort_ms, torch_ms))
-    print(row("onnxruntime", onnxruntime.__version__, "base", f"{ort_s:.2f} s", ort_err, ort_ms, ort_ms, torch_ms))
+    print(row("onnxruntime", onnxruntime.__version__, "base", f"{ort_s:.3g} s", ort_err, ort_ms, ort_ms, torch_ms))
     for name in names:
         try:
             backend, session, cost = session_for(name, net, model)
@@ -119,7 +119,7 @@ def main() -> None:
             continue
         version = next(iter(backend.versions().values()))
         extra = RUNTIMES[name][0]
-        print(row(name, version, sizes.get(extra, "?"), f"{cost:.2f} s", errors, latency, ort_ms, torch_ms))
+        print(row(name, version, sizes.get(extra, "?"), f"{cost:.3g} s", errors, latency, ort_ms, torch_ms))
 
 
 if __name__ == "__main__":

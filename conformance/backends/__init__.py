@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 
+from conformance.backends._runtime import Unsupported
 from conformance.backends.base import Backend, BackendError, ProgramBackend, Session
 
 #: The optional runtimes by command-line name: (module, class, keyword arguments). Each module
@@ -59,8 +60,8 @@ def load_backend(spec: str, *, ort_provider: str = "CPUExecutionProvider") -> Ba
     return OnnxApiBackend(spec)
 
 
-__all__ = ["RUNTIMES", "Backend", "BackendError", "ProgramBackend", "Session", "load_backend", "load_backends",
-           "load_runtime"]
+__all__ = ["RUNTIMES", "Backend", "BackendError", "ProgramBackend", "Session", "Unsupported", "load_backend",
+           "load_backends", "load_runtime"]
 
 def load_backends(names, *, ort_provider: str = "CPUExecutionProvider", devices=(),
                   adb: str | None = None, device_dir: str | None = None,

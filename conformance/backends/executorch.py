@@ -4,9 +4,10 @@ Two targets: ``executorch`` lowers to the XNNPACK delegate (what a phone app shi
 portable kernels (``executorch-portable``, no delegate) are a smoke target only: ~23 s per
 SuperResolutionNet run at 224x224.
 
-Dynamic dimensions are exported as bounded ``torch.export.Dim`` (ExecuTorch plans memory for
-the upper bound), so one ``.pte`` serves every input shape within the bounds: batch up to
-``max_batch``, other dimensions up to ``max_side``. A static ``.pte`` (``dynamic=None``) serves
+Dynamic dimensions are exported as bounded ``torch.export.Dim.AUTO`` (ExecuTorch plans memory
+for the upper bound), so one ``.pte`` serves every input shape within the bounds: batch up to
+``max_batch`` (4), channels up to ``max_channels`` (64), other dimensions up to ``max_side``
+(256). A static ``.pte`` (``dynamic=None``) serves
 only its export shape. A session checks shapes against the program's bounds up front, so a shape
 outside them is one clear error rather than ExecuTorch's "set_inputs() failed with error 0x10".
 """
@@ -22,8 +23,9 @@ from conformance.backends.base import BackendError, ProgramBackend
 from conformance.export import _quiet  # the exporters' warnings and log lines are noise in test output
 
 
-def dynamic_shapes(example_args, dynamic, *, max_batch: int, max_side: int):
-    """``torch.export`` dynamic shapes: a bounded ``Dim`` per dimension listed in ``dynamic``."""
+def dynamic_shapes(example_args, dynamic, *, max_batch: int, max_channels: int, max_side: int):
+    """``torch.export`` dynamic shapes: a bounded ``Dim`` per dimension listed in ``dynamic``
+    (axis 0 up to ``max_batch``, axis 1 up to ``max_channels``, the others up to ``max_side``)."""
     import torch
 
     if not dynamic:
@@ -32,12 +34,14 @@ def dynamic_shapes(example_args, dynamic, *, max_batch: int, max_side: int):
     for i, (arg, dims) in enumerate(zip(example_args, dynamic)):
         spec = {}
         for d in dims or ():
-            top = max_batch if d == 0 else max_side
+            top = max_batch if d == 0 else max_channels if d == 1 else max_side
             if not 2 <= arg.shape[d] <= top:
                 # torch.export specializes sizes 0 and 1: such an axis would silently turn static.
                 raise BackendError(f"executorch: example input {i} has size {arg.shape[d]} on dynamic axis {d}; "
                                    f"give a size from 2 to {top}")
-            spec[d] = torch.export.Dim(f"in{i}_axis{d}", min=1, max=top)
+            # AUTO, not a named Dim: torch.export may then narrow the range where the model needs
+            # it (a stride-2 conv guards its output size) instead of refusing the whole export.
+            spec[d] = torch.export.Dim.AUTO(min=1, max=top)
         specs.append(spec or None)
     return tuple(specs)
 
@@ -45,12 +49,12 @@ def dynamic_shapes(example_args, dynamic, *, max_batch: int, max_side: int):
 class ExecutorchSession:
     """One loaded ``forward`` method; inputs are torch tensors sharing the numpy arrays' memory."""
 
-    def __init__(self, method, name: str, *, owners=()):
+    def __init__(self, method, name: str, *, keep: tuple = ()):
         self._method = method
         self._name = name
-        # The method points into its program, and the program into the artifact's bytes: both
-        # must outlive it (freed, they left a dangling method that crashed in set_inputs).
-        self._owners = tuple(owners)
+        # The Method points into its Program and the Program into the artifact's bytes: a
+        # Method whose Program was collected crashed in set_inputs (a dangling pointer).
+        self._keep = keep
         meta = method.metadata
         # The planned (upper-bound) sizes of each input: a larger shape cannot run.
         self._bounds = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
@@ -63,7 +67,8 @@ class ExecutorchSession:
             if len(x.shape) != len(bound) or any(s > b for s, b in zip(x.shape, bound)):
                 raise Unsupported(f"{self._name}: input {i} of shape {tuple(x.shape)} is outside the program's "
                                   f"bounds {bound}")
-        with failing(self._name, "execute"):
+        step = f"execute on {[tuple(x.shape) for x in inputs]} (program bounds {self._bounds}; static axes must match)"
+        with failing(self._name, step):
             outputs = self._method.execute([torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
             return [o.detach().numpy().copy() for o in outputs]
 
@@ -74,14 +79,16 @@ class ExecutorchBackend(ProgramBackend):
     format = "pte"
     per_shape = False
 
-    def __init__(self, *, delegate: str | None = "xnnpack", max_batch: int = 4, max_side: int = 256):
+    def __init__(self, *, delegate: str | None = "xnnpack", max_batch: int = 4, max_channels: int = 64,
+                 max_side: int = 256):
         if delegate not in ("xnnpack", None):
             raise BackendError(f"executorch: unknown delegate {delegate!r}; valid: xnnpack, None (portable)")
         self.name = "executorch" if delegate else "executorch-portable"
         require(self.name, "executorch", "executorch")
         self.delegate = delegate
-        self.max_batch = max_batch
-        self.max_side = max_side
+        # ExecuTorch plans memory for the bounds' product, per planned tensor and per loaded program:
+        # 4 x 64 x 256 x 256 float32 is 64 MiB; with batch <= 16 a parity run was killed for memory.
+        self.max_batch, self.max_channels, self.max_side = max_batch, max_channels, max_side
 
     def export(self, module, example_args: tuple, dynamic: Sequence[Sequence[int]] | None) -> bytes:
         import torch
@@ -91,7 +98,8 @@ class ExecutorchBackend(ProgramBackend):
         if self.delegate == "xnnpack":
             xnnpack = load_module(self.name, "executorch.backends.xnnpack.partition.xnnpack_partitioner")
             partitioners = [xnnpack.XnnpackPartitioner()]
-        shapes = dynamic_shapes(example_args, dynamic, max_batch=self.max_batch, max_side=self.max_side)
+        shapes = dynamic_shapes(example_args, dynamic, max_batch=self.max_batch, max_channels=self.max_channels,
+                                max_side=self.max_side)
         with _quiet(), torch.no_grad():
             with failing(self.name, "torch.export"):
                 program = torch.export.export(module.eval(), tuple(example_args), dynamic_shapes=shapes)
@@ -105,11 +113,12 @@ class ExecutorchBackend(ProgramBackend):
         with failing(self.name, "load_program"):
             program = runtime.Runtime.get().load_program(artifact)
             method = program.load_method("forward")
-        return ExecutorchSession(method, self.name, owners=(program, artifact))
+        return ExecutorchSession(method, self.name, keep=(program, artifact))
 
     def versions(self) -> dict[str, str]:
         from importlib.metadata import version
 
         return {"executorch": version("executorch"),
                 "delegate": "XNNPACK" if self.delegate else "none (portable kernels)",
-                "dynamic bounds": f"batch <= {self.max_batch}, other axes <= {self.max_side}"}
+                "dynamic bounds": f"batch <= {self.max_batch}, channels <= {self.max_channels}, "
+                                  f"other axes <= {self.max_side}"}

@@ -30,8 +30,9 @@ _CONVERT = "import sys, _tools; _tools.mnnconvert(sys.argv)"
 class MnnSession:
     """An ``MNN.nn`` module with mutable input shapes; NCHW in, NCHW out."""
 
-    def __init__(self, module, name: str, n_inputs: int):
+    def __init__(self, module, name: str, n_inputs: int, manager=None):
         self._module = module
+        self._manager = manager  # the runtime the module runs on: kept as long as the module
         self._name = name
         self._n_inputs = n_inputs
 
@@ -101,12 +102,13 @@ class MnnBackend(Backend):
         path = self.convert(model)
         nn = load_module(self.name, "MNN.nn")
         inputs = graph_inputs(model)
+        manager = self._runtime_manager()
         with failing(self.name, "load_module_from_file"):
             module = nn.load_module_from_file(path, inputs, graph_outputs(model),
-                                              runtime_manager=self._runtime_manager(), shape_mutable=True)
+                                              runtime_manager=manager, shape_mutable=True)
         if module is None:
             raise BackendError(f"{self.name}: load_module_from_file returned nothing")
-        return MnnSession(module, self.name, len(inputs))
+        return MnnSession(module, self.name, len(inputs), manager)
 
     def versions(self) -> dict[str, str]:
         mnn = load_module(self.name, "MNN")
