@@ -1,9 +1,10 @@
 """The tutorial's cat-image pipeline on every backend under test, judged on the final 8-bit image.
 
 The trained SuperResolutionNet(3) (``--weights``, default the shipped checkpoint) upscales
-skimage's cat at its own size (451x300 -> 1353x900). Each backend runs the TorchScript opset-17
-export with dynamic height and width (the exporter and opset are not what this case tests; the
-operator and model cases cover them). Its RGB output must agree with PyTorch eager's to within
+skimage's cat at its own size (451x300 -> 1353x900). Each ONNX runtime runs the TorchScript
+opset-17 export with dynamic height and width (the exporter and opset are not what this case
+tests; the operator and model cases cover them); a runtime that takes a torch program
+(ExecuTorch, LiteRT) runs its own program, exported at the image's size. Its RGB output must agree with PyTorch eager's to within
 one 8-bit level everywhere. The gallery (input, bicubic, every output, difference heat maps)
 goes to ``<reports>/superres/`` for a person to look at.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.backends import BackendError
-from conformance.runners import backend_runner, export_dynamic
+from conformance.runners import model_runner
 from conformance.models.superres import SuperResolutionNet
 from conformance.pipeline import images_agree, save_gallery, superres, torch_runner
 from conformance.session import SESSION_KEY
@@ -53,7 +54,7 @@ def gallery(conformance_session, reference):
 def test_cat_pipeline(backend_name, conformance_session, trained_model, reference, gallery):
     backend = conformance_session.backend(backend_name)
     try:
-        result = superres(backend_runner(backend, export_dynamic(trained_model)))
+        result = superres(model_runner(backend, trained_model))
     except BackendError as exc:
         pytest.fail(str(exc), pytrace=False)
     gallery[backend_name] = result.output

@@ -42,9 +42,12 @@ def _split(values):
 def pytest_addoption(parser):
     group = parser.getgroup("conformance", "cross-backend numerical conformance")
     group.addoption("--backend", action="append", metavar="NAME",
-                    help="backend under test (repeatable): 'onnxruntime' (built in) or an ONNX-backend-API "
-                         "module/class such as 'onnxruntime.backend' or 'pkg.mod:Class'. Default: onnxruntime and "
-                         "onnxruntime-ort (the model converted to ORT format, as for mobile)")
+                    help="runtime under test (repeatable): onnxruntime, onnxruntime-ort (the ORT format, as for "
+                         "mobile), openvino, tract, mnn, ncnn, executorch, litert (each with its extra: "
+                         "pip install 'conformance[NAME]'; NAME-default for the runtime's default settings, "
+                         "executorch-portable, litert-reference), or a plug-in: an ONNX-backend-API module/class "
+                         "such as 'onnxruntime.backend' or 'pkg.mod:Class', or a class with export/load taking a "
+                         "torch program. Default: onnxruntime and onnxruntime-ort")
     group.addoption("--ort-provider", default="CPUExecutionProvider", metavar="PROVIDER",
                     help="execution provider of the built-in onnxruntime backend. Default: CPUExecutionProvider")
     group.addoption("--exporter", action="append", metavar="NAME",

@@ -13,9 +13,9 @@ import numpy as np
 import onnx
 import torch
 
-from conformance.backends import Backend, load_backend
+from conformance.backends import Backend, ProgramBackend, load_backend
 from conformance.export import ExportTarget, export
-from conformance.parity import prepare_model, run_session
+from conformance.parity import load_program, prepare_model, run_session
 from conformance.pipeline import Runner, torch_runner
 
 PYTORCH = "pytorch"
@@ -39,6 +39,28 @@ def backend_runner(backend: Backend, model: onnx.ModelProto) -> Runner:
     return run
 
 
+def program_runner(backend: ProgramBackend, model: torch.nn.Module) -> Runner:
+    """A pipeline runner for a runtime that takes a torch program (ExecuTorch, LiteRT): the
+    network is exported at each image's own size (static, one program per size, made once)."""
+    sessions: dict[tuple[int, ...], object] = {}
+
+    def run(y: np.ndarray) -> np.ndarray:
+        y = np.ascontiguousarray(y, dtype=np.float32)
+        if y.shape not in sessions:
+            artifact = backend.export(model.eval(), (torch.zeros(y.shape),), None)
+            sessions[y.shape] = load_program(backend, artifact)
+        return run_session(backend, sessions[y.shape], [y])[0]
+
+    return run
+
+
+def model_runner(backend: Backend, model: torch.nn.Module) -> Runner:
+    """The pipeline runner of ``model`` on ``backend``, whatever format the runtime takes."""
+    if isinstance(backend, ProgramBackend):
+        return program_runner(backend, model)
+    return backend_runner(backend, export_dynamic(model))
+
+
 def runner_factory(name: str) -> tuple[Callable[[torch.nn.Module], Runner], Backend | None]:
     """``(make_runner, backend)`` for a backend name; ``backend`` is None for PyTorch.
 
@@ -48,4 +70,4 @@ def runner_factory(name: str) -> tuple[Callable[[torch.nn.Module], Runner], Back
     if name == PYTORCH:
         return torch_runner, None
     backend = load_backend(name)
-    return (lambda model: backend_runner(backend, export_dynamic(model))), backend
+    return (lambda model: model_runner(backend, model)), backend

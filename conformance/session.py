@@ -205,6 +205,8 @@ class ConformanceSession:
         busy = recorder.seconds or wall  # the parity cases' own time, not the other tests'
         exports = f"; {self.harness.exports.exports} exports" if self.harness.exports.exports else ""
         shrunk = f"; {shrink} shrink steps" if shrink else ""
+        left = sum(r.left_out for r in recorder.records.values())
+        shrunk += f"; {left} examples left out (outside what the runtime takes)" if left else ""
         lines = [
             f"{recorder.examples} examples in {len(recorder.records)} parity cases, {busy:.1f} s in them "
             f"({recorder.examples / busy:.1f} examples/s); {wall:.1f} s wall{exports}{shrunk}",
