@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
 
 from conformance.backends import Unsupported
 from conformance.compare import judge_with_oracle
@@ -140,12 +141,14 @@ class _Body:
 
 
 def drive(record: CaseRecord, strategy, run: Callable[[Any, bool], Any], *, max_examples: int,
-          key: str, database=None, derandomize: bool = False) -> Verdict:
+          key: str, database=None, derandomize: bool = False, seed: int | None = None) -> Verdict:
     """Run up to ``max_examples`` examples drawn from ``strategy`` through ``run(drawn, shrinking)``.
 
     ``run`` returns an outcome (with a truthy ``result`` on a pass) or raises ``ExampleError``,
     ``CaseTimeout``, ``UnsupportedExport``, ``LeftOut`` or (while shrinking) ``WouldExport``.
-    ``key`` tells hypothesis' example database this case from others.
+    ``key`` tells hypothesis' example database this case from others, and (derandomized) seeds
+    its draws; ``seed`` seeds them otherwise. Callers give every runtime of a (case, format) the
+    same key and seed, so all runtimes meet the same examples and share their exports.
     """
     body = _Body(record, run, max_examples)
 
@@ -159,6 +162,8 @@ def drive(record: CaseRecord, strategy, run: Callable[[Any, bool], Any], *, max_
         body(drawn)
 
     case.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()
+    if seed is not None and not derandomize:
+        case = hypothesis_seed(seed)(case)
     try:
         case()
     except _Mismatch:

@@ -126,6 +126,20 @@ class Harness:
         self.exports = ExportCache()
         self._sessions: dict[Hashable, object] = {}
         self._modules: dict[Hashable, torch.nn.Module] = {}
+        self._draw_seed: int | None = None
+
+    def draw_seed(self) -> int:
+        """This run's seed of the drawn examples (``--hypothesis-seed`` when given, else random
+        once per run): each (case, format) mixes it with its key, so every runtime of the run
+        draws the same examples and another run draws others."""
+        if self._draw_seed is None:
+            import random
+
+            from hypothesis import core
+
+            forced = core.global_force_seed
+            self._draw_seed = int(forced) if forced is not None else random.getrandbits(32)
+        return self._draw_seed
 
     def decimal_of(self, case: Case, target: Target, nodeid: str) -> int:
         found = self.tolerance_for(case.name, target, nodeid) if self.tolerance_for else None
