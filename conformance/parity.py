@@ -320,38 +320,30 @@ class Harness:
 # cat pipeline) prepares and runs through these, so errors carry the same cause and every call
 # honours the case's deadline.
 
-def prepare_model(backend: Backend, model, deadline: Deadline | None = None):
-    """``backend.prepare(model)`` under ``deadline``; a failure is a ``BackendError`` with its cause."""
-    deadline = deadline or Deadline(None)
+def _call(backend: Backend, step: str, fn, deadline: Deadline | None):
+    """``fn()`` under ``deadline``; a runtime's failure is a ``BackendError`` naming the step,
+    with its cause (a timeout stays a ``CaseTimeout``)."""
     try:
-        return deadline.call(lambda: backend.prepare(model), f"{backend.name}: prepare")
+        return (deadline or Deadline(None)).call(fn, f"{backend.name}: {step}")
     except CaseTimeout:
         raise
     except Exception as exc:
-        raise BackendError.wrap(backend.name, "prepare", exc) from exc
+        raise BackendError.wrap(backend.name, step, exc) from exc
+
+
+def prepare_model(backend: Backend, model, deadline: Deadline | None = None):
+    """``backend.prepare(model)`` (an ONNX runtime)."""
+    return _call(backend, "prepare", lambda: backend.prepare(model), deadline)
 
 
 def load_program(backend: ProgramBackend, artifact: bytes, deadline: Deadline | None = None):
-    """``backend.load(artifact)`` under ``deadline`` (runtimes that take a torch program)."""
-    deadline = deadline or Deadline(None)
-    try:
-        return deadline.call(lambda: backend.load(artifact), f"{backend.name}: load")
-    except CaseTimeout:
-        raise
-    except Exception as exc:
-        raise BackendError.wrap(backend.name, "load", exc) from exc
+    """``backend.load(artifact)`` (a runtime that takes a torch program)."""
+    return _call(backend, "load", lambda: backend.load(artifact), deadline)
 
 
 def run_session(backend: Backend, session, arrays, deadline: Deadline | None = None) -> list[np.ndarray]:
-    """``session.run(arrays)`` under ``deadline``, as numpy arrays."""
-    deadline = deadline or Deadline(None)
-    try:
-        outputs = deadline.call(lambda: session.run(arrays), f"{backend.name}: run")
-        return [np.asarray(o) for o in outputs]
-    except CaseTimeout:
-        raise
-    except Exception as exc:
-        raise BackendError.wrap(backend.name, "run", exc) from exc
+    """``session.run(arrays)``, as numpy arrays."""
+    return [np.asarray(o) for o in _call(backend, "run", lambda: session.run(arrays), deadline)]
 
 
 def compare_outputs(actual, expected, decimal: int) -> tuple[int, list[CompareResult]]:
