@@ -16,15 +16,20 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from conformance.assertions import error_message, failure_message
+from conformance.backends.base import ProgramBackend
 from conformance.deadline import Deadline
 from conformance.driver import Verdict, drive
 from conformance.parity import Example, Harness, Outcome, Target
 from conformance.record import CaseRecord
 from conformance.reproducer import reproducer_dir, write_reproducer
-from conformance.backends.base import ProgramBackend
 from conformance.spec import EXPENSIVE_EXPORTERS, Case
-from conformance.strategies import WEIGHT_POOL, Deployment, inputs, special_inputs, weights
-
+from conformance.strategies import (
+    WEIGHT_POOL,
+    Deployment,
+    inputs,
+    special_inputs,
+    weights,
+)
 
 # A static export costs one export per drawn shape (TorchScript 6-44 ms; dynamo ~7 s, so never
 # there): one example in four is deployed static. Every prepared session runs twice (the second

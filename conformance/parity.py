@@ -21,7 +21,13 @@ import torch
 from conformance.backends.base import Backend, BackendError, ProgramBackend
 from conformance.compare import CompareResult, compare
 from conformance.deadline import CaseTimeout, Deadline
-from conformance.export import ExportCache, ExportTarget, ProgramFormat, export
+from conformance.export import (
+    ExportCache,
+    ExportTarget,
+    ProgramFormat,
+    UnsupportedExport,
+    export,
+)
 from conformance.graph import bind_weights, weights_as_inputs
 from conformance.spec import Case
 from conformance.strategies import Deployment, InputRecipe, WeightRecipe
@@ -224,6 +230,8 @@ class Harness:
                 arrays = arrays_for(x)
                 trail.update(model=model, inputs=arrays)
                 actual = run_session(target.backend, session, arrays, deadline)
+            except UnsupportedExport:
+                raise  # this format cannot be made here: the case is skipped with the reason
             except Exception as exc:
                 raise ExampleError(exc, trail["model"], trail["inputs"], expected) from exc
             if len(actual) != len(expected):

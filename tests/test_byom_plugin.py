@@ -132,3 +132,14 @@ def test_registered_module_runs_like_a_built_in_model(tmp_path):
     assert sorted(verdicts.values()) == ["PASSED", "PASSED"], verdicts  # no SKIPPED test_onnx_model
     cases = parity_cases(tmp_path / "reports")
     assert {c["exporter"] for c in cases.values() if c["case"] == "tiny_mlp"} == {"torchscript", "dynamo"}
+
+
+def test_a_reference_also_under_test_is_refused_before_anything_runs(models, tmp_path):
+    """Before: `pytest --model` compared ONNX Runtime with itself by default and always passed."""
+    proc, _ = run_pytest("--model", models[0], "--backend", "onnxruntime", "--reference", "onnxruntime",
+                         reports=tmp_path / "reports")
+    assert proc.returncode == 4, proc.stdout[-2000:]
+    assert "--reference onnxruntime is also under test" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc, verdicts = run_pytest("--model", models[0], "--backend", "onnxruntime", reports=tmp_path / "reports")
+    assert proc.returncode == 0 and list(verdicts.values()) == ["PASSED"], proc.stdout[-2000:]

@@ -55,19 +55,22 @@ def pytest_configure(config):
         config.args[:] = [str(Path(conformance.cases.__file__).parent / "test_onnx_models.py")]
 
 
-@pytest.hookimpl(trylast=True, specname="pytest_configure")  # after the session loaded the backends
-def _refuse_a_reference_under_test(config):
-    """A reference that is also under test would be compared with itself and always pass."""
-    session, conf = config.stash[SESSION], config.stash.get(SESSION_KEY, None)
-    if not session.models or conf is None:
+def pytest_sessionstart(session):
+    """Before anything runs (and after every plugin's configure, so the backends under test are
+    loaded): a reference that is also under test would be compared with itself and always pass."""
+    from conformance.byom.model_file import ModelError
+
+    config = session.config
+    byom, conf = config.stash[SESSION], config.stash.get(SESSION_KEY, None)
+    if not byom.models or conf is None:
         return
     try:
-        name = session.reference.name
+        name = byom.reference.name
     except ModelError as exc:
         raise pytest.UsageError(str(exc)) from None
     if any(b.name == name for b in conf.backends):
         raise pytest.UsageError(
-            f"--reference {session.reference_spec} is also under test: it would be compared with itself and always "
+            f"--reference {byom.reference_spec} is also under test: it would be compared with itself and always "
             f"pass; pick another --reference (default: {DEFAULT_REFERENCE}, ONNX's own evaluator) or --backend")
 
 
