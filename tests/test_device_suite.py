@@ -8,6 +8,7 @@ import json
 import pytest
 
 from conformance.device.emulator import LoopbackDevice
+from conformance.latency import ROUNDS
 from conformance.device.emulator.testing import adb_available, private_adb_server
 
 pytestmark = [
@@ -58,7 +59,7 @@ def test_device_latency_is_measured_on_the_device(suite, device, tmp_path):
     benches = {b["params"]["latency_runner"]: b for b in json.loads(out_json.read_text())["benchmarks"]}
     device_rows = [b for name, b in benches.items() if name.startswith("adb-")]
     assert len(device_rows) == 1 and device_rows[0]["extra_info"]["measured_on"] == "device"
-    assert device_rows[0]["stats"]["rounds"] == 15 and device_rows[0]["stats"]["median"] > 0
+    assert device_rows[0]["stats"]["rounds"] == ROUNDS and device_rows[0]["stats"]["median"] > 0
     assert benches["pytorch"]["extra_info"]["measured_on"] == "host"
 
 
