@@ -146,9 +146,9 @@ def drive(record: CaseRecord, strategy, run: Callable[[Any, bool], Any], *, max_
 
     ``run`` returns an outcome (with a truthy ``result`` on a pass) or raises ``ExampleError``,
     ``CaseTimeout``, ``UnsupportedExport``, ``LeftOut`` or (while shrinking) ``WouldExport``.
-    ``key`` tells hypothesis' example database this case from others, and (derandomized) seeds
-    its draws; ``seed`` seeds them otherwise. Callers give every runtime of a (case, format) the
-    same key and seed, so all runtimes meet the same examples and share their exports.
+    ``key`` tells hypothesis' example database this case from others; ``seed`` seeds its draws.
+    Callers give every runtime of a (case, format) the same key and seed, so all runtimes meet
+    the same examples and share their exports.
     """
     body = _Body(record, run, max_examples)
 
@@ -162,7 +162,7 @@ def drive(record: CaseRecord, strategy, run: Callable[[Any, bool], Any], *, max_
         body(drawn)
 
     case.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()
-    if seed is not None and not derandomize:
+    if seed is not None:
         case = hypothesis_seed(seed)(case)
     try:
         case()

@@ -21,11 +21,15 @@ _COMMON = dict(
 
 
 def register() -> None:
-    settings.register_profile("dev", max_examples=EXAMPLES["dev"], **_COMMON)
-    settings.register_profile("ci", max_examples=EXAMPLES["ci"], derandomize=True, database=None, **_COMMON)
-    settings.register_profile("thorough", max_examples=EXAMPLES["thorough"], **_COMMON)
+    # Each from hypothesis' own "default" profile: a profile registered without a parent inherits
+    # whatever profile is loaded at that moment (hypothesis loads its derandomized "ci" profile
+    # wherever a CI variable is set), and "dev" must stay random with an example database.
+    base = settings.get_profile("default")
+    settings.register_profile("dev", base, max_examples=EXAMPLES["dev"], **_COMMON)
+    settings.register_profile("ci", base, max_examples=EXAMPLES["ci"], derandomize=True, database=None, **_COMMON)
+    settings.register_profile("thorough", base, max_examples=EXAMPLES["thorough"], **_COMMON)
     # Derandomized like ci: a device run is slow, so its few examples should be the same ones.
-    settings.register_profile("device", max_examples=EXAMPLES["device"], derandomize=True,
+    settings.register_profile("device", base, max_examples=EXAMPLES["device"], derandomize=True,
                               database=None, **_COMMON)
 
 

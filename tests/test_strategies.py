@@ -170,3 +170,21 @@ def test_deployments_run_a_session_more_than_once_on_different_inputs():
     assert not np.array_equal(arrays[0], arrays[1]) and arrays[0].shape == arrays[2].shape
     with pytest.raises(ValueError, match="max_runs must be >= 2"):
         deployments(max_runs=1)
+
+
+def test_dev_profile_stays_random_with_a_database_whatever_was_loaded_before():
+    """A profile registered without a parent inherits the loaded one: with hypothesis' own "ci"
+    loaded (a CI variable set), "dev" came out derandomized and every seed drew the same."""
+    from hypothesis import settings
+
+    from conformance import profiles
+
+    previous = settings.get_current_profile_name()
+    try:
+        settings.load_profile("ci")
+        profiles.register()
+        dev = settings.get_profile("dev")
+        assert dev.derandomize is False and dev.database is not None
+        assert settings.get_profile("ci").derandomize is True
+    finally:
+        settings.load_profile(previous)
