@@ -149,9 +149,10 @@ class ConformanceSession:
         if "onnx_model" in params:
             fmt = ProgramFormat("onnx-file")
         name = getattr(case, "name", None) or (Path(case).stem if isinstance(case, str) else test_name)
+        backend_name = getattr(backend, "name", None) or params.get("backend_name") or "(suite)"  # the cat pipeline
         return self.recorder.open(
             nodeid, case=name, kind=getattr(case, "kind", "onnx-file" if "onnx_model" in params else "operator"),
-            backend=getattr(backend, "name", "(suite)"), exporter=getattr(fmt, "exporter", "-"),
+            backend=backend_name, exporter=getattr(fmt, "exporter", "-"),
             opset=getattr(fmt, "opset", 0), place=getattr(backend, "place", "host"))
 
     def case_check(self, nodeid: str):
