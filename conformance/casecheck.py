@@ -184,7 +184,8 @@ class CaseCheck:
         if model is not None:
             record.reproducer = self._reproducer(model, exc.inputs, exc.expected)
         record.message = error_message(record, cause)
-        record.summary = record.message.splitlines()[0]
+        # "TYPE: the runtime's line" (the summary line already names the case and the target)
+        record.summary = record.message.splitlines()[0].split("): ", 1)[-1]
 
     def _reproducer(self, model, inputs, expected) -> str:
         if model is None or self.reproducers is None:

@@ -215,7 +215,9 @@ class ConformanceSession:
         ]
         for rec in failed:
             where = f"{rec.exporter} opset {rec.opset}" if rec.opset else rec.exporter
-            lines.append(f"FAILED {rec.case} on {rec.backend} [{where}]: {rec.summary}")
+            test = rec.nodeid.split("::")[-1].split("[")[0]
+            what = rec.case if test in ("test_operator", "test_model") else f"{rec.case} ({test})"
+            lines.append(f"FAILED {what} on {rec.backend} [{where}]: {rec.summary}")
         return lines
 
     def write_reports(self) -> Path:
