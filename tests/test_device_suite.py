@@ -36,6 +36,9 @@ def test_parity_runs_on_the_device(suite, device, tmp_path):
     device_cases = [c for c in report["cases"] if c["backend"] == serial_id]
     ran = [c for c in device_cases if c["outcome"] != "skipped"]
     assert ran and all(c["outcome"] == "passed" and c["examples"] >= 1 for c in ran)
+    # Each device case records its difference from the same runtime on this host (x86 here: none).
+    assert all(c["host_diff"] is not None and c["host_diff"]["elements"] > 0 for c in ran)
+    assert all(c["host_diff"]["max_abs"] == 0.0 for c in ran)
     # The full-size tutorial input runs once per device: the static export; the dynamic one says why not.
     skipped = [c for c in device_cases if c["outcome"] == "skipped"]
     assert [c["nodeid"].rsplit("[", 1)[1] for c in skipped] == [f"{serial_id}-torchscript-opset17-superres-dynamic]"]
