@@ -169,9 +169,7 @@ class Harness:
         module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
         example = Example(structure, recipe, InputRecipe(case.example_shape(structure), "unit", "uniform", 0, 0),
                           "initializers")
-        target = Target(Backend(), export_target)
-        model = self._onnx_model(case, target, example, module)
-        return model if case.bakes_weights else bind_weights(model, weights)
+        return self._deployed(case, Target(Backend(), export_target), example, module, weights)[1]
 
     def localize(self, outcome: Outcome, *, deadline: Deadline | None = None):
         """The per-layer error profile of a failing ONNX outcome (``conformance.localize``): the
@@ -183,11 +181,7 @@ class Harness:
         module = self.module_for(case, example.structure)
         weights = example.weights.materialize(module)
         module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
-        model = self._onnx_model(case, target, example, module)
-        bound = model if case.bakes_weights else bind_weights(model, weights)
-        if bound is None:
-            bound = self.exports.get((*self._artifact_key(case, target, example), example.weights),
-                                     lambda: self._export(module, case, target, example))
+        _, bound, _ = self._deployed(case, target, example, module, weights)
         return localize(bound, outcome.fed_inputs[:1], lambda m: prepare_model(target.backend, m, deadline),
                         module=module, decimal=outcome.result.decimal)
 
@@ -262,15 +256,22 @@ class Harness:
 
     # ONNX runtimes -------------------------------------------------------------------------
 
-    def _prepare_onnx(self, case, target, example, module, weights, x, deadline, trail: dict):
+    def _deployed(self, case, target, example, module, weights):
+        """(the structure's export, the model with ``weights`` as initializers, whether weights
+        can be swapped into the export). Where the exporter folded or renamed a weight the model
+        is exported again with these weights baked in."""
         model = self._onnx_model(case, target, example, module)
-        bound = model if case.bakes_weights else bind_weights(model, weights)
-        feed = "initializers" if case.bakes_weights else example.feed
-        if bound is None:  # the exporter folded or renamed a weight: export with these baked in
-            key = (*self._artifact_key(case, target, example), example.weights)
-            bound = self.exports.get(key, lambda: self._export(module, case, target, example))
-            feed = "initializers"
-        if feed == "inputs":
+        bound = None if case.bakes_weights else bind_weights(model, weights)
+        if bound is not None:
+            return model, bound, True
+        if case.bakes_weights:  # the structure's export already holds these weights
+            return model, model, False
+        key = (*self._artifact_key(case, target, example), example.weights)
+        return model, self.exports.get(key, lambda: self._export(module, case, target, example)), False
+
+    def _prepare_onnx(self, case, target, example, module, weights, x, deadline, trail: dict):
+        model, bound, swappable = self._deployed(case, target, example, module, weights)
+        if swappable and example.feed == "inputs":
             names = list(weights)
             fed_model = self._cached(("fed", *self._artifact_key(case, target, example)),
                                      lambda: weights_as_inputs(model, names))
