@@ -78,3 +78,35 @@ def test_export_cache_exports_once_and_remembers_failures():
     for _ in range(2):
         with pytest.raises(UnsupportedExport):
             cache.get("bad", refuse)
+
+
+def test_dynamo_exports_share_one_torchlib_registry_and_give_the_same_model():
+    from torch.onnx._internal.exporter import _registration
+
+    from conformance import export as export_mod
+
+    original = _registration.ONNXRegistry.__dict__["from_torchlib"]
+    built = []
+
+    def counting(cls, *args, **kwargs):
+        built.append(1)
+        return original.__func__(cls, *args, **kwargs)
+
+    module = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.ReLU())
+    x = torch.randn(1, 2, 7, 7)
+    target = ExportTarget("dynamo", 18)
+    _registration.ONNXRegistry.from_torchlib = classmethod(counting)
+    try:
+        export_mod._TORCHLIB_REGISTRIES.clear()
+        first = export(module, (x,), target, dynamic=[(0, 2, 3)])
+        second = export(module, (x,), target, dynamic=[(0, 2, 3)])
+        assert len(built) == 1  # the second export reused the first one's registry
+    finally:
+        _registration.ONNXRegistry.from_torchlib = original
+        export_mod._TORCHLIB_REGISTRIES.clear()
+    assert _registration.ONNXRegistry.__dict__["from_torchlib"] is original  # torch left as it was
+    assert first.graph == second.graph
+    fresh = torch.onnx.export(module, (x,), dynamo=True, opset_version=18,
+                              dynamic_shapes=({0: torch.export.Dim.DYNAMIC, 2: torch.export.Dim.DYNAMIC,
+                                               3: torch.export.Dim.DYNAMIC},)).model_proto
+    assert [n.op_type for n in fresh.graph.node] == [n.op_type for n in first.graph.node]
