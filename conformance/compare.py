@@ -106,16 +106,66 @@ class CompareResult:
 def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Units in the last place between float32 arrays (monotone integer mapping of the bits)."""
     def ordered(x):
-        i = np.asarray(x, np.float32).view(np.int32).astype(np.int64)
-        return np.where(i < 0, np.int64(-(2**31)) - i, i)
+        i = np.ascontiguousarray(x, np.float32).view(np.int32).astype(np.int64)
+        np.subtract(np.int64(-(2**31)), i, out=i, where=i < 0)
+        return i
 
-    return np.abs(ordered(a) - ordered(b))
+    distance = ordered(a)
+    distance -= ordered(b)
+    return np.abs(distance, out=distance)
+
+
+def _float32_at_least(value: float) -> np.float32:
+    """The smallest float32 >= ``value``: for a float32 x, ``x >= value`` exactly when
+    ``x >= _float32_at_least(value)``, so float32 arrays compare without a float64 copy."""
+    f = np.float32(value)
+    return f if float(f) >= value else np.nextafter(f, np.float32(np.inf))
 
 
 def compare(actual, expected, decimal: int = DEFAULT_DECIMAL) -> CompareResult:
     """Compare one output array with the reference under ``decimal``-place parity."""
     actual = np.asarray(actual)
     expected = np.asarray(expected)
+    if actual.shape == expected.shape and actual.dtype == expected.dtype == np.float32 and actual.size:
+        fast = _compare_finite_float32(actual, expected, decimal)
+        if fast is not None:
+            return fast
+    return _compare(actual, expected, decimal)
+
+
+def _compare_finite_float32(actual: np.ndarray, expected: np.ndarray, decimal: int) -> CompareResult | None:
+    """``_compare`` for the common case, float32 outputs with every difference finite (so both
+    sides are finite everywhere), without float64 copies of the arrays: the same result, about
+    three times faster on a model's output. None when any difference is NaN or Inf."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        diff = np.abs(actual - expected)
+    flat = int(np.argmax(diff))
+    max_abs = float(diff.flat[flat])
+    if not np.isfinite(max_abs) or not np.isfinite(diff).all():
+        return None
+    tol = tolerance(decimal)
+    tol32 = _float32_at_least(tol)
+    ok = max_abs < tol
+    significant = np.abs(expected) >= tol32  # relative error only where the reference is not near zero
+    rel = diff[significant].astype(np.float64) / np.abs(expected[significant]).astype(np.float64)
+    worst = np.unravel_index(flat, diff.shape)
+    return CompareResult(
+        ok=ok,
+        decimal=decimal,
+        max_abs=max_abs,
+        max_rel=float(rel.max(initial=0.0)),
+        ulp=int(ulp_distance(actual, expected).max(initial=0)),
+        mismatches=0 if ok else int(np.count_nonzero(diff >= tol32)),
+        total=int(diff.size),
+        worst_index=tuple(int(i) for i in worst),
+        actual_at_worst=float(actual[worst]),
+        expected_at_worst=float(expected[worst]),
+        histogram=None if ok else error_histogram(diff.astype(np.float64)),
+    )
+
+
+def _compare(actual: np.ndarray, expected: np.ndarray, decimal: int) -> CompareResult:
+    """Any shapes, dtypes and non-finite values."""
     if actual.shape != expected.shape:
         return CompareResult(
             ok=False, decimal=decimal, max_abs=float("inf"), max_rel=float("inf"), ulp=0,

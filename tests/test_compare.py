@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
 from hypothesis.extra.numpy import arrays
 
 from conformance.compare import compare, judge_with_oracle, tolerance, ulp_distance
@@ -136,3 +137,27 @@ def test_special_value_verdict_agrees_with_numpy(a, e):
 def test_ulp_is_measured_over_finite_pairs_only():
     r = compare(np.float32([np.nan, 1.0]), np.float32([np.nan, 1.0]))
     assert r and r.ulp == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hnp.arrays(np.float32, hnp.array_shapes(max_dims=4, max_side=6),
+               elements=st.floats(-1e3, 1e3, width=32, allow_subnormal=True)),
+    st.data(),
+)
+def test_the_float32_fast_path_gives_the_general_result(expected, data):
+    from conformance.compare import _compare
+
+    tol = tolerance(3)
+    steps = data.draw(hnp.arrays(np.float32, expected.shape, elements=st.sampled_from(
+        [0.0, tol, -tol, np.nextafter(np.float32(tol), np.float32(0)), 2 * tol, 1e-7, -3e-4, 5.0])))
+    actual = (expected + steps).astype(np.float32)
+    fast, general = compare(actual, expected), _compare(actual, expected, 3)
+    assert fast == general
+
+
+def test_the_fast_path_hands_non_finite_differences_to_the_general_rule():
+    expected = np.float32([1.0, 3e38, 2.0])
+    actual = np.float32([1.0, -3e38, np.nan])  # an overflowing difference and a NaN
+    result = compare(actual, expected)
+    assert not result and result.nonfinite == 1 and result.max_abs == float("inf")
