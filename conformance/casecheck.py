@@ -166,12 +166,7 @@ class CaseCheck:
         if self.record.reproducer and not self.record.reproducer.startswith("("):
             plot = plot_profile(found, Path(self.record.reproducer) / "layer_errors.png",
                                 title=f"{outcome.case.name} on {outcome.target.id}")
-        self.record.localization = {
-            "describe": line, "plot": plot, "reference": found.reference, "seconds": round(found.seconds, 3),
-            "first_diverging": found.first_diverging.layer if found.first_diverging else None,
-            "layers": [{"layer": x.layer, "node": x.node, "op_type": x.op_type, "max_abs": x.max_abs,
-                        "share": x.share, "isolated": x.isolated, "verdict": x.verdict} for x in found.layers],
-        }
+        self.record.localization = found.as_record(plot)
         return line
 
     def _note_error(self, verdict: Verdict) -> None:

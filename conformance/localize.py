@@ -88,6 +88,16 @@ class Localization:
         """The first layer over the tolerance in the full model."""
         return next((layer for layer in self.layers if layer.share >= 1), None)
 
+    def as_record(self, plot: str = "") -> dict:
+        """The profile as the record keeps it (``CaseRecord.localization``)."""
+        first = self.first_diverging
+        return {
+            "describe": self.describe(), "plot": plot, "reference": self.reference,
+            "seconds": round(self.seconds, 3), "first_diverging": first.layer if first else None,
+            "layers": [{"layer": x.layer, "node": x.node, "op_type": x.op_type, "max_abs": x.max_abs,
+                        "share": x.share, "isolated": x.isolated, "verdict": x.verdict} for x in self.layers],
+        }
+
     def describe(self) -> str:
         """One line for a failure message."""
         first = self.first_diverging

@@ -46,3 +46,28 @@ def test_case_timeout_default_is_the_pytest_options():
 
     parsed = build_parser().parse_args(["check", "m.onnx"])
     assert parsed.case_timeout == DEFAULT_CASE_TIMEOUT
+
+
+def _superres_file(tmp_path):
+    import torch
+
+    from conformance.export import ExportTarget, export
+    from conformance.models import SuperResolutionNet
+
+    torch.manual_seed(0)
+    model = export(SuperResolutionNet(upscale_factor=2), (torch.rand(1, 1, 12, 12),), ExportTarget("torchscript", 17))
+    return save(model, tmp_path / "superres.onnx")
+
+
+def test_a_failing_model_is_localized_to_its_first_diverging_node(check, tmp_path):
+    code, out = check(_superres_file(tmp_path), "--backend", "slow_backend:SuperresConv2Off")
+    assert code == 1 and "FAIL slow_backend.SuperresConv2Off" in out
+    # the node the fault sits in, not conv3 or conv4 downstream, which only inherit its error
+    assert "first diverging layer: /conv2/Conv (Conv /conv2/Conv): max abs error 0.05 alone" in out
+    plots = list((tmp_path / "reports" / "reproducers").rglob("layer_errors.png"))
+    assert len(plots) == 1 and plots[0].stat().st_size > 0
+
+
+def test_a_passing_model_is_not_localized(check, tmp_path):
+    code, out = check(_superres_file(tmp_path))
+    assert code == 0 and "diverging" not in out and "PASS onnxruntime" in out

@@ -86,7 +86,30 @@ def drive(check: ModelCheck, backend: Backend, *, max_examples: int, deadline: D
     if verdict.failure is not None and reproducers is not None:
         _write_reproducer(verdict.failure, reproducers, name)
         record.reproducer = verdict.failure.reproducer or ""
+    if verdict.failure is not None:
+        _localize(check, backend, verdict.failure, Deadline(deadline.seconds), record)
     return verdict
+
+
+def _localize(check: ModelCheck, backend: Backend, outcome: FileOutcome, deadline: Deadline,
+              record: CaseRecord) -> None:
+    """Name the first diverging layer in the failure's message, keep the per-layer profile in
+    the record and plot it beside the reproducer. A diagnosis: its own failure (a runtime that
+    cannot run the model with every intermediate marked) is said, never hides the verdict."""
+    from conformance.localize import plot_profile
+
+    try:
+        found = check.localize(backend, outcome, deadline)
+    except Exception as exc:
+        record.localization = {"error": f"{type(exc).__name__}: {exc}"}
+        outcome.localization = f"localization failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return
+    plot = ""
+    if outcome.reproducer and not outcome.reproducer.startswith("("):
+        plot = plot_profile(found, Path(outcome.reproducer) / "layer_errors.png",
+                            title=f"{outcome.case.name} on {backend.name}")
+    record.localization = found.as_record(plot)
+    outcome.localization = found.describe()
 
 
 def _write_reproducer(outcome: FileOutcome, root: Path, name: str) -> None:

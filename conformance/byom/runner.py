@@ -72,6 +72,7 @@ class FileOutcome:
     expected: list[np.ndarray]
     output: str  # the name of the worst output
     reproducer: str | None = None
+    localization: str = ""  # the first diverging layer, once the failure is localized
 
     @property
     def fed_inputs(self) -> list[np.ndarray]:
@@ -167,6 +168,14 @@ class ModelCheck:
                     f"elements in output {name!r}")
         return expected
 
+    def localize(self, backend: Backend, outcome: FileOutcome, deadline: Deadline):
+        """The per-layer error profile of a failing example (``conformance.localize``): every
+        intermediate on ``backend`` against the reference backend's, suspects rerun alone."""
+        from conformance.localize import localize
+
+        return localize(self.model, outcome.inputs, lambda m: prepare_model(backend, m, deadline),
+                        reference=lambda m: prepare_model(self.reference, m, deadline), decimal=self.decimal)
+
     def run_example(self, backend: Backend, recipe: FeedRecipe, deadline: Deadline) -> FileOutcome:
         """Reference and backend on one drawn example, compared output by output."""
         arrays = recipe.materialize()
@@ -192,6 +201,8 @@ def failure_message(outcome: FileOutcome, reference: str) -> str:
         f"  example: {outcome.example.describe()}",
         f"  {r.summary()}",
     ]
+    if outcome.localization:
+        lines.append(f"  {outcome.localization}")
     if outcome.reproducer:
         lines.append(f"  reproducer: {outcome.reproducer}  (conformance replay DIR)")
     return "\n".join(lines)
