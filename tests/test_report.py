@@ -91,7 +91,19 @@ def test_expectations_match_and_stale(tmp_path):
     assert "all 1 matching cases pass" in stale[0]["why"]
 
 
+def test_an_entry_may_list_its_globs(tmp_path):
+    exp = expected.load(write_toml(tmp_path, '[[xfail]]\ncase = ["relu", "p*"]\nbackend = ["mnn", "tract*"]\n'
+                                              'reason = "NaN becomes 0"\n'))
+    row = {"case": "prelu", "backend": "tract-default", "exporter": "e", "opset": 17, "nodeid": "n"}
+    assert exp.xfail_for(row).reason == "NaN becomes 0"
+    assert exp.xfail_for({**row, "case": "conv2d"}) is None
+    assert exp.xfail_for({**row, "backend": "openvino"}) is None
+    assert "case=relu|p*, backend=mnn|tract*" in exp.xfails[0].describe()
+
+
 @pytest.mark.parametrize("text, message", [
+    ('[[xfail]]\ncase = []\nreason = "r"\n', "'case' must be a string or a non-empty list of globs"),
+    ('[[xfail]]\ncase = "x"\nreason = ["r"]\n', "'reason' must be a string"),
     ('[[xfail]]\ncase = "x"\n', "'reason' is required"),
     ('[[xfail]]\ncase = "x"\nreason = "r"\ncolour = 1\n', "unknown key(s) ['colour']"),
     ('[[tolerance]]\ncase = "x"\nreason = "r"\n', "'decimal' must be an integer"),

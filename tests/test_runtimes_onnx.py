@@ -8,6 +8,7 @@ A runtime that is not installed skips with the reason; CI installs every extra.
 from __future__ import annotations
 
 import contextlib
+import re
 
 import numpy as np
 import pytest
@@ -187,3 +188,28 @@ def test_in_place_first_layer_and_dynamic_channels(name):
             before = x.copy()
             np.testing.assert_array_equal(session.run([x])[0], np.maximum(x, 0))
             np.testing.assert_array_equal(x, before)
+
+
+def test_ncnn_names_an_opset_newer_than_its_converter_reads():
+    """pnnx crashes on opsets past its own ONNX Runtime's (the dynamo exporter's newest): the
+    case is skipped with that limit, not failed with a converter crash; one released opset
+    lower, the same graph converts."""
+    from conformance.backends._runtime import Unsupported
+    from conformance.export import newest_opset
+
+    newest = newest_opset("dynamo")
+    model = export(torch.nn.ReLU(), (torch.zeros(1, 2, 5, 5),), ExportTarget("dynamo", newest), dynamic=[(0, 2, 3)])
+    with _backend("ncnn") as backend:
+        try:
+            backend.prepare(model)
+        except Unsupported as exc:
+            assert re.match(rf"^ncnn: pnnx \(ncnn's converter\) cannot read opset-{newest} models: its ONNX "
+                            r"Runtime supports ai\.onnx up to opset \d+", str(exc)), exc
+            supported = int(re.search(r"up to opset (\d+)", str(exc))[1])
+            for entry in model.opset_import:
+                if entry.domain in ("", "ai.onnx"):
+                    entry.version = supported
+            out = backend.prepare(model).run([np.float32([[[[-1.0, 2.0]]]]).repeat(2, 1)])
+            np.testing.assert_array_equal(out[0], np.float32([[[[0.0, 2.0]]]]).repeat(2, 1))
+        else:
+            pytest.skip(f"this pnnx reads opset {newest}: nothing to name")

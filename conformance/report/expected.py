@@ -3,8 +3,8 @@
 The file (``conformance/expected_failures.toml`` by default) holds two kinds of entries::
 
     [[xfail]]                     # a failure we know about: reported, but does not fail the gate
-    case = "conv2d"               # glob on the case name (required)
-    backend = "onnxruntime"       # optional globs narrowing it: backend, exporter, opset, test
+    case = "conv2d"               # glob on the case name (required), or a list: ["relu", "prelu"]
+    backend = "onnxruntime"       # optional globs (or lists) narrowing it: backend, exporter, opset, test
     exporter = "dynamo"
     reason = "why it fails, and what would fix it"    # required
     issue = "https://..."         # optional
@@ -36,6 +36,11 @@ from pathlib import Path
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "expected_failures.toml"
 _KEYS = {"case", "backend", "exporter", "opset", "test", "reason", "issue", "decimal", "when"}
+_GLOB_KEYS = ("case", "backend", "exporter", "opset", "test")
+
+
+def _alternatives(patterns: str | tuple[str, ...]) -> tuple[str, ...]:
+    return patterns if isinstance(patterns, tuple) else (patterns,)
 _CPUINFO = Path("/proc/cpuinfo")
 
 
@@ -49,12 +54,12 @@ class Entry:
 
     kind: str  # "xfail" or "tolerance"
     where: str  # "FILE: xfail #2", for messages
-    case: str
+    case: str | tuple[str, ...]  # a glob, or a list of them (any one matches)
     reason: str
-    backend: str = "*"
-    exporter: str = "*"
-    opset: str = "*"
-    test: str = "*"
+    backend: str | tuple[str, ...] = "*"
+    exporter: str | tuple[str, ...] = "*"
+    opset: str | tuple[str, ...] = "*"
+    test: str | tuple[str, ...] = "*"
     issue: str = ""
     decimal: int | None = None
     when: str = ""  # condition; "" always holds
@@ -64,10 +69,11 @@ class Entry:
         pairs = [(self.case, row.get("case")), (self.backend, row.get("backend")),
                  (self.exporter, row.get("exporter")), (self.opset, row.get("opset")),
                  (self.test, row.get("nodeid"))]
-        return all(fnmatch.fnmatchcase(str(value), pattern) for pattern, value in pairs)
+        return all(any(fnmatch.fnmatchcase(str(value), p) for p in _alternatives(patterns))
+                   for patterns, value in pairs)
 
     def describe(self) -> str:
-        scope = ", ".join(f"{k}={getattr(self, k)}" for k in ("case", "backend", "exporter", "opset", "test")
+        scope = ", ".join(f"{k}={'|'.join(_alternatives(getattr(self, k)))}" for k in _GLOB_KEYS
                           if getattr(self, k) != "*")
         extra = f" decimal={self.decimal}" if self.decimal is not None else ""
         extra += f" when {self.when}" if self.when else ""
@@ -201,5 +207,15 @@ def _entry(path: Path, kind: str, index: int, raw: dict) -> Entry:
         raise ExpectedError(f"{where}: 'decimal' belongs in a [[tolerance]] entry")
     if "when" in raw:
         _check_condition(where, raw["when"])
-    fields = {k: str(v) for k, v in raw.items() if k != "decimal"}
+    fields = {}
+    for key, value in raw.items():
+        if key == "decimal":
+            continue
+        if isinstance(value, list):
+            if key not in _GLOB_KEYS or not value or not all(isinstance(v, (str, int)) for v in value):
+                raise ExpectedError(f"{where}: '{key}' must be a string" + (
+                    " or a non-empty list of globs" if key in _GLOB_KEYS else ""))
+            fields[key] = tuple(str(v) for v in value)
+        else:
+            fields[key] = str(value)
     return Entry(kind=kind, where=where, decimal=decimal, **fields)
