@@ -53,23 +53,43 @@ def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inpu
     # A runtime that takes weights only as constants (a program) has nothing to feed as inputs.
     feed_choices = ("initializers",) if program else tuple(feeds)
 
+    # Built once per case, and per structure or shape below: hypothesis validates (and walks)
+    # each new strategy object on first draw, which cost more than a small example's run.
+    structures = case.structure_strategy("dynamo" if expensive else target.export.exporter)
+    weight_recipes = st.sampled_from(WEIGHT_POOL) if pooled_weights else weights()
+    feeds_drawn = st.sampled_from(feed_choices)
+    shapes_for = _memo(case.input_shapes)
+    inputs_for = _memo((lambda shape: special_inputs(shape, kinds=special_kinds)) if special_kinds
+                       else (lambda shape: inputs(shape, scales=case.scales)))
+
     @st.composite
     def examples(draw):
-        structure = draw(case.structure_strategy("dynamo" if expensive else target.export.exporter))
+        structure = draw(structures)
         if program and target.backend.per_shape:
             shape = case.example_shape(structure)
         else:
-            shape = draw(case.input_shapes(structure))
-        recipe = special_inputs(shape, kinds=special_kinds) if special_kinds else inputs(shape, scales=case.scales)
+            shape = draw(shapes_for(structure))
         return Example(
             structure=structure,
-            weights=draw(st.sampled_from(WEIGHT_POOL) if pooled_weights else weights()),
-            inputs=draw(recipe),
-            feed=draw(st.sampled_from(feed_choices)),
+            weights=draw(weight_recipes),
+            inputs=draw(inputs_for(tuple(shape))),
+            feed=draw(feeds_drawn),
             deployment=draw(_DEPLOYMENTS[expensive]),
         )
 
     return examples()
+
+
+def _memo(make):
+    """``make(key)``, one strategy object per key (keys are hashable structures and shapes)."""
+    made = {}
+
+    def get(key):
+        if key not in made:
+            made[key] = make(key)
+        return made[key]
+
+    return get
 
 
 def draw_key(nodeid: str, target: Target) -> str:

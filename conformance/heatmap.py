@@ -25,4 +25,4 @@ def save_heatmap(diff: np.ndarray, path: str | os.PathLike, *, title: str = "") 
     ax.set_title(f"{title}  max={int(diff.max())}" if title else f"max={int(diff.max())}", fontsize=9)
     ax.set_axis_off()
     fig.tight_layout()
-    fig.savefig(os.fspath(path), format="png")
+    fig.savefig(os.fspath(path), format="png", pil_kwargs={"compress_level": 1})  # ~5x faster than 6

@@ -201,7 +201,7 @@ def save_gallery(folder: str | os.PathLike, result: SuperResResult,
 
     def save(image: Image.Image, name: str) -> None:
         saved.append(folder / f"{_safe(name)}.png")
-        image.save(saved[-1], format="PNG")
+        image.save(saved[-1], format="PNG", compress_level=1)  # ~5x faster than 6, files ~20% larger
 
     save(result.input, "input")
     save(result.bicubic, "bicubic")
