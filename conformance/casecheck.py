@@ -172,7 +172,8 @@ class CaseCheck:
     def _localize(self, outcome: Outcome) -> str:
         """For a failing model case on an ONNX runtime: which layer went wrong first (one line),
         with the per-layer profile kept in the record and plotted beside the reproducer."""
-        if outcome.case.kind != "model" or outcome.model is None:
+        program = isinstance(outcome.target.backend, ProgramBackend)
+        if outcome.case.kind != "model" or (outcome.model is None and not program):
             return ""
         from conformance.localize import plot_profile
 

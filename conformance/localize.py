@@ -36,6 +36,11 @@ class LocalizationError(Exception):
     """The runtime cannot run the model with its intermediates marked (one clear line)."""
 
 
+#: ``Localization.reference`` of a profile made by exporting each layer alone through a program
+#: runtime (``localize_program``): it has no errors of the layers inside the whole program.
+EACH_LAYER_ALONE = "torch (each layer exported alone)"
+
+
 @dataclass
 class LayerError:
     """One node's output on the runtime against the reference, in the full model and alone."""
@@ -102,9 +107,13 @@ class Localization:
         """One line for a failure message."""
         first = self.first_diverging
         if first is not None:
-            return (f"first diverging layer: {first.layer} ({first.op_type} {first.node}): "
+            where = f"{first.op_type} {first.node}" if first.node else first.op_type
+            return (f"first diverging layer: {first.layer} ({where}): "
                     f"max abs error {first.isolated:.3g} alone on the reference's inputs")
         over = self.first_over
+        if over is None and self.reference == EACH_LAYER_ALONE:
+            return (f"no layer is wrong alone ({len(self.layers)} exported alone through the runtime, each within "
+                    f"tolerance {self.tolerance:.3g}): a fault of the program as a whole (fusion, memory planning)")
         if over is None:
             return f"no diverging layer: every intermediate within tolerance {self.tolerance:.3g}"
         return (f"first layer over tolerance: {over.layer} ({over.op_type} {over.node}): max abs error "

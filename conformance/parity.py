@@ -181,9 +181,23 @@ class Harness:
         module = self.module_for(case, example.structure)
         weights = example.weights.materialize(module)
         module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+        if isinstance(target.backend, ProgramBackend):
+            return self._localize_program(target.backend, module, outcome, deadline)
         _, bound, _ = self._deployed(case, target, example, module, weights)
         return localize(bound, outcome.fed_inputs[:1], lambda m: prepare_model(target.backend, m, deadline),
                         module=module, decimal=outcome.result.decimal)
+
+    @staticmethod
+    def _localize_program(backend: ProgramBackend, module, outcome: Outcome, deadline: Deadline | None):
+        """Each layer exported alone through the program runtime (``conformance.localize_program``)."""
+        from conformance.localize_program import localize_program
+
+        def export_and_load(leaf, args):
+            dynamic = None if backend.per_shape else [() for _ in args]  # static: the shape it saw
+            artifact = _call(backend, "export", lambda: backend.export(leaf, args, dynamic), deadline)
+            return _ProgramSession(backend, load_program(backend, artifact, deadline), deadline)
+
+        return localize_program(module, outcome.fed_inputs[:1], export_and_load, decimal=outcome.result.decimal)
 
     def has_artifact(self, case: Case, target: Target, example: Example) -> bool:
         """True when running ``example`` needs no new export (what shrinking may try)."""
@@ -338,6 +352,16 @@ def _call(backend: Backend, step: str, fn, deadline: Deadline | None):
         raise
     except Exception as exc:
         raise BackendError.wrap(backend.name, step, exc) from exc
+
+
+class _ProgramSession:
+    """A loaded program whose ``run`` goes through ``run_session`` (deadline, error wrapping)."""
+
+    def __init__(self, backend, session, deadline):
+        self.backend, self.session, self.deadline = backend, session, deadline
+
+    def run(self, arrays):
+        return run_session(self.backend, self.session, list(arrays), self.deadline)
 
 
 def prepare_model(backend: Backend, model, deadline: Deadline | None = None):
