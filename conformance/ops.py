@@ -126,7 +126,9 @@ PIXEL_SHUFFLE = Case(
     pool=(ShuffleStructure(3, 1), ShuffleStructure(4, 2), ShuffleStructure(2, 64)),
 )
 
-CHANNELS = st.sampled_from([1, 3, 4, 16, 64])
+#: Channel counts of the per-channel operators: the models' own (1, 3, 64), SIMD widths (4, 16)
+#: and widths with a remainder past them (5, 9, 17, 33), where vectorized loops take a tail path.
+CHANNELS = st.sampled_from((1, 3, 4, 5, 9, 16, 17, 33, 64))
 
 BATCHNORM = Case(
     name="batchnorm2d",

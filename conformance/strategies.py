@@ -81,13 +81,16 @@ def _check_range(name: str, lo: int, hi: int) -> None:
 @reused
 @st.composite
 def spatial_sizes(draw, *, min_size: int = 1, max_size: int = 96):
-    """A height or width: mostly small (odd and even), sometimes past 64 (the tiling edge)."""
+    """A height or width: half the time small (1-24, odd and even), else between 25 and 64
+    (rows of 32 plus a tail, the width SIMD kernels switch at) or past 64 (the tiling edge)."""
     _check_range("spatial_sizes", min_size, max_size)
     small = st.integers(min_size, max(min_size, min(max_size, 24)))
-    if max_size <= 64:
-        return draw(small)
-    large = st.integers(max(min_size, 65), max_size)
-    return draw(st.one_of(small, small, large))
+    bands = [small, small]
+    if max_size > 24:
+        bands.append(st.integers(max(min_size, 25), min(max_size, 64)))
+    if max_size > 64:
+        bands.append(st.integers(max(min_size, 65), max_size))
+    return draw(st.one_of(*bands)) if len(bands) > 2 else draw(small)
 
 
 #: Batch sizes at common SIMD and tile widths, drawn rarely beside ``min_batch..max_batch``.

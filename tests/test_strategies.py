@@ -199,3 +199,31 @@ def test_dev_profile_stays_random_with_a_database_whatever_was_loaded_before():
         assert settings.get_profile("ci").derandomize is True
     finally:
         settings.load_profile(previous)
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
+def test_sides_cover_small_middle_and_large_bands_and_shrink_small():
+    from hypothesis import find
+
+    from conformance.strategies import spatial_sizes
+
+    for low, high in ((1, 24), (25, 64), (65, 96)):
+        assert low <= find(spatial_sizes(), lambda n, low=low, high=high: low <= n <= high) <= high
+    assert find(spatial_sizes(), lambda n: True) == 1
+    assert find(spatial_sizes(max_size=40), lambda n: n > 24) == 25  # a middle band within the bound
+    assert all(n <= 20 for n in (spatial_sizes(max_size=20).example() for _ in range(30)))
+
+
+def test_per_channel_operators_draw_widths_with_a_simd_tail():
+    from conformance.ops import BATCHNORM, PRELU
+
+    for case in (BATCHNORM, PRELU):
+        drawn = set()
+
+        @settings(max_examples=150, database=None)
+        @given(case.structures())
+        def collect(structure):
+            drawn.add(structure if isinstance(structure, int) else structure.channels)
+
+        collect()
+        assert drawn & {5, 9, 17, 33}, (case.name, drawn)  # past 4 and 16 with a remainder
