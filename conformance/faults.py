@@ -17,6 +17,9 @@ session never reach (issue 12); each is right everywhere else:
 - ``SecondRunStale``: from a session's second run on, the tail of each output buffer keeps the
   previous run's values.
 - ``StaticShapeEdge``: models with no symbolic input dims get a wrong last output column.
+- ``MidWidthTail``: inputs 33-63 wide, not a multiple of 16, get a wrong last output column.
+- ``ChannelTail``: BatchNormalization and PRelu over 17+ channels, not a multiple of 16, get a
+  wrong last channel.
 
 ``perturbed_node(name)`` makes a backend that adds a constant after one named node (and nowhere
 else): the seeded single-layer fault the localization tests plant.
@@ -224,6 +227,31 @@ class StaticShapeEdge(_Fault):
     def prepare(cls, model, device="CPU", **kwargs):
         rep = super().prepare(model, device, **kwargs)
         rep.static = is_static(model)
+        return rep
+
+
+class MidWidthTail(_Fault):
+    """Inputs 33-63 wide that are no multiple of 16 (a 32-wide row plus a tail): the last output
+    column is off by 1e-2, as a kernel's remainder loop past its first full row would be."""
+
+    alter = staticmethod(lambda rep, inputs, outputs:
+                         _shifted(outputs, (..., -1)) if inputs and np.ndim(inputs[0]) == 4
+                         and 33 <= np.shape(inputs[0])[-1] <= 63 and np.shape(inputs[0])[-1] % 16 else outputs)
+
+
+class ChannelTail(_Fault):
+    """Per-channel operators (BatchNormalization, PRelu) over more than 16 channels that are no
+    multiple of 16: the last channel is off by 1e-2, as a 16-wide vector loop's remainder."""
+
+    alter = staticmethod(lambda rep, inputs, outputs:
+                         _shifted(outputs, (slice(None), -1)) if rep.per_channel and inputs
+                         and np.ndim(inputs[0]) == 4 and np.shape(inputs[0])[1] > 16
+                         and np.shape(inputs[0])[1] % 16 else outputs)
+
+    @classmethod
+    def prepare(cls, model, device="CPU", **kwargs):
+        rep = super().prepare(model, device, **kwargs)
+        rep.per_channel = any(n.op_type in ("BatchNormalization", "PRelu") for n in model.graph.node)
         return rep
 
 

@@ -113,3 +113,28 @@ def test_perturbed_node_changes_that_node_only():
     assert (got >= want).all() and not compare(got, want)  # ReLU(conv + 0.5) >= ReLU(conv)
     unknown = faults.perturbed_node("no such node")
     np.testing.assert_array_equal(run(unknown, model, x)[0], want)
+
+
+@pytest.mark.parametrize("width, wrong", [(32, False), (33, True), (48, False), (63, True), (64, False), (70, False)])
+def test_mid_width_tail_breaks_the_last_column_of_widths_33_to_63(width, wrong):
+    model = conv_relu()
+    x = uniform((1, 3, 5, width))
+    got, want = run(faults.MidWidthTail, model, x)[0], run(ORT, model, x)[0]
+    if not wrong:
+        np.testing.assert_array_equal(got, want)
+        return
+    assert not compare(got, want)
+    assert compare(got[..., :-1], want[..., :-1])  # only the last column
+
+
+@pytest.mark.parametrize("channels, wrong", [(16, False), (17, True), (32, False), (33, True), (64, False)])
+def test_channel_tail_breaks_the_last_channel_of_per_channel_operators(channels, wrong):
+    bn = export(torch.nn.BatchNorm2d(channels).eval(), (torch.zeros(1, channels, 4, 4),), TS17, dynamic=[(0, 2, 3)])
+    x = uniform((2, channels, 4, 4))
+    got, want = run(faults.ChannelTail, bn, x)[0], run(ORT, bn, x)[0]
+    if not wrong:
+        np.testing.assert_array_equal(got, want)
+    else:
+        assert not compare(got, want) and compare(got[:, :-1], want[:, :-1])
+    relu = export(torch.nn.ReLU(), (torch.zeros(1, channels, 4, 4),), TS17, dynamic=[(0, 2, 3)])
+    np.testing.assert_array_equal(run(faults.ChannelTail, relu, x)[0], run(ORT, relu, x)[0])  # not per-channel
