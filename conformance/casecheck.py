@@ -170,8 +170,9 @@ class CaseCheck:
         pytest.fail(record.message, pytrace=False)
 
     def _localize(self, outcome: Outcome) -> str:
-        """For a failing model case on an ONNX runtime: which layer went wrong first (one line),
-        with the per-layer profile kept in the record and plotted beside the reproducer."""
+        """For a failing model case: which layer went wrong first (one line), with the per-layer
+        profile kept in the record and plotted beside the reproducer. ONNX runtimes are read at
+        every intermediate; program runtimes (ExecuTorch, LiteRT, plug-ins) run each layer alone."""
         program = isinstance(outcome.target.backend, ProgramBackend)
         if outcome.case.kind != "model" or (outcome.model is None and not program):
             return ""

@@ -194,7 +194,7 @@ class Harness:
 
         def export_and_load(leaf, args):
             dynamic = None if backend.per_shape else [() for _ in args]  # static: the shape it saw
-            artifact = _call(backend, "export", lambda: backend.export(leaf, args, dynamic), deadline)
+            artifact = backend.export(leaf, args, dynamic)  # in this thread, as the cases' exports
             return _ProgramSession(backend, load_program(backend, artifact, deadline), deadline)
 
         return localize_program(module, outcome.fed_inputs[:1], export_and_load, decimal=outcome.result.decimal)

@@ -37,11 +37,12 @@ from pathlib import Path
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "expected_failures.toml"
 _KEYS = {"case", "backend", "exporter", "opset", "test", "reason", "issue", "decimal", "when"}
 _GLOB_KEYS = ("case", "backend", "exporter", "opset", "test")
+_CPUINFO = Path("/proc/cpuinfo")
 
 
 def _alternatives(patterns: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The globs of one field: a single one, or the list an entry gave (any one matches)."""
     return patterns if isinstance(patterns, tuple) else (patterns,)
-_CPUINFO = Path("/proc/cpuinfo")
 
 
 class ExpectedError(Exception):
