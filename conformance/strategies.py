@@ -86,7 +86,7 @@ def spatial_sizes(draw, *, min_size: int = 1, max_size: int = 96):
     _check_range("spatial_sizes", min_size, max_size)
     small = st.integers(min_size, max(min_size, min(max_size, 24)))
     bands = [small, small]
-    if max_size > 24:
+    if max(min_size, 25) <= min(max_size, 64):
         bands.append(st.integers(max(min_size, 25), min(max_size, 64)))
     if max_size > 64:
         bands.append(st.integers(max(min_size, 65), max_size))

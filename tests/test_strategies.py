@@ -212,6 +212,7 @@ def test_sides_cover_small_middle_and_large_bands_and_shrink_small():
     assert find(spatial_sizes(), lambda n: True) == 1
     assert find(spatial_sizes(max_size=40), lambda n: n > 24) == 25  # a middle band within the bound
     assert all(n <= 20 for n in (spatial_sizes(max_size=20).example() for _ in range(30)))
+    assert all(70 <= n <= 96 for n in (spatial_sizes(min_size=70).example() for _ in range(30)))
 
 
 def test_per_channel_operators_draw_widths_with_a_simd_tail():
