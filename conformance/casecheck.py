@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from conformance.assertions import error_message, failure_message
 from conformance.backends.base import ProgramBackend
+from conformance.inflight import Breadcrumb
 from conformance.deadline import Deadline
 from conformance.driver import Verdict, drive
 from conformance.parity import Example, Harness, Outcome, Target
@@ -127,7 +128,10 @@ class CaseCheck:
         decimal = self.harness.decimal_of(case, target, self.nodeid)
         deadline = Deadline(self.case_timeout)  # one budget for the whole case
 
+        breadcrumb = Breadcrumb(self.reproducers.parent if self.reproducers else None, self.nodeid)
+
         def run(example: Example, shrinking: bool) -> Outcome:
+            breadcrumb.note(f"{'shrinking' if shrinking else 'drawn'} example: {example!r}")
             return self.harness.run(case, target, example, decimal=decimal, deadline=deadline,
                                     allow_export=not shrinking)
 
@@ -136,9 +140,12 @@ class CaseCheck:
             host_diff()  # forget what earlier cases saw
         key = draw_key(self.nodeid, target)
         fixed = settings.default.derandomize  # derandomized: the same draws in every run
-        verdict = drive(self.record, strategy, run, max_examples=max_examples, key=key,
-                        database=settings.default.database, derandomize=fixed,
-                        seed=zlib.crc32(key.encode()) ^ (0 if fixed else self.harness.draw_seed()))
+        try:
+            verdict = drive(self.record, strategy, run, max_examples=max_examples, key=key,
+                            database=settings.default.database, derandomize=fixed,
+                            seed=zlib.crc32(key.encode()) ^ (0 if fixed else self.harness.draw_seed()))
+        finally:
+            breadcrumb.clear()
         if host_diff is not None:
             found = host_diff()
             self.record.host_diff = None if found is None else found.to_dict()

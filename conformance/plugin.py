@@ -21,7 +21,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from conformance import profiles  # noqa: E402
+from conformance import inflight, profiles  # noqa: E402
 from conformance.deadline import DEFAULT_CASE_TIMEOUT  # noqa: E402
 from conformance.session import SESSION_KEY, ConformanceSession, UsageError  # noqa: E402
 #: ONNX Runtime, and the same runtime on the ORT-format model (what ONNX Runtime Mobile loads).
@@ -206,7 +206,12 @@ class _Hooks:
             record.error = str(report.longrepr)
             record.summary = ("the test process ended during this case: a runtime crashed, or held the GIL "
                               "past --case-timeout (its stack is in the run's output)")
-            self.session.recorder.close(report.nodeid, "failed", 0.0, message=f"{record.summary}\n{record.error}")
+            last = inflight.take(self.session.reports, report.nodeid)  # what it was running then
+            message = record.summary
+            if last:
+                record.example = last.split(": ", 1)[-1]
+                message += f"\n  {last}"
+            self.session.recorder.close(report.nodeid, "failed", 0.0, message=f"{message}\n{record.error}")
 
     def pytest_sessionstart(self, session):
         self.session.started = time.perf_counter()

@@ -86,6 +86,23 @@ class _GilRep:
         raise AssertionError("unreachable: the match above takes longer than the universe")
 
 
+class Segfaults:
+    """``run`` crashes the process in native code (a null pointer read), as a runtime's kernel
+    can; the example that did it must still reach the record."""
+
+    @staticmethod
+    def prepare(model, device="CPU", **kwargs):
+        return _SegfaultRep()
+
+
+class _SegfaultRep:
+    def run(self, inputs, **kwargs):
+        import ctypes
+
+        ctypes.string_at(0)
+        raise AssertionError("unreachable: reading address 0 ends the process")
+
+
 # Seeded single-layer faults for the localization tests: right everywhere but after one node.
 from conformance.faults import perturbed_node  # noqa: E402
 

@@ -109,6 +109,21 @@ def test_a_runtime_holding_the_gil_fails_its_case_and_the_run_goes_on_under_xdis
 
 
 @pytest.mark.slow
+def test_a_runtime_that_crashes_the_process_leaves_its_example_in_the_record(suite, tmp_path):
+    result = suite(*RELU, "--backend", "tests.slow_backend:Segfaults", "--backend", "onnxruntime",
+                   "-n", "1", *NARROW, timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out[-3000:]
+    records = _records(tmp_path / "reports")
+    crashed = next(r for r in records.values() if "Segfaults" in r["backend"])
+    assert crashed["outcome"] == "failed" and crashed["error_type"] == "ProcessEnded", crashed
+    assert crashed["example"].startswith("Example(structure=") and "InputRecipe(shape=" in crashed["example"]
+    assert "drawn example: Example(structure=" in crashed["message"]
+    assert [r["outcome"] for r in records.values() if r["backend"] == "onnxruntime"] == ["passed"]
+    assert not list((tmp_path / "reports" / "inflight").glob("*"))  # taken, and the passing case's cleared
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("fault, select, layer", [
     ("SuperresConv2Off", "test_superres_tutorial_input and dynamic", "conv2 (Conv /conv2/Conv)"),
     ("SRResNetBlockConv2Off", "test_model and srresnet and not special", "blocks.0.conv2"),
