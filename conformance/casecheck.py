@@ -28,6 +28,7 @@ from conformance.strategies import (
     WEIGHT_POOL,
     Deployment,
     inputs,
+    reused,
     special_inputs,
     weights,
 )
@@ -59,9 +60,9 @@ def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inpu
     structures = case.structure_strategy("dynamo" if expensive else target.export.exporter)
     weight_recipes = st.sampled_from(WEIGHT_POOL) if pooled_weights else weights()
     feeds_drawn = st.sampled_from(feed_choices)
-    shapes_for = _memo(case.input_shapes)
-    inputs_for = _memo((lambda shape: special_inputs(shape, kinds=special_kinds)) if special_kinds
-                       else (lambda shape: inputs(shape, scales=case.scales)))
+    shapes_for = reused(case.input_shapes)
+    inputs_for = reused((lambda shape: special_inputs(shape, kinds=special_kinds)) if special_kinds
+                        else (lambda shape: inputs(shape, scales=case.scales)))
 
     @st.composite
     def examples(draw):
@@ -79,18 +80,6 @@ def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inpu
         )
 
     return examples()
-
-
-def _memo(make):
-    """``make(key)``, one strategy object per key (keys are hashable structures and shapes)."""
-    made = {}
-
-    def get(key):
-        if key not in made:
-            made[key] = make(key)
-        return made[key]
-
-    return get
 
 
 def draw_key(nodeid: str, target: Target) -> str:

@@ -125,9 +125,7 @@ def _shared_torchlib_registry():
         yield
         return
 
-    def from_torchlib(cls, opset_version=None, **kwargs):
-        if kwargs:
-            return build(cls, opset_version=opset_version, **kwargs)
+    def from_torchlib(cls, opset_version=None):
         if opset_version is None:  # torch's own default, whatever it is
             return build(cls)
         if opset_version not in _TORCHLIB_REGISTRIES:

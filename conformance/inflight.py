@@ -25,12 +25,15 @@ class Breadcrumb:
     def __init__(self, reports: Path | None, nodeid: str):
         self.path = None if reports is None else path_for(reports, nodeid)
         self.nodeid = nodeid
+        self._folder_made = False
 
     def note(self, text: str) -> None:
         if self.path is None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self._folder_made:  # once per case: this runs before every example
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._folder_made = True
             self.path.write_text(f"{self.nodeid}\n{text}\n")
         except OSError:  # a diagnosis: a read-only reports folder must not fail the case
             self.path = None
