@@ -28,11 +28,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from conformance.backends.onnxrt import OnnxRuntimeBackend  # noqa: E402
-from conformance.compare import compare  # noqa: E402
-from conformance.export import ExportTarget, export  # noqa: E402
-from conformance.models.photos import planes  # noqa: E402
+from conformance.engine.compare import compare  # noqa: E402
+from conformance.formats.onnx_export import ExportTarget, export  # noqa: E402
+from conformance.draw.photos import planes  # noqa: E402
 from conformance.models.superres import SuperResolutionNet  # noqa: E402
-from conformance.strategies import ARITHMETIC_SAFE, InputRecipe  # noqa: E402
+from conformance.draw.strategies import ARITHMETIC_SAFE, InputRecipe  # noqa: E402
 
 TS17 = ExportTarget("torchscript", 17)
 
@@ -95,9 +95,9 @@ def drawn_sizes_section() -> None:
     timing proxy that does not depend on what else runs on the machine)."""
     from hypothesis import HealthCheck, given, settings, strategies as st
 
-    from conformance import strategies
-    from conformance.models.cases import MODELS
-    from conformance.ops import OPERATORS
+    from conformance.draw import strategies
+    from conformance.draw.model_cases import MODELS
+    from conformance.draw.operators import OPERATORS
 
     def mean_elements(case, large) -> float:
         sizes = []

@@ -35,11 +35,11 @@ import torch  # noqa: E402
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from conformance.backends import load_backend  # noqa: E402
-from conformance.compare import compare  # noqa: E402
-from conformance.export import ExportTarget, export  # noqa: E402
-from conformance.models.cases import MODEL_SPECIAL_KINDS, MODELS  # noqa: E402
-from conformance.ops import OPERATORS, SPECIAL_KINDS  # noqa: E402
-from conformance.strategies import Deployment, inputs, special_inputs, weights  # noqa: E402
+from conformance.engine.compare import compare  # noqa: E402
+from conformance.formats.onnx_export import ExportTarget, export  # noqa: E402
+from conformance.draw.model_cases import MODEL_SPECIAL_KINDS, MODELS  # noqa: E402
+from conformance.draw.operators import OPERATORS, SPECIAL_KINDS  # noqa: E402
+from conformance.draw.strategies import Deployment, inputs, special_inputs, weights  # noqa: E402
 
 TS17 = ExportTarget("torchscript", 17)
 DIMENSIONS = ("before", "batch16", "special", "photo", "static", "rerun")

@@ -10,7 +10,7 @@ Runtime; warm-up rounds, then timed rounds), saves one run as the baseline, then
   on the same threads): every "slower" verdict is a catch.
 
 Each rerun is judged by the gate's rule (``conformance.report.baseline.compare_latency``: the
-process CPU time per call recorded the way ``conformance.latency.time_session`` records it,
+process CPU time per call recorded the way ``conformance.pytest.timing.time_session`` records it,
 beyond ``--max-slowdown`` and significant by a Mann-Whitney U test) and by the rule it replaced
 (wall-time medians beyond the limit with quartiles apart), on the same measurements.
 
@@ -27,17 +27,17 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the suite sets it (conformance/plugin.py)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the suite sets it (conformance/pytest/plugin.py)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conformance.latency import ROUNDS, WARMUP, with_cpu_time  # noqa: E402
+from conformance.pytest.timing import ROUNDS, WARMUP, with_cpu_time  # noqa: E402
 from conformance.models.superres import SuperResolutionNet  # noqa: E402
 from conformance.report.baseline import compare_latency  # noqa: E402
-from conformance.report.latency import latency_rows  # noqa: E402
+from conformance.report.latency_rows import latency_rows  # noqa: E402
 
 GROUP = "superres-x3"
 

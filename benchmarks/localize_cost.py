@@ -1,4 +1,4 @@
-"""Seconds per localization (conformance.localize) on the shipped models, clean and with a
+"""Seconds per localization (conformance.localize.onnx_graph) on the shipped models, clean and with a
 fault planted in one layer, against torch and as a bare ONNX model (reference runtime).
 
     .venv/bin/python benchmarks/localize_cost.py [--repeats 3]
@@ -21,13 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from conformance import faults  # noqa: E402
+from conformance.testing import faults  # noqa: E402
 from conformance.backends.onnxrt import OnnxRuntimeBackend  # noqa: E402
-from conformance.export import ExportTarget, export  # noqa: E402
-from conformance.localize import localize  # noqa: E402
+from conformance.formats.onnx_export import ExportTarget, export  # noqa: E402
+from conformance.localize.onnx_graph import localize  # noqa: E402
 from conformance.models.srresnet import SRResNet  # noqa: E402
 from conformance.models.superres import SuperResolutionNet  # noqa: E402
-from conformance.strategies import InputRecipe  # noqa: E402
+from conformance.draw.strategies import InputRecipe  # noqa: E402
 
 MODELS = {
     "SuperResolutionNet(3) 1x1x224x224 (the tutorial's)":

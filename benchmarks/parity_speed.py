@@ -25,9 +25,9 @@ sys.path.insert(0, str(REPO))
 
 import pytest  # noqa: E402
 
-from conformance import compare as compare_mod  # noqa: E402
-from conformance import export as export_mod  # noqa: E402
-from conformance import parity  # noqa: E402
+from conformance.engine import compare as compare_mod  # noqa: E402
+from conformance.formats import onnx_export as export_mod  # noqa: E402
+from conformance.engine import harness as parity  # noqa: E402
 
 SPENT: dict[str, float] = defaultdict(float)
 CALLS: dict[str, int] = defaultdict(int)
@@ -82,7 +82,7 @@ class Summary:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
-        from conformance.session import SESSION_KEY
+        from conformance.pytest.session import SESSION_KEY
 
         conf = session.config.stash.get(SESSION_KEY, None)
         if conf is not None:

@@ -26,10 +26,10 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conformance.backends import RUNTIMES, BackendError, load_backend  # noqa: E402
-from conformance.compare import compare  # noqa: E402
-from conformance.export import ExportTarget, export  # noqa: E402
+from conformance.engine.compare import compare  # noqa: E402
+from conformance.formats.onnx_export import ExportTarget, export  # noqa: E402
 from conformance.models import SuperResolutionNet  # noqa: E402
-from conformance.strategies import InputRecipe  # noqa: E402
+from conformance.draw.strategies import InputRecipe  # noqa: E402
 
 from install_size import extra_sizes  # noqa: E402  (benchmarks/install_size.py)
 

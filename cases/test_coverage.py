@@ -3,10 +3,10 @@ and every operator case really produces the op types it claims at that exporter 
 
 import pytest
 
-from conformance.graph import op_types
-from conformance.models.cases import MODELS
-from conformance.ops import OPERATORS
-from conformance.strategies import WEIGHT_POOL
+from conformance.formats.graph import op_types
+from conformance.draw.model_cases import MODELS
+from conformance.draw.operators import OPERATORS
+from conformance.draw.strategies import WEIGHT_POOL
 
 
 def _ops_of(harness, case, target) -> set[str]:
@@ -25,7 +25,7 @@ def test_every_model_op_has_an_operator_case(model, export_target, harness):
     missing = sorted(op for op, cases in owners.items() if not cases)
     assert not missing, (
         f"{model.name} exported with {export_target.id} contains op types no operator case covers: "
-        f"{', '.join(missing)}. Add a spec to conformance/ops.py (or extend a spec's `covers`)."
+        f"{', '.join(missing)}. Add a spec to conformance/draw/operators.py (or extend a spec's `covers`)."
     )
     for op, cases in owners.items():
         produced = set().union(*(_ops_of(harness, c, export_target) for c in cases))

@@ -7,9 +7,9 @@ Device backends time themselves on the device; their rows say ``measured_on: dev
 import pytest
 import torch
 
-from conformance.latency import ROUNDS, WARMUP, time_session
-from conformance.models.cases import SUPERRES
-from conformance.strategies import InputRecipe, WeightRecipe
+from conformance.pytest.timing import ROUNDS, WARMUP, time_session
+from conformance.draw.model_cases import SUPERRES
+from conformance.draw.strategies import InputRecipe, WeightRecipe
 
 SHAPE = (1, 1, 224, 224)  # the tutorial's input
 GFLOP = 5.96  # SuperResolutionNet(3) at 224x224, multiply-adds counted as 2

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from conformance import profiles
+from conformance.pytest import profiles
 from conformance.byom.register import registered_cases
-from conformance.models.cases import MODEL_SPECIAL_KINDS, MODELS, SRRESNET, SUPERRES, SRResNetStructure
-from conformance.parity import Example, Target
-from conformance.strategies import Deployment, InputRecipe, WeightRecipe
+from conformance.draw.model_cases import MODEL_SPECIAL_KINDS, MODELS, SRRESNET, SUPERRES, SRResNetStructure
+from conformance.engine.harness import Example, Target
+from conformance.draw.strategies import Deployment, InputRecipe, WeightRecipe
 
 
 @pytest.mark.parity

@@ -5,8 +5,8 @@ elements keep decimal-3."""
 
 import pytest
 
-from conformance import profiles
-from conformance.ops import OPERATORS, SPECIAL_KINDS
+from conformance.pytest import profiles
+from conformance.draw.operators import OPERATORS, SPECIAL_KINDS
 
 
 @pytest.mark.parity

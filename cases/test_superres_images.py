@@ -14,10 +14,10 @@ from __future__ import annotations
 import pytest
 
 from conformance.backends import BackendError
-from conformance.runners import model_runner
+from conformance.pipeline.runners import model_runner
 from conformance.models.superres import SuperResolutionNet
-from conformance.pipeline import images_agree, save_gallery, superres, torch_runner
-from conformance.session import SESSION_KEY
+from conformance.pipeline.superres import images_agree, save_gallery, superres, torch_runner
+from conformance.pytest.session import SESSION_KEY
 
 LEVELS = 1  # a backend may differ from PyTorch by one rounding step of the 8-bit output
 

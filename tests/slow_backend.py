@@ -104,7 +104,7 @@ class _SegfaultRep:
 
 
 # Seeded single-layer faults for the localization tests: right everywhere but after one node.
-from conformance.faults import perturbed_node  # noqa: E402
+from conformance.testing.faults import perturbed_node  # noqa: E402
 
 SuperresConv2Off = perturbed_node("/conv2/Conv", delta=0.05)
 SRResNetBlockConv2Off = perturbed_node("/blocks/blocks.0/conv2/Conv", delta=0.05)

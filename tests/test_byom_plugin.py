@@ -42,8 +42,8 @@ def models(tmp_path_factory):
             save(divide_by_zero(), folder / "div0.onnx")]
 
 
-MODEL_ARGS = ["cases/test_onnx_models.py", "--backend", "onnxruntime", "--backend", "conformance.byom.testing:Hang",
-              "--backend", "conformance.byom.testing:Wrong", "--case-timeout", "3"]
+MODEL_ARGS = ["cases/test_onnx_models.py", "--backend", "onnxruntime", "--backend", "conformance.testing.misbehaving:Hang",
+              "--backend", "conformance.testing.misbehaving:Wrong", "--case-timeout", "3"]
 
 
 def _model_args(models):
@@ -67,7 +67,7 @@ def test_each_model_and_backend_gets_a_clean_verdict(serial):
     assert proc.returncode == 1, out
     assert "Traceback" not in out
     assert verdicts[_id("good", "onnxruntime")] == "PASSED"
-    hang, wrong = "conformance.byom.testing.Hang", "conformance.byom.testing.Wrong"
+    hang, wrong = "conformance.testing.misbehaving.Hang", "conformance.testing.misbehaving.Wrong"
     assert verdicts[_id("good", hang)] == "FAILED" and "run did not return within 3 s" in out
     assert verdicts[_id("good", wrong)] == "FAILED" and "parity fails at decimal=3 on output 'y'" in out
     for backend in ("onnxruntime", hang, wrong):
@@ -96,7 +96,7 @@ def test_bad_dim_option_is_a_usage_error():
     from types import SimpleNamespace
 
     from conformance.byom.model_file import ModelError
-    from conformance.byom.session import ByomSession
+    from conformance.pytest.model_files_session import ByomSession
 
     options = {"model": [], "dim": ["N"], "reference": "onnxruntime", "case_timeout": 1.0, "max_elements": 10}
     with pytest.raises(ModelError, match="expected NAME=MIN:MAX"):

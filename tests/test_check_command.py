@@ -42,7 +42,7 @@ def test_progress_lines_while_a_backend_is_slow():
 
 
 def test_case_timeout_default_is_the_pytest_options():
-    from conformance.deadline import DEFAULT_CASE_TIMEOUT
+    from conformance.engine.deadline import DEFAULT_CASE_TIMEOUT
 
     parsed = build_parser().parse_args(["check", "m.onnx"])
     assert parsed.case_timeout == DEFAULT_CASE_TIMEOUT
@@ -51,7 +51,7 @@ def test_case_timeout_default_is_the_pytest_options():
 def _superres_file(tmp_path):
     import torch
 
-    from conformance.export import ExportTarget, export
+    from conformance.formats.onnx_export import ExportTarget, export
     from conformance.models import SuperResolutionNet
 
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.extra.numpy import arrays
 
-from conformance.compare import compare, judge_with_oracle, tolerance, ulp_distance
+from conformance.engine.compare import compare, judge_with_oracle, tolerance, ulp_distance
 
 
 def numpy_says_equal(a, e, decimal):
@@ -79,11 +79,11 @@ def test_reports_carry_the_oracle_for_the_closest_pass(tmp_path):
     """The record of a passing case keeps its closest pass with each side's float64-oracle error,
     computed once for the case."""
     from conformance.backends import load_backend
-    from conformance.casecheck import CaseCheck
-    from conformance.export import ExportTarget
-    from conformance.ops import CONV2D
-    from conformance.parity import Harness, Target
-    from conformance.record import Recorder
+    from conformance.pytest.casecheck import CaseCheck
+    from conformance.formats.onnx_export import ExportTarget
+    from conformance.draw.operators import CONV2D
+    from conformance.engine.harness import Harness, Target
+    from conformance.engine.record import Recorder
 
     record = Recorder().open("t", case="conv2d", kind="operator", backend="onnxruntime",
                              exporter="torchscript", opset=17)
@@ -146,7 +146,7 @@ def test_ulp_is_measured_over_finite_pairs_only():
     st.data(),
 )
 def test_the_float32_fast_path_gives_the_general_result(expected, data):
-    from conformance.compare import _compare
+    from conformance.engine.compare import _compare
 
     tol = tolerance(3)
     steps = data.draw(hnp.arrays(np.float32, expected.shape, elements=st.sampled_from(

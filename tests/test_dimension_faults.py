@@ -9,12 +9,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 
-from conformance import faults
+from conformance.testing import faults
 from conformance.backends.onnxrt import OnnxRuntimeBackend
-from conformance.compare import compare
-from conformance.export import ExportTarget, export
-from conformance.models.photos import INPUT_PHOTOS
-from conformance.strategies import InputRecipe, inputs
+from conformance.engine.compare import compare
+from conformance.formats.onnx_export import ExportTarget, export
+from conformance.draw.photos import INPUT_PHOTOS
+from conformance.draw.strategies import InputRecipe, inputs
 
 TS17 = ExportTarget("torchscript", 17)
 ORT = OnnxRuntimeBackend()

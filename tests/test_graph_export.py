@@ -5,8 +5,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from conformance.export import ExportCache, ExportTarget, UnsupportedExport, export, support_verdict
-from conformance.graph import bind_weights, model_opset, op_types, weights_as_inputs
+from conformance.formats.onnx_export import ExportCache, ExportTarget, UnsupportedExport, export, support_verdict
+from conformance.formats.graph import bind_weights, model_opset, op_types, weights_as_inputs
 from conformance.models import SuperResolutionNet
 
 TS17 = ExportTarget("torchscript", 17)
@@ -83,7 +83,7 @@ def test_export_cache_exports_once_and_remembers_failures():
 def test_dynamo_exports_share_one_torchlib_registry_and_give_the_same_model():
     from torch.onnx._internal.exporter import _registration
 
-    from conformance import export as export_mod
+    from conformance.formats import onnx_export as export_mod
 
     original = _registration.ONNXRegistry.__dict__["from_torchlib"]
     built = []

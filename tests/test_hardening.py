@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from byom_helpers import dangling_input, divide_by_zero, matmul, relu, save, sequence_input
-from conformance.byom import testing
+from conformance.testing import misbehaving as testing
 from conformance.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,10 +71,10 @@ def test_fails_checker(check, tmp_path):
 
 def test_opset_a_backend_does_not_support(check, tmp_path):
     path = save(relu(opset=17), tmp_path / "relu17.onnx")
-    code, out = check(path, "--backend", "onnxruntime", "--backend", "conformance.byom.testing:Opset11")
+    code, out = check(path, "--backend", "onnxruntime", "--backend", "conformance.testing.misbehaving:Opset11")
     assert code == 1
     assert "PASS onnxruntime" in out
-    assert "FAIL conformance.byom.testing.Opset11" in out and "ai.onnx 17" in out and "unsupported opset" in out
+    assert "FAIL conformance.testing.misbehaving.Opset11" in out and "ai.onnx 17" in out and "unsupported opset" in out
 
 
 def test_opset_the_reference_does_not_support(check, tmp_path):
@@ -126,7 +126,7 @@ def test_nonfinite_reference(check, tmp_path):
 @pytest.mark.parametrize("hanging, step", [("Hang", "run"), ("HangPrepare", "prepare")])
 def test_hanging_backend_is_cut_off(check, tmp_path, hanging, step):
     start = time.monotonic()
-    code, out = check(save(relu(), tmp_path / "r.onnx"), "--backend", f"conformance.byom.testing:{hanging}",
+    code, out = check(save(relu(), tmp_path / "r.onnx"), "--backend", f"conformance.testing.misbehaving:{hanging}",
                       "--backend", "onnxruntime", "--case-timeout", "0.5")
     assert time.monotonic() - start < 10
     assert code == 1 and f"{step} did not return within 0.5 s (--case-timeout)" in out

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conformance.cli import main
-from conformance.pipeline import ImageError, load_image
+from conformance.pipeline.superres import ImageError, load_image
 
 RAMP8 = np.tile(np.linspace(0, 255, 24).round().astype(np.uint8), (16, 1))  # a grey ramp, dark to light
 

@@ -11,15 +11,15 @@ import torch
 from hypothesis import given, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conformance import faults
+from conformance.testing import faults
 from conformance.backends.onnxrt import OnnxRuntimeBackend
-from conformance.compare import compare
-from conformance.export import ExportTarget, export
-from conformance.layermap import map_nodes
-from conformance.localize import LocalizationError, localize, max_abs_error, plot_profile
+from conformance.engine.compare import compare
+from conformance.formats.onnx_export import ExportTarget, export
+from conformance.localize.layermap import map_nodes
+from conformance.localize.onnx_graph import LocalizationError, localize, max_abs_error, plot_profile
 from conformance.models.srresnet import SRResNet
 from conformance.models.superres import SuperResolutionNet
-from conformance.strategies import InputRecipe, WeightRecipe
+from conformance.draw.strategies import InputRecipe, WeightRecipe
 
 ORT = OnnxRuntimeBackend().prepare
 TARGETS = {"ts17": ExportTarget("torchscript", 17), "dynamo18": ExportTarget("dynamo", 18),

@@ -10,7 +10,7 @@ import torch
 
 from conformance.backends import BackendError, load_backend
 from conformance.backends.ortformat import OrtFormatBackend, is_ort_format, to_ort_format
-from conformance.export import ExportTarget, export
+from conformance.formats.onnx_export import ExportTarget, export
 from conformance.models.superres import SuperResolutionNet
 
 

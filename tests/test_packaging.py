@@ -61,7 +61,7 @@ def test_wheel_ships_the_cases_and_registers_the_plugin(installed, tmp_path):
 
 @pytest.mark.slow
 def test_model_option_with_a_space_runs_only_the_model_cases(installed, tmp_path):
-    from conformance.export import ExportTarget, export
+    from conformance.formats.onnx_export import ExportTarget, export
     import onnx
     import torch
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conformance.models.photos import INPUT_PHOTOS, MATPLOTLIB_PHOTOS, photo_crops, planes
-from conformance.strategies import InputRecipe
+from conformance.draw.photos import INPUT_PHOTOS, MATPLOTLIB_PHOTOS, photo_crops, planes
+from conformance.draw.strategies import InputRecipe
 
 
 def neighbour_correlation(x: np.ndarray) -> float:

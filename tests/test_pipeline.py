@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conformance.pipeline import (ImageError, images_agree, level_diff, load_image, parse_size,
+from conformance.pipeline.superres import (ImageError, images_agree, level_diff, load_image, parse_size,
                                   rep_runner, save_gallery, superres, torch_runner)
 
 
@@ -124,7 +124,7 @@ def test_runner_with_wrong_output_shape():
 
 
 def test_command_line(tmp_path, capsys):
-    from conformance.pipeline import main
+    from conformance.pipeline.superres import main
 
     out = tmp_path / "cat.png"
     assert main(["--size", "30x20", "-o", str(out), "--gallery", str(tmp_path / "g")]) == 0

@@ -34,7 +34,7 @@ def test_a_program_runtime_fault_is_localized_to_its_layer():
     import numpy as np
     import torch
 
-    from conformance.localize_program import localize_program
+    from conformance.localize.program import localize_program
     from conformance.models import SuperResolutionNet
 
     torch.manual_seed(0)

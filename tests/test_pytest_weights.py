@@ -1,4 +1,4 @@
-"""The ``--weights`` pytest option (conformance.models.pytest_weights) through pytester."""
+"""The ``--weights`` pytest option (conformance.pytest.weights) through pytester."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def run(pytester, monkeypatch, tmp_path):
     pytester.makepyfile(test_w=PRINTS_WEIGHTS)
 
     def run(*args):
-        return pytester.runpytest_inprocess("-p", "conformance.models.pytest_weights",
+        return pytester.runpytest_inprocess("-p", "conformance.pytest.weights",
                                             "-p", "no:cacheprovider", "-s", *args)
 
     return run

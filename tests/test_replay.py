@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from conformance.cli import main
-from conformance.reproducer import write_reproducer
+from conformance.engine.reproducer import write_reproducer
 
 ONNX_DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
 

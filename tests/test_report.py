@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from conformance.compare import HISTOGRAM_EDGES, compare
+from conformance.engine.compare import HISTOGRAM_EDGES, compare
 from conformance.report import baseline, build, expected
-from conformance.report.latency import format_seconds, latency_rows
-from conformance.report.parity import cell_text, matrix, parity_rows
+from conformance.report.latency_rows import format_seconds, latency_rows
+from conformance.report.parity_rows import cell_text, matrix, parity_rows
 
 
 def record(case="conv2d", backend="onnxruntime", exporter="torchscript", opset=17, max_abs=1.5e-4,
@@ -174,7 +174,7 @@ def test_histogram_edges_cover_the_tolerance():
 
 
 def test_special_tests_get_their_own_row_and_self_checks_stay_out_of_the_matrix():
-    from conformance.report.parity import SUITE, suite_checks
+    from conformance.report.parity_rows import SUITE, suite_checks
 
     special = record(case="superres", kind="model", test="test_superres_tutorial_input")
     check = {**record(case="superres", kind="model", test="test_every_model_op_has_an_operator_case"),

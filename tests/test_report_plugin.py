@@ -34,11 +34,11 @@ def test_sleep(benchmark):
 @pytest.fixture
 def run(pytester, monkeypatch):
     """Run pytest in-process with the report plugin (and a cheap fake peak measurement)."""
-    monkeypatch.setattr("conformance.report.pytest_plugin.measure_peak_gflops",
+    monkeypatch.setattr("conformance.pytest.reports.measure_peak_gflops",
                         lambda: {"gflops": 10.0, "how": "fake", "threads": 1})
 
     def go(*args):
-        return pytester.runpytest_inprocess("-p", "conformance.report.pytest_plugin", "-p", "no:cacheprovider",
+        return pytester.runpytest_inprocess("-p", "conformance.pytest.reports", "-p", "no:cacheprovider",
                                             f"--benchmark-storage={pytester.path / 'bench'}", *args)
     return go
 

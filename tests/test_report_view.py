@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_report import BENCH, PARITY, bench, record  # noqa: E402
 
 from conformance.report import build  # noqa: E402
-from conformance.report.parity import parity_rows  # noqa: E402
+from conformance.report.parity_rows import parity_rows  # noqa: E402
 from conformance.report.plots import histogram_figure  # noqa: E402
 from conformance.report.view import one_screen, render_html, render_markdown  # noqa: E402
 

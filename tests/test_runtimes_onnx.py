@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from conformance.backends import BackendError, load_backend
-from conformance.compare import compare, tolerance
-from conformance.export import ExportTarget, export
-from conformance.graph import weights_as_inputs
+from conformance.engine.compare import compare, tolerance
+from conformance.formats.onnx_export import ExportTarget, export
+from conformance.formats.graph import weights_as_inputs
 from conformance.models import SuperResolutionNet
 from conformance.report import expected
-from conformance.strategies import InputRecipe
+from conformance.draw.strategies import InputRecipe
 
 # name -> the Python package whose absence skips its tests
 PACKAGES = {"openvino": "openvino", "tract": "tract", "mnn": "MNN", "ncnn": "ncnn"}
@@ -195,7 +195,7 @@ def test_ncnn_names_an_opset_newer_than_its_converter_reads():
     case is skipped with that limit, not failed with a converter crash; one released opset
     lower, the same graph converts."""
     from conformance.backends._runtime import Unsupported
-    from conformance.export import newest_opset
+    from conformance.formats.onnx_export import newest_opset
 
     newest = newest_opset("dynamo")
     model = export(torch.nn.ReLU(), (torch.zeros(1, 2, 5, 5),), ExportTarget("dynamo", newest), dynamic=[(0, 2, 3)])

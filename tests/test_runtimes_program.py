@@ -13,10 +13,10 @@ import torch
 
 from conformance.backends import BackendError, load_backend
 from conformance.backends._runtime import Unsupported
-from conformance.compare import compare
+from conformance.engine.compare import compare
 from conformance.models import SuperResolutionNet
-from conformance.ops import ConvStructure, _build_conv
-from conformance.strategies import InputRecipe
+from conformance.draw.operators import ConvStructure, _build_conv
+from conformance.draw.strategies import InputRecipe
 
 
 def _runtime(name: str, *packages: str):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from conformance.latency import with_cpu_time
+from conformance.pytest.timing import with_cpu_time
 from conformance.report.baseline import compare_latency
-from conformance.report.latency import latency_rows
+from conformance.report.latency_rows import latency_rows
 
 
 def bench(backend, wall, cpu=None, group="g"):

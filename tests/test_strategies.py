@@ -5,8 +5,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, seed, settings, strategies as st
 
-from conformance.ops import CONV2D, conv_structures
-from conformance.strategies import (
+from conformance.draw.operators import CONV2D, conv_structures
+from conformance.draw.strategies import (
     ARITHMETIC_SAFE, LARGE_BATCHES, MAX_INPUT_ELEMENTS, SPECIAL_KINDS, InputRecipe, WeightRecipe, inputs, shapes,
     special_inputs, weights,
 )
@@ -155,7 +155,7 @@ def test_special_inputs_shrink_to_one_kind_and_refuse_unknown_kinds():
 def test_photo_inputs_are_drawn_beside_synthetic_ones():
     from hypothesis import find
 
-    from conformance.models.photos import INPUT_PHOTOS
+    from conformance.draw.photos import INPUT_PHOTOS
 
     for scale in ("unit", "pixel"):
         r = find(inputs((1, 3, 8, 8), scales=(scale,)), lambda r: r.distribution == "photo")
@@ -168,7 +168,7 @@ def test_photo_inputs_are_drawn_beside_synthetic_ones():
 def test_deployments_run_a_session_more_than_once_on_different_inputs():
     from hypothesis import find
 
-    from conformance.strategies import Deployment, deployments
+    from conformance.draw.strategies import Deployment, deployments
 
     assert find(deployments(), lambda d: True) == Deployment(False, 2)
     assert find(deployments(), lambda d: d.static).static
@@ -188,7 +188,7 @@ def test_dev_profile_stays_random_with_a_database_whatever_was_loaded_before():
     loaded (a CI variable set), "dev" came out derandomized and every seed drew the same."""
     from hypothesis import settings
 
-    from conformance import profiles
+    from conformance.pytest import profiles
 
     previous = settings.get_current_profile_name()
     try:
@@ -205,7 +205,7 @@ def test_dev_profile_stays_random_with_a_database_whatever_was_loaded_before():
 def test_sides_cover_small_middle_and_large_bands_and_shrink_small():
     from hypothesis import find
 
-    from conformance.strategies import spatial_sizes
+    from conformance.draw.strategies import spatial_sizes
 
     for low, high in ((1, 24), (25, 64), (65, 96)):
         assert low <= find(spatial_sizes(), lambda n, low=low, high=high: low <= n <= high) <= high
@@ -216,7 +216,7 @@ def test_sides_cover_small_middle_and_large_bands_and_shrink_small():
 
 
 def test_per_channel_operators_draw_widths_with_a_simd_tail():
-    from conformance.ops import BATCHNORM, PRELU
+    from conformance.draw.operators import BATCHNORM, PRELU
 
     for case in (BATCHNORM, PRELU):
         drawn = set()

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conformance.cli import main
-from conformance.pipeline import images_agree
+from conformance.pipeline.superres import images_agree
 
 SMALL = ("--size", "30x20")  # 30x20 -> 90x60: the whole pipeline in well under a second
 

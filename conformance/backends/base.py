@@ -3,7 +3,7 @@
 A backend turns an ``onnx.ModelProto`` into a prepared session (``prepare``), and a session
 maps a list of numpy arrays in model-input order to a list of numpy arrays (``run``): the ONNX
 backend API (``onnx.backend.base.Backend``), so any third-party ONNX backend plugs in unchanged.
-Backends return plain arrays; comparing them is someone else's job (``conformance.compare``).
+Backends return plain arrays; comparing them is someone else's job (``conformance.engine.compare``).
 """
 
 from __future__ import annotations

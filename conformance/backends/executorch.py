@@ -20,7 +20,7 @@ import numpy as np
 
 from conformance.backends._runtime import Unsupported, expect_inputs, failing, load_module, require
 from conformance.backends.base import BackendError, ProgramBackend
-from conformance.export import _quiet  # the exporters' warnings and log lines are noise in test output
+from conformance.formats.onnx_export import _quiet  # the exporters' warnings and log lines are noise in test output
 
 
 def dynamic_shapes(example_args, dynamic, *, max_batch: int, max_channels: int, max_side: int):

@@ -17,7 +17,7 @@ import numpy as np
 
 from conformance.backends._runtime import Unsupported, expect_inputs, failing, load_module, require, threads
 from conformance.backends.base import ProgramBackend
-from conformance.export import _quiet  # the converter's warnings and progress lines are noise
+from conformance.formats.onnx_export import _quiet  # the converter's warnings and progress lines are noise
 
 _SIGNATURE = "serving_default"
 

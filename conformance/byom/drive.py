@@ -1,6 +1,6 @@
 """Driving a ``ModelCheck`` for one backend through the core's case driver, and the verdict.
 
-The case loop itself is ``conformance.driver.drive`` (shared by every entry point): a parity
+The case loop itself is ``conformance.engine.driver.drive`` (shared by every entry point): a parity
 mismatch is shrunk on a budget, a backend error or a timeout ends the case at once (a hanging
 backend is called once, never once per shrink step). Examples whose reference output is not
 finite are left out and counted.
@@ -14,13 +14,13 @@ from typing import Callable
 
 from conformance.backends.base import Backend, BackendError
 from conformance.byom.model_file import ModelError
-from conformance.byom.runner import FileOutcome, ModelCheck, NonFiniteReference, failure_message
-from conformance.deadline import Deadline
-from conformance.driver import LeftOut
-from conformance.driver import drive as drive_case
-from conformance.parity import ExampleError
-from conformance.record import CaseRecord
-from conformance.reproducer import reproducer_dir, write_reproducer
+from conformance.byom.model_check import FileOutcome, ModelCheck, NonFiniteReference, failure_message
+from conformance.engine.deadline import Deadline
+from conformance.engine.driver import LeftOut
+from conformance.engine.driver import drive as drive_case
+from conformance.engine.harness import ExampleError
+from conformance.engine.record import CaseRecord
+from conformance.engine.reproducer import reproducer_dir, write_reproducer
 
 
 @dataclass
@@ -96,7 +96,7 @@ def _localize(check: ModelCheck, backend: Backend, outcome: FileOutcome, deadlin
     """Name the first diverging layer in the failure's message, keep the per-layer profile in
     the record and plot it beside the reproducer. A diagnosis: its own failure (a runtime that
     cannot run the model with every intermediate marked) is said, never hides the verdict."""
-    from conformance.localize import plot_profile
+    from conformance.localize.onnx_graph import plot_profile
 
     try:
         found = check.localize(backend, outcome, deadline)

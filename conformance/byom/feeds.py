@@ -1,6 +1,6 @@
 """Hypothesis strategies for a model's inputs, read from the model itself.
 
-As in ``conformance.strategies``, hypothesis draws what matters (the size of each symbolic
+As in ``conformance.draw.strategies``, hypothesis draws what matters (the size of each symbolic
 dimension, a distribution, a scale, a seed per input) and numpy fills the arrays from the
 seed, so examples stay small to print, exact to replay, and shrink towards the smallest sizes.
 """

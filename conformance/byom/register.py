@@ -1,6 +1,6 @@
 """Registering a user's PyTorch module as a model case (``conformance.register_module``).
 
-A registered module becomes a ``conformance.spec.Case`` of kind ``model``: the built-in model
+A registered module becomes a ``conformance.draw.spec.Case`` of kind ``model``: the built-in model
 cases' test (``cases/test_models.py``) runs it on every target, both exporters and every opset,
 with drawn weights and inputs, exactly like SuperResolutionNet. Register from a ``conftest.py``
 or from a module named with ``pytest --register=MODULE``, before the cases are collected.
@@ -29,7 +29,7 @@ def register_module(name: str, factory: Callable[[], "torch.nn.Module"], example
     ``scales`` are the input scales drawn: ``unit`` ([0, 1) and N(0, 1/16)) and/or ``pixel``
     (0-255). Weights are drawn, as for the built-in models. Returns the ``Case``.
     """
-    from conformance.spec import Case
+    from conformance.draw.spec import Case
 
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"register_module: name {name!r} must be letters, digits, '_', '.' or '-'")
@@ -64,7 +64,7 @@ def unregister(name: str) -> None:
 
 
 def _builtin_names() -> set[str]:
-    from conformance.models.cases import MODELS
+    from conformance.draw.model_cases import MODELS
 
     return {c.name for c in MODELS}
 

@@ -22,7 +22,7 @@ PROGRESS_EVERY = 10.0
 
 def register(subparsers) -> None:
     from conformance.byom.onnx_inputs import DEFAULT_DIM_RANGE, DEFAULT_MAX_ELEMENTS
-    from conformance.deadline import DEFAULT_CASE_TIMEOUT
+    from conformance.engine.deadline import DEFAULT_CASE_TIMEOUT
 
     p = subparsers.add_parser(
         "check", help="check an ONNX model's parity across backends (inputs drawn from its declared inputs)",
@@ -94,10 +94,10 @@ class _SameAsReference(Exception):
 
 def run(args) -> int:
     from conformance.backends import BackendError
-    from conformance.deadline import CaseTimeout
+    from conformance.engine.deadline import CaseTimeout
     from conformance.byom.model_file import ModelError
     from conformance.byom.onnx_inputs import parse_dim_specs
-    from conformance.byom.runner import ModelCheck
+    from conformance.byom.model_check import ModelCheck
 
     problem = _validate(args)
     if problem:
@@ -128,7 +128,7 @@ def _imports(check) -> str:
 
 
 def _check_all(args, check, backends, reference) -> int:
-    from conformance.deadline import Deadline
+    from conformance.engine.deadline import Deadline
     from conformance.byom.drive import drive
     from conformance.byom.model_file import ModelError
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-PLUGIN = "conformance.report.pytest_plugin"
+PLUGIN = "conformance.pytest.reports"
 
 
 def register(subparsers) -> None:

@@ -49,9 +49,9 @@ def find_folders(root: Path) -> list[Path]:
 def replay_folder(folder: Path, backend, decimal: int) -> Result:
     """Run every data set of one folder on one backend; the worst comparison decides."""
     from conformance.backends import BackendError
-    from conformance.deadline import CaseTimeout
-    from conformance.parity import compare_outputs, prepare_model, run_session
-    from conformance.reproducer import read_test_data
+    from conformance.engine.deadline import CaseTimeout
+    from conformance.engine.harness import compare_outputs, prepare_model, run_session
+    from conformance.engine.reproducer import read_test_data
 
     try:
         model, sets = read_test_data(folder)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from conformance.pipeline import add_arguments, run_command
+from conformance.pipeline.superres import add_arguments, run_command
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -36,8 +36,8 @@ def _error(message: str, code: int) -> int:
 
 def run(args) -> int:
     from conformance.backends import BackendError
-    from conformance.export import ExportError, UnsupportedExport
-    from conformance.runners import runner_factory
+    from conformance.formats.onnx_export import ExportError, UnsupportedExport
+    from conformance.pipeline.runners import runner_factory
 
     try:
         make_runner, backend = runner_factory(args.backend)

@@ -14,7 +14,7 @@ def run(args) -> int:
     import torch
 
     import conformance
-    from conformance.session import cpu_name
+    from conformance.pytest.session import cpu_name
 
     print(f"conformance {conformance.__version__}; torch {torch.__version__}; onnx {onnx.__version__}; "
           f"onnxruntime {onnxruntime.__version__}; CPU: {cpu_name()}")

@@ -1,2 +1,2 @@
 """Reports of a conformance run: parity and latency reports with plots, baselines, expected
-failures, and the pytest plugin that produces them (``conformance.report.pytest_plugin``)."""
+failures, and the pytest plugin that produces them (``conformance.pytest.reports``)."""

@@ -11,12 +11,12 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conformance.record import atomic_write
+from conformance.engine.record import atomic_write
 from conformance.report import baseline as baselines
 from conformance.report import plots
 from conformance.report.expected import Expectations
-from conformance.report.latency import latency_rows
-from conformance.report.parity import counts, parity_rows
+from conformance.report.latency_rows import latency_rows
+from conformance.report.parity_rows import counts, parity_rows
 
 DEFAULT_MAX_SLOWDOWN = 0.10
 

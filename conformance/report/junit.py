@@ -12,7 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conformance.record import atomic_write
+from conformance.engine.record import atomic_write
 
 MISSING_CLASS = "conformance.baseline.missing"
 

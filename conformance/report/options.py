@@ -31,7 +31,7 @@ def check(*, reports: Path, baseline: str | None = None, max_slowdown: float = 1
 def _profile_problem(name: str) -> str | None:
     from hypothesis import settings
 
-    from conformance import profiles
+    from conformance.pytest import profiles
 
     profiles.register()  # idempotent; the harness plugin registers them at import too
     known = sorted(settings._profiles)  # hypothesis has no public listing of registered profiles

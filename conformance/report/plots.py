@@ -12,8 +12,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display on CI machines; set before pyplot loads
 import matplotlib.pyplot as plt  # noqa: E402
 
-from conformance.compare import HISTOGRAM_EDGES  # noqa: E402
-from conformance.report.latency import format_seconds  # noqa: E402
+from conformance.engine.compare import HISTOGRAM_EDGES  # noqa: E402
+from conformance.report.latency_rows import format_seconds  # noqa: E402
 
 REFERENCE_COLOR = "#8c8c8c"
 PALETTE = ["#2b6cb0", "#dd6b20", "#2f855a", "#805ad5", "#c53030", "#0987a0"]

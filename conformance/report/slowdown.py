@@ -11,7 +11,7 @@ calibration idea). A backend's case is **slower** than the baseline only when bo
 What is compared, in order of preference:
 
 * **process CPU time per call** (all threads), recorded beside each host round by
-  ``conformance.latency.time_session``. Other processes on a busy machine stretch wall time
+  ``conformance.pytest.timing.time_session``. Other processes on a busy machine stretch wall time
   (a call waits for a core) but barely change the CPU time the call itself spends, so a loaded
   machine does not fail the gate while a runtime that does more work does. Measured with
   ``benchmarks/latency_noise.py``. It cannot see a runtime that lost parallelism (the same work on

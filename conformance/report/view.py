@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conformance.report.latency import format_seconds
-from conformance.report.parity import cell_text, matrix, suite_checks
+from conformance.report.latency_rows import format_seconds
+from conformance.report.parity_rows import cell_text, matrix, suite_checks
 
 #: Lines where pytest's output tail stops being the failure message (hypothesis' notes, source).
 _TAIL_MARKERS = re.compile(r"^(Falsifying example|Failing test case|Draw \d+ |You can reproduce|Trying example|"

@@ -1,5 +1,5 @@
 """pytest plugin for reports, baselines and expected failures (load with
-``-p conformance.report.pytest_plugin``; ``pytest.ini`` does).
+``-p conformance.pytest.reports``; ``pytest.ini`` does).
 
 * a parity failure listed in the expected-failures file becomes an xfail (with its reason), and
   a listed tolerance override loosens that case's decimal;
@@ -18,8 +18,8 @@ import pytest
 
 from conformance.report import build, expected, junit, options
 from conformance.report.baseline import BaselineError
-from conformance.report.latency import measure_peak_gflops
-from conformance.session import SESSION_KEY
+from conformance.report.latency_rows import measure_peak_gflops
+from conformance.pytest.session import SESSION_KEY
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Misbehaving ONNX-backend-API backends, for the hardening tests (``--backend MODULE:NAME``).
 
-``conformance.byom.testing:Hang`` never returns from ``run``; ``HangPrepare`` never returns
+``conformance.testing.misbehaving:Hang`` never returns from ``run``; ``HangPrepare`` never returns
 from ``prepare``; ``Opset11`` refuses models newer than opset 11, as an old runtime would;
 ``Wrong`` adds 1 to every output.
 """

@@ -18,8 +18,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from conformance.compare import tolerance
-from conformance.localize import EACH_LAYER_ALONE, LayerError, Localization, max_abs_error
+from conformance.engine.compare import tolerance
+from conformance.localize.onnx_graph import EACH_LAYER_ALONE, LayerError, Localization, max_abs_error
 
 #: ``(module, example_args) -> session`` with ``session.run(arrays) -> arrays``: the runtime's
 #: own export and load, under the case's deadline.

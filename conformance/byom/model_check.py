@@ -16,13 +16,13 @@ import numpy as np
 import onnx
 
 from conformance.backends.base import Backend, BackendError
-from conformance.deadline import Deadline
+from conformance.engine.deadline import Deadline
 from conformance.byom.feeds import FeedRecipe, feeds
 from conformance.byom.model_file import ModelError, load_model
 from conformance.byom.onnx_inputs import (DEFAULT_MAX_ELEMENTS, check_size, read_inputs,
                                           resolve_ranges)
-from conformance.compare import CompareResult
-from conformance.parity import compare_outputs, prepare_model, run_session
+from conformance.engine.compare import CompareResult
+from conformance.engine.harness import compare_outputs, prepare_model, run_session
 
 
 class NonFiniteReference(Exception):
@@ -61,7 +61,7 @@ class FileCase:
 
 @dataclass
 class FileOutcome:
-    """One example's verdict, shaped like ``conformance.parity.Outcome`` for the recorder."""
+    """One example's verdict, shaped like ``conformance.engine.harness.Outcome`` for the recorder."""
 
     case: FileCase
     target: FileTarget
@@ -169,9 +169,9 @@ class ModelCheck:
         return expected
 
     def localize(self, backend: Backend, outcome: FileOutcome, deadline: Deadline):
-        """The per-layer error profile of a failing example (``conformance.localize``): every
+        """The per-layer error profile of a failing example (``conformance.localize.onnx_graph``): every
         intermediate on ``backend`` against the reference backend's, suspects rerun alone."""
-        from conformance.localize import localize
+        from conformance.localize.onnx_graph import localize
 
         return localize(self.model, outcome.inputs, lambda m: prepare_model(backend, m, deadline),
                         reference=lambda m: prepare_model(self.reference, m, deadline), decimal=self.decimal)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from conformance.backends import Backend, BackendError, ProgramBackend, load_backends
-from conformance.export import (EXPORTERS, ExportTarget, ProgramFormat, default_opsets, newest_opset,
+from conformance.formats.onnx_export import (EXPORTERS, ExportTarget, ProgramFormat, default_opsets, newest_opset,
                                 support_verdict)
-from conformance.parity import FEEDS, Harness, Target
-from conformance.record import Recorder
+from conformance.engine.harness import FEEDS, Harness, Target
+from conformance.engine.record import Recorder
 
 
 class UsageError(Exception):
@@ -157,7 +157,7 @@ class ConformanceSession:
 
     def case_check(self, nodeid: str):
         """The ``parity`` fixture of one test: runs cases into its record."""
-        from conformance.casecheck import CaseCheck
+        from conformance.pytest.casecheck import CaseCheck
 
         record = self.recorder.get(nodeid)
         if record is None:  # a test without the parity marker that still runs a case

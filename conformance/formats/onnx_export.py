@@ -18,7 +18,7 @@ from typing import Callable, Hashable, Sequence
 import onnx
 import torch
 
-from conformance.graph import model_opset
+from conformance.formats.graph import model_opset
 
 EXPORTERS = ("torchscript", "dynamo")
 # The opsets the issue asks for; the newest each exporter supports is added at run time.

@@ -193,7 +193,7 @@ def save_gallery(folder: str | os.PathLike, result: SuperResResult,
     Heat maps compare each backend with the first one in ``outputs`` (the reference); the first
     one is also compared with bicubic, which shows where the network changed the image.
     """
-    from conformance.heatmap import save_heatmap
+    from conformance.report.heatmap import save_heatmap
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -225,7 +225,7 @@ def _safe(name: str) -> str:
 
 
 def add_arguments(parser) -> None:
-    """The ``superres`` command's options, for ``python -m conformance.pipeline`` and the main CLI."""
+    """The ``superres`` command's options, for ``python -m conformance.pipeline.superres`` and the main CLI."""
     parser.add_argument("image", nargs="?", default=None,
                         help="input image (default: skimage.data.chelsea(), the tutorial's cat)")
     parser.add_argument("--output", "-o", default="superres.png", help="output PNG (default: superres.png)")
@@ -284,10 +284,10 @@ def _timed(run_y: Runner) -> tuple[Runner, list[float]]:
 
 
 def main(argv=None) -> int:
-    """``python -m conformance.pipeline [IMAGE] -o OUT.png``: the pipeline with PyTorch eager."""
+    """``python -m conformance.pipeline.superres [IMAGE] -o OUT.png``: the pipeline with PyTorch eager."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m conformance.pipeline", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m conformance.pipeline.superres", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return run_command(parser.parse_args(argv))

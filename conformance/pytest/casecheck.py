@@ -3,7 +3,7 @@
 ``CaseCheck`` is the ``parity`` fixture: bound to the running test's record, its deadline
 (``--case-timeout``), the weight feeds selected (``--feed``) and hypothesis' settings. Drawn
 examples and fixed ones (the tutorial's input, the 16-block SRResNet) take the same path
-(``conformance.driver.drive``), so both record, time out, fail and leave reproducers alike.
+(``conformance.engine.driver.drive``), so both record, time out, fail and leave reproducers alike.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from conformance.assertions import error_message, failure_message
+from conformance.engine.messages import error_message, failure_message
 from conformance.backends.base import ProgramBackend
-from conformance.inflight import Breadcrumb
-from conformance.deadline import Deadline
-from conformance.driver import Verdict, drive
-from conformance.parity import Example, Harness, Outcome, Target
-from conformance.record import CaseRecord
-from conformance.reproducer import reproducer_dir, write_reproducer
-from conformance.spec import EXPENSIVE_EXPORTERS, Case
-from conformance.strategies import (
+from conformance.engine.inflight import Breadcrumb
+from conformance.engine.deadline import Deadline
+from conformance.engine.driver import Verdict, drive
+from conformance.engine.harness import Example, Harness, Outcome, Target
+from conformance.engine.record import CaseRecord
+from conformance.engine.reproducer import reproducer_dir, write_reproducer
+from conformance.draw.spec import EXPENSIVE_EXPORTERS, Case
+from conformance.draw.strategies import (
     WEIGHT_POOL,
     Deployment,
     inputs,
@@ -172,7 +172,7 @@ class CaseCheck:
         program = isinstance(outcome.target.backend, ProgramBackend)
         if outcome.case.kind != "model" or (outcome.model is None and not program):
             return ""
-        from conformance.localize import plot_profile
+        from conformance.localize.onnx_graph import plot_profile
 
         try:
             found = self.harness.localize(outcome, deadline=Deadline(self.case_timeout))

@@ -1,4 +1,4 @@
-"""Bring-your-own-model options and cases for pytest: ``-p conformance.byom.pytest_plugin``.
+"""Bring-your-own-model options and cases for pytest: ``-p conformance.pytest.model_files``.
 
 ``pytest --model=MODEL.onnx`` (repeatable) adds one parity case per model and backend
 (``cases/test_onnx_models.py``); ``--register=MODULE`` imports a module that calls
@@ -17,7 +17,7 @@ import pytest
 
 from conformance.byom.onnx_inputs import DEFAULT_DIM_RANGE, DEFAULT_MAX_ELEMENTS
 from conformance.byom.onnx_reference import DEFAULT_REFERENCE
-from conformance.session import SESSION_KEY
+from conformance.pytest.session import SESSION_KEY
 
 
 def pytest_addoption(parser):
@@ -37,7 +37,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     from conformance.byom.model_file import ModelError
-    from conformance.byom.session import ByomSession
+    from conformance.pytest.model_files_session import ByomSession
 
     for target in config.getoption("register"):
         _import(target)

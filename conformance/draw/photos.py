@@ -75,7 +75,7 @@ def psnr(estimate: np.ndarray, truth: np.ndarray, shave: int = 0) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
 
-# --- The ``photo`` input distribution (conformance.strategies) -------------------------------
+# --- The ``photo`` input distribution (conformance.draw.strategies) -------------------------------
 
 #: Photographs the ``photo`` input distribution crops, all shipped inside the installed wheels
 #: (scikit-image's ``skimage.data`` and matplotlib's sample data): nothing is downloaded.

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from conformance.compare import CompareResult, OracleVerdict
+from conformance.engine.compare import CompareResult, OracleVerdict
 
 #: Version of ``parity.json``'s layout. 2: records carry outcome, error type and message, the
 #: drawn example, shrink steps apart from examples. Readers accept 1 (no such fields).

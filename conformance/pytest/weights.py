@@ -1,6 +1,6 @@
 """Pytest plug-in: ``--weights=URL|PATH`` picks the SuperResolutionNet(3) checkpoint of the run.
 
-Loaded from ``pytest.ini`` (``-p conformance.models.pytest_weights``). The checkpoint is loaded
+Loaded from ``pytest.ini`` (``-p conformance.pytest.weights``). The checkpoint is loaded
 and checked once, at configure time, so a missing file, a failed download, a wrong hash or a
 checkpoint for another architecture is one usage error before any case runs, not a failure
 in every case that uses it. Cases get the state_dict from the ``superres_weights`` fixture.

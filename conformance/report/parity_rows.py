@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.compare import tolerance
-from conformance.reproducer import reproducer_dir
+from conformance.engine.compare import tolerance
+from conformance.engine.reproducer import reproducer_dir
 
 _STATUS = {"passed": "pass", "failed": "fail", "skipped": "skip", "xfailed": "xfail"}
 #: The backend of a parity-marked test that checks the suite itself rather than a backend.

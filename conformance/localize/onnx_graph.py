@@ -23,9 +23,9 @@ from typing import Callable, Sequence
 import numpy as np
 import onnx
 
-from conformance.compare import compare, tolerance
-from conformance.layermap import map_nodes, name_by_order, record_module_outputs
-from conformance.subgraphs import (
+from conformance.engine.compare import compare, tolerance
+from conformance.localize.layermap import map_nodes, name_by_order, record_module_outputs
+from conformance.localize.subgraphs import (
     has_subgraph, mark_all, output_names, reference_prepare, single_node_model, value_types,
 )
 

@@ -16,8 +16,8 @@ from typing import NamedTuple
 import torch.nn as nn
 from hypothesis import strategies as st
 
-from conformance.spec import Case
-from conformance.strategies import ARITHMETIC_SAFE, SPECIAL_KINDS as SPECIAL_KINDS_ALL, shapes
+from conformance.draw.spec import Case
+from conformance.draw.strategies import ARITHMETIC_SAFE, SPECIAL_KINDS as SPECIAL_KINDS_ALL, shapes
 
 
 MAX_FAN_IN = 576

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from conformance.backends.base import Backend, BackendError
-from conformance.deadline import CaseTimeout, Deadline
+from conformance.engine.deadline import CaseTimeout, Deadline
 from conformance.byom.drive import drive
 from conformance.byom.model_file import ModelError
 from conformance.byom.onnx_inputs import parse_dim_specs
-from conformance.byom.runner import ModelCheck
+from conformance.byom.model_check import ModelCheck
 
 
 @dataclass
@@ -70,7 +70,7 @@ class ByomSession:
         __tracebackhide__ = True
         from hypothesis import settings
 
-        from conformance import profiles
+        from conformance.pytest import profiles
 
         record = parity.record
         try:

@@ -5,7 +5,7 @@ float32 computes the reference; the target's format turns the module into an art
 export, bound to the drawn weights, or a runtime's own program such as an ExecuTorch ``.pte``),
 cached per structure (and per shape where the runtime needs it); the runtime runs it under the
 case's deadline; ``compare`` judges. Every entry point (the parity cases, registered modules,
-the cat pipeline) runs examples through ``Harness.run``; ``conformance.driver`` runs a case.
+the cat pipeline) runs examples through ``Harness.run``; ``conformance.engine.driver`` runs a case.
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ import onnx
 import torch
 
 from conformance.backends.base import Backend, BackendError, ProgramBackend
-from conformance.compare import CompareResult, compare
-from conformance.deadline import CaseTimeout, Deadline
-from conformance.export import (
+from conformance.engine.compare import CompareResult, compare
+from conformance.engine.deadline import CaseTimeout, Deadline
+from conformance.formats.onnx_export import (
     ExportCache,
     ExportTarget,
     ProgramFormat,
     UnsupportedExport,
     export,
 )
-from conformance.graph import bind_weights, weights_as_inputs
-from conformance.spec import Case
-from conformance.strategies import Deployment, InputRecipe, WeightRecipe
+from conformance.formats.graph import bind_weights, weights_as_inputs
+from conformance.draw.spec import Case
+from conformance.draw.strategies import Deployment, InputRecipe, WeightRecipe
 
 #: How the weights reach an ONNX runtime: baked in as initializers, or fed as graph inputs.
 FEEDS = ("initializers", "inputs")
@@ -172,10 +172,10 @@ class Harness:
         return self._deployed(case, Target(Backend(), export_target), example, module, weights)[1]
 
     def localize(self, outcome: Outcome, *, deadline: Deadline | None = None):
-        """The per-layer error profile of a failing ONNX outcome (``conformance.localize``): the
+        """The per-layer error profile of a failing ONNX outcome (``conformance.localize.onnx_graph``): the
         deployed model (weights as initializers) run with every intermediate marked, each layer
         against its PyTorch module's output, suspects rerun alone on the reference's inputs."""
-        from conformance.localize import localize
+        from conformance.localize.onnx_graph import localize
 
         case, target, example = outcome.case, outcome.target, outcome.example
         module = self.module_for(case, example.structure)
@@ -189,8 +189,8 @@ class Harness:
 
     @staticmethod
     def _localize_program(backend: ProgramBackend, module, outcome: Outcome, deadline: Deadline | None):
-        """Each layer exported alone through the program runtime (``conformance.localize_program``)."""
-        from conformance.localize_program import localize_program
+        """Each layer exported alone through the program runtime (``conformance.localize.program``)."""
+        from conformance.localize.program import localize_program
 
         def export_and_load(leaf, args):
             dynamic = None if backend.per_shape else [() for _ in args]  # static: the shape it saw

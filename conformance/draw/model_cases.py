@@ -8,8 +8,8 @@ from typing import NamedTuple
 
 from conformance.models.srresnet import SRResNet
 from conformance.models.superres import SuperResolutionNet
-from conformance.spec import Case
-from conformance.strategies import ARITHMETIC_SAFE, shapes
+from conformance.draw.spec import Case
+from conformance.draw.strategies import ARITHMETIC_SAFE, shapes
 
 SUPERRES_MAX_ELEMENTS = 2 * 1 * 72 * 72
 SRRESNET_MAX_ELEMENTS = 2 * 3 * 24 * 24

@@ -1,6 +1,6 @@
 """Pipeline runners for SuperResolutionNet on a named backend (``pytorch`` or any ``--backend``).
 
-The cat-image pipeline (:mod:`conformance.pipeline`) takes a ``run_y`` callable; these helpers
+The cat-image pipeline (:mod:`conformance.pipeline.superres`) takes a ``run_y`` callable; these helpers
 make one from a backend name: PyTorch eager, or the model exported once to ONNX (TorchScript,
 opset 17, dynamic batch/height/width so any image size runs) and prepared on the backend.
 """
@@ -14,9 +14,9 @@ import onnx
 import torch
 
 from conformance.backends import Backend, ProgramBackend, load_backend
-from conformance.export import ExportTarget, export
-from conformance.parity import load_program, prepare_model, run_session
-from conformance.pipeline import Runner, torch_runner
+from conformance.formats.onnx_export import ExportTarget, export
+from conformance.engine.harness import load_program, prepare_model, run_session
+from conformance.pipeline.superres import Runner, torch_runner
 
 PYTORCH = "pytorch"
 #: The export every pipeline backend runs (the exporter and opset are not what it tests).

@@ -26,11 +26,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
 from conformance.backends import Unsupported
-from conformance.compare import judge_with_oracle
-from conformance.deadline import CaseTimeout
-from conformance.export import UnsupportedExport
-from conformance.parity import ExampleError, WouldExport
-from conformance.record import CaseRecord
+from conformance.engine.compare import judge_with_oracle
+from conformance.engine.deadline import CaseTimeout
+from conformance.formats.onnx_export import UnsupportedExport
+from conformance.engine.harness import ExampleError, WouldExport
+from conformance.engine.record import CaseRecord
 
 #: Shrinking stops after this many times the case's mean example time times its example budget
 #: (with a floor and a ceiling in seconds).

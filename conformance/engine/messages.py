@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conformance.backends.base import first_meaningful_line
-from conformance.record import CaseRecord
+from conformance.engine.record import CaseRecord
 
 
 def _where(target) -> str:

@@ -1,0 +1,2 @@
+"""What hypothesis draws: case specs, strategies for shapes, weights and inputs, the operator and
+model cases, real photographs."""

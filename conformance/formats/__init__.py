@@ -1,0 +1,1 @@
+"""torch -> artifact: the ONNX exporters (cached per structure) and ONNX graph helpers."""

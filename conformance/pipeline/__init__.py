@@ -1,0 +1,1 @@
+"""The tutorial's cat-image pipeline (``superres``) and the runners that put a backend in it."""
