@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from conformance.backends.onnxrt import OnnxRuntimeBackend  # noqa: E402
 from conformance.engine.compare import compare  # noqa: E402
 from conformance.formats.onnx_export import ExportTarget, export  # noqa: E402
-from conformance.draw.photos import planes  # noqa: E402
+from conformance.models.photos import planes  # noqa: E402
 from conformance.models.superres import SuperResolutionNet  # noqa: E402
 from conformance.draw.strategies import ARITHMETIC_SAFE, InputRecipe  # noqa: E402
 

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the suite sets it (conformance/pytest/plugin.py)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the suite sets it (cases/conftest.py)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

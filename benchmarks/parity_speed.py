@@ -82,7 +82,7 @@ class Summary:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
-        from conformance.pytest.session import SESSION_KEY
+        from conformance.pytest.activation import SESSION_KEY
 
         conf = session.config.stash.get(SESSION_KEY, None)
         if conf is not None:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conformance.pytest import profiles
+from conformance.draw import profiles
 from conformance.byom.register import registered_cases
 from conformance.draw.model_cases import MODEL_SPECIAL_KINDS, MODELS, SRRESNET, SUPERRES, SRResNetStructure
 from conformance.engine.harness import Example, Target

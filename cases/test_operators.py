@@ -5,7 +5,7 @@ elements keep decimal-3."""
 
 import pytest
 
-from conformance.pytest import profiles
+from conformance.draw import profiles
 from conformance.draw.operators import OPERATORS, SPECIAL_KINDS
 
 

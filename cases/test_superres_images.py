@@ -17,7 +17,7 @@ from conformance.backends import BackendError
 from conformance.pipeline.runners import model_runner
 from conformance.models.superres import SuperResolutionNet
 from conformance.pipeline.superres import images_agree, save_gallery, superres, torch_runner
-from conformance.pytest.session import SESSION_KEY
+from conformance.pytest.plugin import activate
 
 LEVELS = 1  # a backend may differ from PyTorch by one rounding step of the 8-bit output
 
@@ -25,7 +25,7 @@ LEVELS = 1  # a backend may differ from PyTorch by one rounding step of the 8-bi
 def pytest_generate_tests(metafunc):
     """One case per backend under test, by name (readable ids: ``test_cat_pipeline[onnxruntime]``)."""
     if "backend_name" in metafunc.fixturenames:
-        names = [b.name for b in metafunc.config.stash[SESSION_KEY].backends]
+        names = [b.name for b in activate(metafunc.config).backends]
         metafunc.parametrize("backend_name", names)
 
 

@@ -1,7 +1,9 @@
-"""conformance: cross-backend numerical conformance for PyTorch models exported to ONNX.
+"""conformance: cross-backend numerical conformance for PyTorch models.
 
-PyTorch eager is the reference; every backend under test runs the exported ONNX model and must
-agree to ``decimal`` places (``numpy.testing.assert_almost_equal`` semantics).
+PyTorch eager is the reference; every runtime under test runs the model in the format it takes
+(an ONNX export, the ORT format, an ExecuTorch ``.pte``, a LiteRT ``.tflite``, on the host or on
+a device over ADB) and must agree to ``decimal`` places (``numpy.testing.assert_almost_equal``
+semantics).
 """
 
 __version__ = "0.1.0"

@@ -8,27 +8,21 @@ and keeps them out of the example database.
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from byom_helpers import divide_by_zero, matmul, save
+from conftest import run_suite, verdicts
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def run_pytest(*args, reports: Path, timeout: float = 300) -> tuple[subprocess.CompletedProcess, dict]:
     """(process, verdict per test id) of a nested pytest run."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "pytest", *map(str, args), "--reports", str(reports), "-rA",
-           "--hypothesis-profile", "ci", "-p", "no:cacheprovider", "--benchmark-disable", "-q"]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    verdicts = dict((m[2], m[1]) for m in re.finditer(r"^(PASSED|FAILED|ERROR|SKIPPED) (\S+)", proc.stdout, re.M))
-    return proc, verdicts
+    proc = run_suite(*args, "-rA", reports=reports, timeout=timeout)
+    return proc, verdicts(proc)
 
 
 def parity_cases(reports: Path) -> dict:
@@ -81,6 +75,7 @@ def test_each_model_and_backend_gets_a_clean_verdict(serial):
     assert (reports / "reproducers" / f"test_onnx_model_good-{wrong}" / "model.onnx").is_file()
 
 
+@pytest.mark.slow
 def test_xdist_gives_the_serial_verdicts_and_a_full_report(serial, models, tmp_path):
     _, serial_verdicts, serial_reports = serial
     proc, verdicts = run_pytest(*_model_args(models), "-n", "2", reports=tmp_path)
@@ -121,6 +116,7 @@ conformance.register_module("tiny_mlp", TinyMLP, torch.zeros(2, 6), input_shapes
 '''
 
 
+@pytest.mark.slow
 def test_registered_module_runs_like_a_built_in_model(tmp_path):
     (tmp_path / "my_models.py").write_text(REGISTRATION)
     # Without --model the model-file case is deselected (not skipped), so only tiny_mlp runs.
@@ -134,6 +130,7 @@ def test_registered_module_runs_like_a_built_in_model(tmp_path):
     assert {c["exporter"] for c in cases.values() if c["case"] == "tiny_mlp"} == {"torchscript", "dynamo"}
 
 
+@pytest.mark.slow
 def test_a_reference_also_under_test_is_refused_before_anything_runs(models, tmp_path):
     """Before: `pytest --model` compared ONNX Runtime with itself by default and always passed."""
     proc, _ = run_pytest("--model", models[0], "--backend", "onnxruntime", "--reference", "onnxruntime",

@@ -3,14 +3,19 @@ files are one line that says what is wrong."""
 
 from __future__ import annotations
 
-from conformance.cli import build_parser, main
+from conformance.cli import main
 
 
-def test_top_level_help_is_whole_sentences():
-    text = build_parser().format_help()
-    description = build_parser().description
-    assert description.endswith(".") and "``" not in description and "<name>" not in description
-    assert "conformance COMMAND --help" in text
+def test_top_level_help_lists_every_command_and_no_command_is_a_usage_error(capsys):
+    import pkgutil
+
+    import conformance.commands
+
+    assert main([]) == 2
+    text = capsys.readouterr().out
+    for info in pkgutil.iter_modules(conformance.commands.__path__):
+        assert info.name in text, f"'conformance --help' does not list {info.name}"
+    assert "conformance COMMAND --help" in text and "``" not in text
 
 
 def test_replay_of_a_missing_folder_says_it_does_not_exist(tmp_path, capsys):

@@ -141,3 +141,15 @@ def test_a_failing_model_names_its_first_diverging_layer(suite, tmp_path, fault,
     over = [x["layer"] for x in where["layers"] if x["verdict"] == "wrong alone"]
     assert over and over[0] == where["first_diverging"]
     assert Path(where["plot"]).is_file() and Path(where["plot"]).parent == Path(rec["reproducer"])
+
+
+@pytest.mark.slow
+def test_hypothesis_statistics_show_the_parity_cases(suite, tmp_path):
+    """hypothesis runs inside the case check, where its own plugin does not look: the suite's
+    section gives each case's figures instead of an empty statistics section."""
+    result = suite(*RELU, "--backend", "onnxruntime", *NARROW, "--hypothesis-show-statistics")
+    assert result.returncode == 0, result.stdout[-2000:]
+    records = _records(tmp_path / "reports")
+    line = next(line for line in result.stdout.splitlines() if "test_operator[" in line and " examples (" in line)
+    (nodeid, record), = records.items()
+    assert nodeid in line and f"{record['examples']} examples (0 failing, 0 left out)" in line and record["examples"] > 1

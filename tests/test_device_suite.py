@@ -96,7 +96,7 @@ def test_the_device_profile_runs_few_examples_per_case():
     """Sized for a device where an example costs seconds: 3-5 per operator and model case."""
     from hypothesis import settings
 
-    from conformance.pytest import profiles
+    from conformance.draw import profiles
 
     profiles.register()
     assert profiles.default_profile(devices=["127.0.0.1:6520"]) == "device"

@@ -13,7 +13,7 @@ from conformance.testing import faults
 from conformance.backends.onnxrt import OnnxRuntimeBackend
 from conformance.engine.compare import compare
 from conformance.formats.onnx_export import ExportTarget, export
-from conformance.draw.photos import INPUT_PHOTOS
+from conformance.models.photos import INPUT_PHOTOS
 from conformance.draw.strategies import InputRecipe, inputs
 
 TS17 = ExportTarget("torchscript", 17)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conformance.commands import gate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,6 +88,7 @@ def test_gate_fails_on_parity_then_passes_when_listed(tmp_path):
         (tmp_path / "reports" / "junit.xml").read_text()
 
 
+@pytest.mark.slow
 def test_unknown_baseline_is_one_line_before_anything_runs(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "conformance", "gate", "--reports", str(tmp_path), "--baseline", "nosuch",

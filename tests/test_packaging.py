@@ -8,6 +8,7 @@ that would cost minutes and gigabytes); the parity cases then run from an empty 
 
 from __future__ import annotations
 
+import json
 import os
 import site
 import subprocess
@@ -102,3 +103,52 @@ def test_gate_runs_from_an_empty_folder(installed, tmp_path):
     assert result.returncode == 0, out[-3000:]
     assert "conformance gate: PASS" in out
     assert (tmp_path / "reports" / "junit.xml").is_file() and (tmp_path / "reports" / "report.html").is_file()
+
+
+UNRELATED = '''
+import json, os, sys
+from hypothesis import given, settings, strategies as st
+
+RUN = []
+
+
+@given(st.integers())
+def test_a_users_property(x):
+    RUN.append(x)
+
+
+def test_dump_what_the_run_looks_like():
+    heavy = [m for m in ("torch", "onnxruntime", "onnx", "matplotlib", "scipy", "conformance.engine.harness")
+             if m in sys.modules]
+    print("STATE " + json.dumps({"examples": len(RUN), "profile": settings.get_current_profile_name(),
+                                 "env": dict(os.environ), "heavy": heavy}))
+'''
+
+
+def _unrelated_state(installed, folder, *plugin_args) -> tuple[dict, str]:
+    result = _run([installed, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *plugin_args, "test_unrelated.py"],
+                  cwd=folder)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    line = next(line for line in out.splitlines() if line.startswith("STATE ") or ".STATE " in line)
+    return json.loads(line.split("STATE ", 1)[1]), out
+
+
+@pytest.mark.slow
+def test_installed_plugin_leaves_another_projects_run_alone(installed, tmp_path):
+    """Another project's suite, run where the wheel is installed: its hypothesis test runs under
+    hypothesis' own profile (100 examples), its environment is untouched, no runtime is imported,
+    no header or report appears: the same as with the plugin disabled."""
+    (tmp_path / "test_unrelated.py").write_text(UNRELATED)
+    plugged, out = _unrelated_state(installed, tmp_path)
+    unplugged, _ = _unrelated_state(installed, tmp_path, "-p", "no:conformance.plugin")
+    assert plugged["examples"] == unplugged["examples"] == 100
+    assert plugged["profile"] == unplugged["profile"]
+    assert plugged["env"] == unplugged["env"]
+    # Other plugins of this environment may import what they like; this one adds nothing.
+    assert plugged["heavy"] == unplugged["heavy"] and "conformance.engine.harness" not in plugged["heavy"]
+    shown = "\n".join(line for line in out.splitlines() if "STATE " not in line)
+    assert "conformance" not in shown and not (tmp_path / "reports").exists(), shown
+    # Still registered: its options are known, and given one the suite wakes up.
+    helped = _run([installed, "-m", "pytest", "--help"], cwd=tmp_path).stdout
+    assert "--backend=NAME" in helped and "--model=PATH" in helped

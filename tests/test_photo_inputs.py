@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conformance.draw.photos import INPUT_PHOTOS, MATPLOTLIB_PHOTOS, photo_crops, planes
+from conformance.models.photos import INPUT_PHOTOS, MATPLOTLIB_PHOTOS, photo_crops, planes
 from conformance.draw.strategies import InputRecipe
 
 

@@ -34,7 +34,7 @@ def test_sleep(benchmark):
 @pytest.fixture
 def run(pytester, monkeypatch):
     """Run pytest in-process with the report plugin (and a cheap fake peak measurement)."""
-    monkeypatch.setattr("conformance.pytest.reports.measure_peak_gflops",
+    monkeypatch.setattr("conformance.report.latency_rows.measure_peak_gflops",
                         lambda: {"gflops": 10.0, "how": "fake", "threads": 1})
 
     def go(*args):
@@ -73,7 +73,7 @@ def test_bad_expectations_file_is_a_usage_error(pytester, run):
 
 @pytest.mark.parametrize("option, message", [
     ("--baseline=release", "ERROR: no baseline 'release' in reports/baselines*save one with --save-baseline"),
-    ("--hypothesis-profile=nosuch", "ERROR: --hypothesis-profile 'nosuch' is not registered; valid: *ci*"),
+    ("--hypothesis-profile=nosuch", "ERROR: --hypothesis-profile 'nosuch' is not registered; the suite's: dev, ci*"),
     ("-p conformance.plugin --reports=afile.txt", "ERROR: --reports afile.txt: is a file; give a folder*"),
 ])
 def test_bad_report_option_is_one_line_before_anything_runs(pytester, run, option, message):

@@ -155,7 +155,7 @@ def test_special_inputs_shrink_to_one_kind_and_refuse_unknown_kinds():
 def test_photo_inputs_are_drawn_beside_synthetic_ones():
     from hypothesis import find
 
-    from conformance.draw.photos import INPUT_PHOTOS
+    from conformance.models.photos import INPUT_PHOTOS
 
     for scale in ("unit", "pixel"):
         r = find(inputs((1, 3, 8, 8), scales=(scale,)), lambda r: r.distribution == "photo")
@@ -188,7 +188,7 @@ def test_dev_profile_stays_random_with_a_database_whatever_was_loaded_before():
     loaded (a CI variable set), "dev" came out derandomized and every seed drew the same."""
     from hypothesis import settings
 
-    from conformance.pytest import profiles
+    from conformance.draw import profiles
 
     previous = settings.get_current_profile_name()
     try:

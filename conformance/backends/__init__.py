@@ -51,10 +51,10 @@ def load_backend(spec: str, *, ort_provider: str = "CPUExecutionProvider") -> Ba
         return OrtFormatBackend()
     if spec in RUNTIMES:
         return load_runtime(spec)
-    from conformance.backends.onnx_api import OnnxApiBackend, _import_target
+    from conformance.backends.onnx_api import OnnxApiBackend, import_target
     from conformance.backends.program_api import ProgramApiBackend, is_program_runtime
 
-    target = _import_target(spec)
+    target = import_target(spec)
     if is_program_runtime(target):  # export/load: a runtime that takes a torch program
         return ProgramApiBackend(spec, target)
     return OnnxApiBackend(spec)

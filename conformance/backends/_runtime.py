@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 import onnx
 
 from conformance.backends.base import BackendError
-from conformance.backends.ortformat import _fast_tmp
+from conformance.backends.ortformat import fast_tmp
 
 
 class Unsupported(BackendError):
@@ -115,7 +115,7 @@ class Scratch:
 
     def _next(self) -> str:
         if self._root is None:
-            self._root = tempfile.mkdtemp(prefix=f"conformance-{self._prefix}-", dir=_fast_tmp())
+            self._root = tempfile.mkdtemp(prefix=f"conformance-{self._prefix}-", dir=fast_tmp())
             # A backend that is never closed still leaves nothing behind at exit.
             weakref.finalize(self, shutil.rmtree, self._root, ignore_errors=True)
         self._count += 1

@@ -20,7 +20,7 @@ import numpy as np
 
 from conformance.backends._runtime import Unsupported, expect_inputs, failing, load_module, require
 from conformance.backends.base import BackendError, ProgramBackend
-from conformance.formats.onnx_export import _quiet  # the exporters' warnings and log lines are noise in test output
+from conformance.formats.onnx_export import quiet  # the exporters' warnings and log lines are noise in test output
 
 
 def dynamic_shapes(example_args, dynamic, *, max_batch: int, max_channels: int, max_side: int):
@@ -100,7 +100,7 @@ class ExecutorchBackend(ProgramBackend):
             partitioners = [xnnpack.XnnpackPartitioner()]
         shapes = dynamic_shapes(example_args, dynamic, max_batch=self.max_batch, max_channels=self.max_channels,
                                 max_side=self.max_side)
-        with _quiet(), torch.no_grad():
+        with quiet(), torch.no_grad():
             with failing(self.name, "torch.export"):
                 program = torch.export.export(module.eval(), tuple(example_args), dynamic_shapes=shapes)
             with failing(self.name, "to_edge_transform_and_lower"):

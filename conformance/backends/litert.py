@@ -17,7 +17,7 @@ import numpy as np
 
 from conformance.backends._runtime import Unsupported, expect_inputs, failing, load_module, require, threads
 from conformance.backends.base import ProgramBackend
-from conformance.formats.onnx_export import _quiet  # the converter's warnings and progress lines are noise
+from conformance.formats.onnx_export import quiet  # the converter's warnings and progress lines are noise
 
 _SIGNATURE = "serving_default"
 
@@ -71,7 +71,7 @@ class LiteRtBackend(ProgramBackend):
         import torch
 
         litert_torch = load_module(self.name, "litert_torch")
-        with _quiet(), torch.no_grad(), failing(self.name, "litert_torch.convert"):
+        with quiet(), torch.no_grad(), failing(self.name, "litert_torch.convert"):
             return bytes(litert_torch.convert(module.eval(), tuple(example_args)).model_content())
 
     def load(self, artifact: bytes) -> LiteRtSession:

@@ -16,7 +16,7 @@ import onnx
 from conformance.backends.base import Backend, BackendError
 
 
-def _import_target(spec: str):
+def import_target(spec: str):
     """Import ``pkg.mod``, ``pkg.mod:Attr`` or ``pkg.mod.Attr``; BackendError when impossible."""
     module_name, _, attr = spec.partition(":")
     try:
@@ -54,7 +54,7 @@ class OnnxApiBackend(Backend):
     """Adapts a module or class with the ONNX backend API to this suite's ``Backend``."""
 
     def __init__(self, spec: str, device: str = "CPU"):
-        target = _import_target(spec)
+        target = import_target(spec)
         if not callable(getattr(target, "prepare", None)):
             raise BackendError(
                 f"--backend={spec}: {getattr(target, '__name__', target)!r} has no prepare(); "

@@ -40,7 +40,7 @@ def to_ort_format(model: onnx.ModelProto | bytes, folder: str | os.PathLike | No
     ONNX Runtime cannot load or save the model.
     """
     if folder is None:
-        with tempfile.TemporaryDirectory(prefix="conformance-ort-", dir=_fast_tmp()) as tmp:
+        with tempfile.TemporaryDirectory(prefix="conformance-ort-", dir=fast_tmp()) as tmp:
             return to_ort_format(model, tmp)
     import onnxruntime as ort
 
@@ -95,7 +95,7 @@ def _check_inputs(model: onnx.ModelProto, session, name: str) -> None:
             "and the conversion folded them away); remove initializers from the graph inputs and re-export")
 
 
-def _fast_tmp() -> str | None:
+def fast_tmp() -> str | None:
     """/dev/shm where there is one: memory-backed, so the converter's file costs no disk I/O."""
     shm = "/dev/shm"
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
@@ -128,7 +128,7 @@ class OrtFormatBackend(Backend):
         import onnxruntime as ort
 
         if self._folder is None:
-            self._folder = tempfile.mkdtemp(prefix="conformance-ort-", dir=_fast_tmp())
+            self._folder = tempfile.mkdtemp(prefix="conformance-ort-", dir=fast_tmp())
         model = constant_initializers(model)
         data = to_ort_format(model, self._folder)
         options = _quiet_options()

@@ -21,10 +21,7 @@ from conformance.byom.model_file import ModelError
 
 Dim = Union[int, str]  # a static size, or the name of a symbolic dimension
 
-#: Range of a symbolic dimension nobody gave a ``--dim`` for.
-DEFAULT_DIM_RANGE = (1, 4)
-#: Largest number of elements all inputs of one example may hold together (``--max-elements``).
-DEFAULT_MAX_ELEMENTS = 1 << 24
+from conformance.byom.defaults import DEFAULT_DIM_RANGE, DEFAULT_MAX_ELEMENTS  # noqa: E402,F401
 
 _SUPPORTED_KINDS = "bool, integer and floating-point tensors"
 

@@ -7,9 +7,7 @@ slow, but what the spec says. Use it as ``--backend conformance.byom.onnx_refere
 
 from __future__ import annotations
 
-#: The reference of `conformance check` and `pytest --model`: ONNX's own evaluator, never a
-#: runtime under test.
-DEFAULT_REFERENCE = "conformance.byom.onnx_reference"
+from conformance.byom.defaults import DEFAULT_REFERENCE  # noqa: F401
 
 from typing import Sequence
 

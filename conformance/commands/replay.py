@@ -73,7 +73,7 @@ def replay_folder(folder: Path, backend, decimal: int) -> Result:
             n, results = compare_outputs(actual, expected, decimal)
         except (TypeError, ValueError) as exc:
             return Result(folder, backend.name, "skip", f"set {i}: an output is not numeric: {exc}")
-        if worst is None or (results[n].ok, -results[n].max_abs) < (worst[2].ok, -worst[2].max_abs):
+        if worst is None or results[n].severity < worst[2].severity:
             worst = (i, n, results[n])
     i, n, result = worst
     if result.ok:

@@ -88,7 +88,10 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
     try:
-        report = build.build_report(parity=parity, bench=bench, expectations=expected.load(args.expected_failures),
+        expectations = expected.load(args.expected_failures)
+        if parity is not None:
+            expectations.apply(parity.get("cases", []))  # the run applied its own file; this one may differ
+        report = build.build_report(parity=parity, bench=bench, expectations=expectations,
                                     reports=reports, baseline=args.baseline, max_slowdown=args.max_slowdown / 100)
         paths = build.write_report(report, reports)
         saved = build.save_run(reports, args.save_baseline, report, parity, bench) if args.save_baseline else None

@@ -217,7 +217,7 @@ class InputRecipe(NamedTuple):
     def materialize(self) -> np.ndarray:
         rng = np.random.default_rng(self.seed)
         if self.distribution == "photo":
-            from conformance.draw.photos import photo_crops
+            from conformance.models.photos import photo_crops
 
             x = photo_crops(self.photo, self.shape, self.seed)
             if self.scale == "unit":
@@ -243,7 +243,7 @@ DISTRIBUTIONS = {"unit": ("uniform", "normal", "photo"), "pixel": ("integers", "
 def inputs(draw, shape, *, scales=("unit", "pixel"), photos: bool = True) -> InputRecipe:
     """A float32 input of ``shape`` at unit scale ([0,1), N(0,1/16)) or pixel scale (0-255),
     synthetic or (with ``photos``) cropped from a real photograph at that scale."""
-    from conformance.draw.photos import INPUT_PHOTOS
+    from conformance.models.photos import INPUT_PHOTOS
 
     scale = draw(st.sampled_from(tuple(scales)))
     choices = tuple(d for d in DISTRIBUTIONS[scale] if photos or d != "photo")

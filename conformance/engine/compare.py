@@ -79,6 +79,12 @@ class CompareResult:
         return self.ok
 
     @property
+    def severity(self) -> tuple[bool, float]:
+        """Sort key, smallest first for the worst result: any failure before any pass, then the
+        larger error first."""
+        return (self.ok, -self.max_abs)
+
+    @property
     def tolerance(self) -> float:
         return tolerance(self.decimal)
 

@@ -25,6 +25,7 @@ from typing import Any, Callable
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
+from conformance import private_apis
 from conformance.backends import Unsupported
 from conformance.engine.compare import judge_with_oracle
 from conformance.engine.deadline import CaseTimeout
@@ -161,7 +162,7 @@ def drive(record: CaseRecord, strategy, run: Callable[[Any, bool], Any], *, max_
     def case(drawn):
         body(drawn)
 
-    case.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()
+    private_apis.set_database_key(case, key.encode())
     if seed is not None:
         case = hypothesis_seed(seed)(case)
     try:

@@ -1,6 +1,6 @@
 """Running one parity example: reference, artifact (cached), runtime, comparison.
 
-The data flow of ARCHITECTURE.md: a case and a drawn structure give a torch module; PyTorch
+The suite's data flow (README, "Architecture"): a case and a drawn structure give a torch module; PyTorch
 float32 computes the reference; the target's format turns the module into an artifact (an ONNX
 export, bound to the drawn weights, or a runtime's own program such as an ExecuTorch ``.pte``),
 cached per structure (and per shape where the runtime needs it); the runtime runs it under the
@@ -141,10 +141,10 @@ class Harness:
         if self._draw_seed is None:
             import random
 
-            from hypothesis import core
+            from conformance.private_apis import forced_seed
 
-            forced = core.global_force_seed
-            self._draw_seed = int(forced) if forced is not None else random.getrandbits(32)
+            forced = forced_seed()
+            self._draw_seed = forced if forced is not None else random.getrandbits(32)
         return self._draw_seed
 
     def decimal_of(self, case: Case, target: Target, nodeid: str) -> int:
@@ -251,7 +251,7 @@ class Harness:
             outcome = Outcome(case, target, example, results[index], model, expected, actual, fed_inputs=arrays,
                               oracle=lambda args=oracle_input: self._oracle(*args), worst_output=index,
                               run_index=run_index)
-            if worst is None or (outcome.result.ok, -outcome.result.max_abs) < (worst.result.ok, -worst.result.max_abs):
+            if worst is None or outcome.result.severity < worst.result.severity:
                 worst = outcome
         return worst
 
@@ -382,5 +382,5 @@ def run_session(backend: Backend, session, arrays, deadline: Deadline | None = N
 def compare_outputs(actual, expected, decimal: int) -> tuple[int, list[CompareResult]]:
     """Every output compared; returns the index of the worst one (a failure before any pass)."""
     results = [compare(a, e, decimal) for a, e in zip(actual, expected)]
-    worst = min(range(len(results)), key=lambda i: (results[i].ok, -results[i].max_abs))
+    worst = min(range(len(results)), key=lambda i: results[i].severity)
     return worst, results

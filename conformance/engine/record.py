@@ -11,7 +11,6 @@ which alone writes ``reports/``, takes it in.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
@@ -111,6 +110,21 @@ class Recorder:
             record.message = message
             record.summary = record.summary or _last_line(message)
 
+    def close_as_ended(self, nodeid: str, error: str, last_example: str = "") -> None:
+        """Close the record of a case whose test process died under it (a runtime crashed, or
+        held the GIL past the case's deadline): the controller's side of a lost worker."""
+        record = self.records.get(nodeid)
+        if record is None or record.outcome != "running":
+            return
+        record.error_type, record.error = "ProcessEnded", error
+        record.summary = ("the test process ended during this case: a runtime crashed, or held the GIL "
+                          "past --case-timeout (its stack is in the run's output)")
+        message = record.summary
+        if last_example:
+            record.example = last_example.split(": ", 1)[-1]
+            message += f"\n  {last_example}"
+        self.close(nodeid, "failed", 0.0, message=f"{message}\n{error}")
+
     def take(self, data: dict) -> None:
         """A closed record from an xdist worker."""
         record = CaseRecord.from_json(data)
@@ -126,9 +140,6 @@ class Recorder:
 
     def payload(self, meta: dict) -> dict:
         return {"schema_version": SCHEMA_VERSION, "meta": meta, "cases": [r.to_json() for r in self.records.values()]}
-
-    def write(self, path: Path, meta: dict) -> None:
-        atomic_write(path, json.dumps(self.payload(meta), indent=1, default=str))
 
 
 def _last_line(text: str) -> str:

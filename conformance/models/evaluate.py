@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from conformance.draw.photos import (TEST_IMAGES, bicubic_upscale, downscale, luma, modcrop,
+from conformance.models.photos import (TEST_IMAGES, bicubic_upscale, downscale, luma, modcrop,
                                        photo, psnr)
 
 FACTOR = 3

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from conformance.draw.photos import TRAIN_IMAGES, downscale, luma, modcrop, photo
+from conformance.models.photos import TRAIN_IMAGES, downscale, luma, modcrop, photo
 from conformance.models.superres import SuperResolutionNet
 
 FACTOR = 3

@@ -15,27 +15,27 @@ from pathlib import Path
 
 import pytest
 
-from conformance.byom.onnx_inputs import DEFAULT_DIM_RANGE, DEFAULT_MAX_ELEMENTS
-from conformance.byom.onnx_reference import DEFAULT_REFERENCE
-from conformance.pytest.session import SESSION_KEY
+from conformance.byom.defaults import DEFAULT_DIM_RANGE, DEFAULT_MAX_ELEMENTS, DEFAULT_REFERENCE
+from conformance.pytest.activation import SESSION_KEY, is_case, option
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("conformance-byom", "conformance: bring your own model")
-    group.addoption("--model", action="append", default=[], metavar="PATH",
+    option(group, "--model", action="append", default=[], metavar="PATH",
                     help="an ONNX model to check on every backend (repeatable). Default: none")
-    group.addoption("--dim", action="append", default=[], metavar="NAME=MIN:MAX",
+    option(group, "--dim", action="append", default=[], metavar="NAME=MIN:MAX",
                     help=f"range of a symbolic input dimension of the --model files (repeatable; unnamed "
                          f"ones are INPUT[AXIS]). Default: {DEFAULT_DIM_RANGE[0]}:{DEFAULT_DIM_RANGE[1]}")
-    group.addoption("--reference", default=DEFAULT_REFERENCE, metavar="BACKEND",
+    option(group, "--reference", default=DEFAULT_REFERENCE, metavar="BACKEND",
                     help="the backend whose outputs are the truth for --model files. Default: onnxruntime (CPU)")
-    group.addoption("--max-elements", type=int, default=DEFAULT_MAX_ELEMENTS, metavar="N",
+    option(group, "--max-elements", type=int, default=DEFAULT_MAX_ELEMENTS, metavar="N",
                     help=f"refuse --model files whose inputs could hold more elements. Default: {DEFAULT_MAX_ELEMENTS}")
-    group.addoption("--register", action="append", default=[], metavar="MODULE",
+    option(group, "--register", action="append", default=[], metavar="MODULE",
                     help="import MODULE (dotted name or .py file) that registers PyTorch modules as model cases")
 
 
-def pytest_configure(config):
+def activate(config) -> None:
+    """Import the ``--register`` modules and load the ``--model`` files (when the suite wakes up)."""
     from conformance.byom.model_file import ModelError
     from conformance.pytest.model_files_session import ByomSession
 
@@ -58,12 +58,12 @@ def pytest_configure(config):
 def pytest_sessionstart(session):
     """Before anything runs (and after every plugin's configure, so the backends under test are
     loaded): a reference that is also under test would be compared with itself and always pass."""
+    config = session.config
+    byom, conf = config.stash.get(SESSION, None), config.stash.get(SESSION_KEY, None)
+    if byom is None or not byom.models or conf is None:
+        return
     from conformance.byom.model_file import ModelError
 
-    config = session.config
-    byom, conf = config.stash[SESSION], config.stash.get(SESSION_KEY, None)
-    if not byom.models or conf is None:
-        return
     try:
         name = byom.reference.name
     except ModelError as exc:
@@ -95,6 +95,8 @@ def _import(target: str) -> None:
 
 
 def pytest_generate_tests(metafunc):
+    if not is_case(metafunc.definition.path) or SESSION not in metafunc.config.stash:
+        return
     if "onnx_model" in metafunc.fixturenames:
         models = metafunc.config.stash[SESSION].models
         metafunc.parametrize("onnx_model", models, ids=_ids(models))
@@ -111,7 +113,7 @@ def _ids(models: list[str]) -> list[str]:
 
 def pytest_collection_modifyitems(config, items):
     """Without --model the model-file case has no parameters: drop it instead of skipping it."""
-    if config.stash[SESSION].models:
+    if SESSION not in config.stash or config.stash[SESSION].models:
         return
     dropped = [i for i in items if "onnx_model" in getattr(i, "fixturenames", ())]
     if dropped:

@@ -70,7 +70,7 @@ class ByomSession:
         __tracebackhide__ = True
         from hypothesis import settings
 
-        from conformance.pytest import profiles
+        from conformance.draw import profiles
 
         record = parity.record
         try:

@@ -1,34 +1,31 @@
-"""The pytest plugin: options, parametrization over targets, report header, summary (thin).
+"""The pytest plugin: options, markers, fixtures, parametrization over targets, header, summary.
 
-State lives in one ``ConformanceSession`` on ``config.stash``; the work is done by the library
-modules (``parity``, ``export``, ``backends``, ``compare``).
+Installed, it is loaded into every pytest run of the environment, so it stays inert until the
+run is the suite's (``activation.asked``: the run reaches the suite's cases or was given one of
+its options) or a case of the suite asks for one of its fixtures. Only then is the run's
+``ConformanceSession`` made (backends loaded, hypothesis profile chosen, reports planned). The
+work is done by the library (``engine``, ``formats``, ``backends``); state lives on
+``config.stash``.
 """
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
-# Torch's OpenMP threads spin after each op and starve whatever runs next on a small machine
-# (ONNX Runtime's own threads, an adb server, a loopback device): measured here, a device
-# parity loop ran at 38 examples/s with spinning and 725/s without. Set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# numpy's OpenBLAS threads make the small QRs of orthogonal weight init ~20x slower beside
-# torch and ONNX Runtime threads (26 ms vs 1.2 ms for a 576x64 QR here); heavy math is torch's.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import pytest
 
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+from conformance import private_apis
+from conformance.draw import profiles
+from conformance.engine import inflight
+from conformance.engine.deadline import DEFAULT_CASE_TIMEOUT
+from conformance.pytest import activation
+from conformance.pytest.activation import SESSION_KEY, option
 
-import pytest  # noqa: E402
-
-from conformance.engine import inflight  # noqa: E402
-from conformance.pytest import profiles  # noqa: E402
-from conformance.engine.deadline import DEFAULT_CASE_TIMEOUT  # noqa: E402
-from conformance.pytest.session import SESSION_KEY, ConformanceSession, UsageError  # noqa: E402
 #: ONNX Runtime, and the same runtime on the ORT-format model (what ONNX Runtime Mobile loads).
 DEFAULT_BACKENDS = ("onnxruntime", "onnxruntime-ort")
 
-profiles.register()
+#: Parameters this plugin gives the suite's own cases (never another project's tests).
+CASE_PARAMETERS = ("target", "backend", "export_target", "latency_runner")
 
 # Registered through the ``pytest11`` entry point, this module brings the other plugins with it.
 pytest_plugins = ["conformance.pytest.reports", "conformance.pytest.model_files",
@@ -42,52 +39,69 @@ def _split(values):
 
 def pytest_addoption(parser):
     group = parser.getgroup("conformance", "cross-backend numerical conformance")
-    group.addoption("--backend", action="append", metavar="NAME",
+    option(group, "--backend", action="append", metavar="NAME",
                     help="runtime under test (repeatable): onnxruntime, onnxruntime-ort (the ORT format, as for "
                          "mobile), openvino, tract, mnn, ncnn, executorch, litert (each with its extra: "
                          "pip install 'conformance[NAME]'; NAME-default for the runtime's default settings, "
                          "executorch-portable, litert-reference), or a plug-in: an ONNX-backend-API module/class "
                          "such as 'onnxruntime.backend' or 'pkg.mod:Class', or a class with export/load taking a "
                          "torch program. Default: onnxruntime and onnxruntime-ort")
-    group.addoption("--ort-provider", default="CPUExecutionProvider", metavar="PROVIDER",
+    option(group, "--ort-provider", default="CPUExecutionProvider", metavar="PROVIDER",
                     help="execution provider of the built-in onnxruntime backend. Default: CPUExecutionProvider")
-    group.addoption("--exporter", action="append", metavar="NAME",
+    option(group, "--exporter", action="append", metavar="NAME",
                     help="torch.onnx exporter(s): torchscript, dynamo (repeatable or comma-separated). Default: both")
-    group.addoption("--opset", action="append", metavar="N",
+    option(group, "--opset", action="append", metavar="N",
                     help="opset(s) to export at (repeatable or comma-separated). "
                          "Default: 9, 11, 13, 17 and the newest each exporter supports")
-    group.addoption("--decimal", type=int, default=3, metavar="N",
+    option(group, "--decimal", type=int, default=3, metavar="N",
                     help="parity to N decimals: |actual - expected| < 1.5 * 10**-N. Default: 3")
-    group.addoption("--reports", default="reports", metavar="DIR",
+    option(group, "--reports", default="reports", metavar="DIR",
                     help="where parity.json and failure reproducers go. Default: reports/")
-    group.addoption("--device", action="append", metavar="SERIAL",
+    option(group, "--device", action="append", metavar="SERIAL",
                     help="add an Android device over ADB as a backend (repeatable); SERIAL may be HOST:PORT, "
                          "connected with 'adb connect' when adb does not know it yet. Default: none")
-    group.addoption("--adb", metavar="PATH", help="the adb client to use. Default: adb on PATH "
+    option(group, "--adb", metavar="PATH", help="the adb client to use. Default: adb on PATH "
                     "(ANDROID_ADB_SERVER_PORT is honoured)")
-    group.addoption("--device-dir", metavar="DIR", default="/data/local/tmp/conformance",
+    option(group, "--device-dir", metavar="DIR", default="/data/local/tmp/conformance",
                     help="work folder on the device. Default: /data/local/tmp/conformance")
-    group.addoption("--device-runner", metavar="CMD",
+    option(group, "--device-runner", metavar="CMD",
                     help="command that starts a runner speaking docs/device-runner-protocol.md on the "
                          "device. Default: push conformance/device/runner.py and run it with python3")
-    group.addoption("--device-timeout", type=float, default=30.0, metavar="S",
+    option(group, "--device-timeout", type=float, default=30.0, metavar="S",
                     help="timeout of every adb call and runner request, seconds. Default: 30")
-    group.addoption("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT, metavar="S",
+    option(group, "--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT, metavar="S",
                     help="seconds one parity case may take; a runtime that hangs fails its case and the run "
                          f"goes on. Default: {DEFAULT_CASE_TIMEOUT:g}")
-    group.addoption("--feed", default="both", choices=("initializers", "inputs", "both"),
+    option(group, "--feed", default="both", choices=("initializers", "inputs", "both"),
                     help="how weights reach ONNX runtimes: as constant initializers (as deployed), as graph "
                          "inputs fed at run time (another kernel path), or both. Default: both")
 
 
+@pytest.hookimpl(tryfirst=True)  # before hypothesis' plugin loads --hypothesis-profile
 def pytest_configure(config):
     config.addinivalue_line("markers", "parity: a numerical parity case (backend vs PyTorch)")
     config.addinivalue_line("markers", "benchmark: a latency case (pytest-benchmark)")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
-    if not config.getoption("hypothesis_profile", None):
-        from hypothesis import settings
+    profiles.register_named(config.getoption("hypothesis_profile", None))
+    if activation.asked(config):
+        activate(config)
 
-        settings.load_profile(profiles.default_profile(_split(config.getoption("device"))))
+
+def activate(config):
+    """Wake the suite up for this run (once): choose the hypothesis profile, load the backends,
+    open the run's session and the report, ``--model`` and ``--weights`` state. A bad option is
+    a usage error."""
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        return session
+    # Imported by pytest as this plugin's pytest_plugins (importing them earlier would keep
+    # pytest from rewriting their asserts).
+    from conformance.pytest import model_files, reports, weights
+    from conformance.pytest.session import ConformanceSession, UsageError
+
+    devices = _split(config.getoption("device"))
+    reports.check_options(config)
+    profiles.apply_default(config.getoption("hypothesis_profile", None), devices)
     try:
         session = ConformanceSession.from_options(
             backends=_split(config.getoption("backend")) or list(DEFAULT_BACKENDS),
@@ -99,7 +113,7 @@ def pytest_configure(config):
             case_timeout=config.getoption("case_timeout"),
             feed=config.getoption("feed"),
             expected_failures=config.getoption("expected_failures", None),
-            devices=_split(config.getoption("device")),
+            devices=devices,
             device_options=dict(adb=config.getoption("adb"), device_dir=config.getoption("device_dir"),
                                 runner_cmd=config.getoption("device_runner"),
                                 timeout=config.getoption("device_timeout")),
@@ -108,12 +122,35 @@ def pytest_configure(config):
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_Hooks(session), "conformance-session")
+    reports.activate(config, session)
+    model_files.activate(config)
+    weights.activate(config)
+    return session
+
+
+def pytest_generate_tests(metafunc):
+    """Parametrize the suite's own cases over the run's targets (waking the suite up if a case
+    of it is collected without having been asked for)."""
+    if not any(p in metafunc.fixturenames for p in CASE_PARAMETERS) or not activation.is_case(metafunc.definition.path):
+        return
+    session = activate(metafunc.config)
+    if "target" in metafunc.fixturenames:
+        targets = session.targets()
+        metafunc.parametrize("target", targets, ids=[t.id for t in targets])
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", session.backends, ids=[b.name for b in session.backends])
+    if "export_target" in metafunc.fixturenames:
+        exports = session.export_targets()
+        metafunc.parametrize("export_target", exports, ids=[t.id for t in exports])
+    if "latency_runner" in metafunc.fixturenames:
+        # Names, not objects: pytest-benchmark saves params in its JSON.
+        metafunc.parametrize("latency_runner", ["pytorch"] + [b.name for b in session.backends])
 
 
 @pytest.fixture(scope="session")
-def conformance_session(request) -> ConformanceSession:
-    """The run's validated options, backends and targets."""
-    return request.config.stash[SESSION_KEY]
+def conformance_session(request):
+    """The run's ``ConformanceSession``: validated options, backends and targets."""
+    return activate(request.config)
 
 
 @pytest.fixture(scope="session")
@@ -131,28 +168,24 @@ def parity(request, conformance_session):
 class _Hooks:
     """The per-run hooks, bound to the run's ``ConformanceSession``."""
 
-    def __init__(self, session: ConformanceSession):
+    def __init__(self, session):
         self.session = session
+        self.header_shown = False
 
     def pytest_unconfigure(self, config):
         self.session.close()
 
     def pytest_report_header(self, config):
+        self.header_shown = True
         return self.session.header_lines()
 
-    def pytest_generate_tests(self, metafunc):
-        if "target" in metafunc.fixturenames:
-            targets = self.session.targets()
-            metafunc.parametrize("target", targets, ids=[t.id for t in targets])
-        if "backend" in metafunc.fixturenames:
-            backends = self.session.backends
-            metafunc.parametrize("backend", backends, ids=[b.name for b in backends])
-        if "export_target" in metafunc.fixturenames:
-            exports = self.session.export_targets()
-            metafunc.parametrize("export_target", exports, ids=[t.id for t in exports])
-        if "latency_runner" in metafunc.fixturenames:
-            # Names, not objects: pytest-benchmark saves params in its JSON.
-            metafunc.parametrize("latency_runner", ["pytorch"] + [b.name for b in self.session.backends])
+    def pytest_collection_finish(self, session):
+        """Woken up by a collected case after the header was printed: print it now."""
+        terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+        if not self.header_shown and terminal is not None and not hasattr(session.config, "workerinput"):
+            for line in self.session.header_lines():
+                terminal.write_line(line)
+        self.header_shown = True
 
     def pytest_runtest_setup(self, item):
         """Open the record of a parity test, then skip (exporter, opset) pairs the exporter cannot
@@ -182,12 +215,12 @@ class _Hooks:
             report.conformance_record = record.to_json()
             return
         text = str(report.longrepr) if report.failed else ""
-        reason = report.longrepr[2] if report.skipped and isinstance(report.longrepr, tuple) else ""
+        reason = private_apis.skip_reason(report) if report.skipped else ""
         outcome = report.outcome
         if report.failed and report.when == "call":
             entry = self.session.expectations.xfail_for(record.to_json())
             if entry is not None:
-                report.outcome, report.wasxfail = "skipped", f"expected failure: {entry.reason}"
+                private_apis.mark_expected_failure(report, f"expected failure: {entry.reason}")
                 outcome, reason = "xfailed", entry.reason
         self.session.recorder.close(item.nodeid, outcome, call.duration if report.when == "call" else 0.0,
                                     message=text, reason=reason)
@@ -203,19 +236,8 @@ class _Hooks:
             return
         record = self.session.recorder.get(report.nodeid)
         if report.failed and record is not None and record.outcome == "running":  # its worker died
-            record.error_type = "ProcessEnded"
-            record.error = str(report.longrepr)
-            record.summary = ("the test process ended during this case: a runtime crashed, or held the GIL "
-                              "past --case-timeout (its stack is in the run's output)")
             last = inflight.take(self.session.reports, report.nodeid)  # what it was running then
-            message = record.summary
-            if last:
-                record.example = last.split(": ", 1)[-1]
-                message += f"\n  {last}"
-            self.session.recorder.close(report.nodeid, "failed", 0.0, message=f"{message}\n{record.error}")
-
-    def pytest_sessionstart(self, session):
-        self.session.started = time.perf_counter()
+            self.session.recorder.close_as_ended(report.nodeid, str(report.longrepr), last or "")
 
     def pytest_terminal_summary(self, terminalreporter, config):
         lines = self.session.summary_lines()
@@ -224,6 +246,9 @@ class _Hooks:
         terminalreporter.section("conformance")
         for line in lines:
             terminalreporter.write_line(line)
+        if config.getoption("hypothesis_show_statistics", False):
+            for line in self.session.statistics_lines():
+                terminalreporter.write_line(line)
         if not hasattr(config, "workerinput"):
             terminalreporter.write_line(f"parity results: {self.session.write_reports()}")
 

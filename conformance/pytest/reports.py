@@ -1,5 +1,5 @@
-"""pytest plugin for reports, baselines and expected failures (load with
-``-p conformance.pytest.reports``; ``pytest.ini`` does).
+"""pytest plugin for reports, baselines and expected failures (brought by the suite's plugin
+through its ``pytest_plugins``; inert until the suite wakes up, see ``activation``).
 
 * a parity failure listed in the expected-failures file becomes an xfail (with its reason), and
   a listed tolerance override loosens that case's decimal;
@@ -16,17 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from conformance.report import build, expected, junit, options
+from conformance.report import options
 from conformance.report.baseline import BaselineError
-from conformance.report.latency_rows import measure_peak_gflops
-from conformance.pytest.session import SESSION_KEY
+from conformance.pytest.activation import SESSION_KEY, option
 
 
 @dataclass
 class ReportState:
     """What the plugin gathers during one run."""
 
-    expectations: expected.Expectations
+    expectations: object  # conformance.report.expected.Expectations
     reports: Path
     baseline: str | None
     save_as: str | None
@@ -47,34 +46,36 @@ STATE = pytest.StashKey[ReportState]()
 
 def pytest_addoption(parser):
     group = parser.getgroup("conformance-report", "conformance reports, baselines and expected failures")
-    group.addoption("--save-baseline", metavar="NAME",
+    option(group, "--save-baseline", metavar="NAME",
                     help="keep this run as the next numbered baseline NAME under REPORTS/baselines. Default: off")
-    group.addoption("--baseline", metavar="NAME",
+    option(group, "--baseline", metavar="NAME",
                     help="compare with baseline NAME (newest of that name; or NNNN, NNNN_NAME, a folder). Default: off")
-    group.addoption("--max-slowdown", type=float, default=build.DEFAULT_MAX_SLOWDOWN * 100, metavar="PCT",
+    option(group, "--max-slowdown", type=float, default=options.DEFAULT_MAX_SLOWDOWN * 100, metavar="PCT",
                     help="a backend's latency case that grew by more than PCT%% vs the baseline, significantly "
                          "(Mann-Whitney U, p < 0.01; see conformance/report/slowdown.py), fails the run. Default: 10")
-    group.addoption("--allow-missing", action="store_true",
+    option(group, "--allow-missing", action="store_true",
                     help="baseline cases this run did not run are listed but do not fail it. Default: they fail it")
-    group.addoption("--expected-failures", metavar="FILE",
+    option(group, "--expected-failures", metavar="FILE",
                     help="known failures and tolerance overrides (TOML). Default: conformance/expected_failures.toml")
 
 
-@pytest.hookimpl(tryfirst=True)  # before hypothesis loads its profile and anything runs
-def pytest_configure(config):
+def check_options(config) -> None:
+    """The report options' problems, as a usage error, before anything runs."""
     reports = Path(config.getoption("reports", None) or "reports")  # the harness plugin's --reports
-    pct = config.getoption("max_slowdown")
-    problem = options.check(reports=reports, baseline=config.getoption("baseline"), max_slowdown=pct,
+    problem = options.check(reports=reports, baseline=config.getoption("baseline"),
+                            max_slowdown=config.getoption("max_slowdown"),
                             hypothesis_profile=config.getoption("hypothesis_profile", None))
     if problem:
         raise pytest.UsageError(problem)
-    try:
-        expectations = expected.load(config.getoption("expected_failures"))
-    except expected.ExpectedError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    config.stash[STATE] = ReportState(expectations, reports, config.getoption("baseline"),
-                                      config.getoption("save_baseline"), pct / 100,
-                                      config.getoption("allow_missing"), options.new_run_id())
+
+
+def activate(config, session) -> None:
+    """Plan this run's reports (called when the suite wakes up; until then this plugin is inert).
+    The expected failures are the session's: loaded once, applied once as each case ends."""
+    pct = config.getoption("max_slowdown")
+    config.stash[STATE] = ReportState(session.expectations, Path(config.getoption("reports", None) or "reports"),
+                                      config.getoption("baseline"), config.getoption("save_baseline"), pct / 100,
+                                      config.getoption("allow_missing"), session.run_id)
     config.pluginmanager.register(_Failures(config.stash[STATE]), "conformance-report-failures")
 
 
@@ -94,17 +95,14 @@ def _conformance_session(config):
     return config.stash.get(SESSION_KEY, None)
 
 
-def pytest_sessionstart(session):
-    """One run id for every file of the run: the conformance session's, when there is one."""
-    conf = _conformance_session(session.config)
-    if conf is not None:
-        session.config.stash[STATE].run_id = conf.run_id
-
-
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     """Store this machine's peak GFLOP/s in pytest-benchmark's JSON, and keep the JSON."""
-    state = config.stash[STATE]
+    state = config.stash.get(STATE, None)
+    if state is None:  # not the suite's run: another project's benchmarks are left as they are
+        return
     if state.peak is None:
+        from conformance.report.latency_rows import measure_peak_gflops
+
         state.peak = measure_peak_gflops()
     output_json["conformance_peak"] = state.peak
     output_json["conformance_run_id"] = state.run_id  # pairs this JSON with the run's parity.json
@@ -117,14 +115,18 @@ def _parity_json(config) -> dict | None:
     conf = _conformance_session(config)
     if conf is None or not conf.recorder.records:
         return None
-    return conf.recorder.payload({"decimal": conf.decimal, "header": conf.header_lines(), "run_id": conf.run_id})
+    return conf.parity_payload()
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
     """Build and write the reports (pytest-benchmark has saved its JSON by now)."""
     config = session.config
-    state = config.stash[STATE]
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    from conformance.report import build, junit
+
     parity = _parity_json(config)
     if hasattr(config, "workerinput") or (parity is None and state.bench is None):
         return
@@ -147,7 +149,9 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, config):
-    state = config.stash[STATE]
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
     if state.error:
         terminalreporter.section("conformance report", red=True)
         terminalreporter.write_line(f"ERROR: {state.error}", red=True)

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from conformance.backends import Backend, BackendError, ProgramBackend, load_backends
 from conformance.formats.onnx_export import (EXPORTERS, ExportTarget, ProgramFormat, default_opsets, newest_opset,
                                 support_verdict)
 from conformance.engine.harness import FEEDS, Harness, Target
-from conformance.engine.record import Recorder
+from conformance.engine.record import Recorder, atomic_write
 
 
 class UsageError(Exception):
     """A bad command-line option: reported as a usage error, without a traceback."""
 
 
-SESSION_KEY = pytest.StashKey["ConformanceSession"]()  # the run's session, shared by every plugin
 
 
 def cpu_name() -> str:
@@ -220,11 +218,28 @@ class ConformanceSession:
             lines.append(f"FAILED {what} on {rec.backend} [{where}]: {rec.summary}")
         return lines
 
-    def write_reports(self) -> Path:
-        path = self.reports / "parity.json"
+    def statistics_lines(self) -> list[str]:
+        """Per parity case, what hypothesis' own statistics would say (``--hypothesis-show-statistics``):
+        its tests run inside the suite's case check, where hypothesis' pytest plugin does not look."""
+        lines = ["hypothesis statistics of the parity cases:"]
+        for rec in self.recorder.records.values():
+            if rec.outcome == "skipped":
+                continue
+            per = f", {rec.seconds / rec.examples * 1e3:.1f} ms per example" if rec.examples else ""
+            lines.append(f"  {rec.nodeid}: {rec.examples} examples ({rec.failures} failing, {rec.left_out} left out), "
+                         f"{rec.shrink_steps} shrink steps, {rec.seconds:.2f} s{per}; {rec.outcome}")
+        return lines
+
+    def parity_payload(self) -> dict:
+        """``parity.json``'s content: the records and the run's facts, built in this one place
+        (the file and every report read it)."""
         meta = {"decimal": self.decimal, "header": self.header_lines(), "run_id": self.run_id,
                 "wall_s": time.perf_counter() - self.started}
-        self.recorder.write(path, meta)
+        return self.recorder.payload(meta)
+
+    def write_reports(self) -> Path:
+        path = self.reports / "parity.json"
+        atomic_write(path, json.dumps(self.parity_payload(), indent=1, default=str))
         return path
 
     def close(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
+from conformance import private_apis
+
 #: Timed rounds per latency case: enough for the U test of a slowdown verdict
 #: (``conformance.report.slowdown``) to reach p < 0.01 on a real 25% change under load.
 ROUNDS = 30
@@ -15,17 +17,13 @@ def record_device_timings(benchmark, seconds: Sequence[float]) -> None:
     """Put timings measured on a device (by its runner's own clock) into pytest-benchmark's
     statistics, so min/median/mean/IQR and the saved JSON treat them like host rounds.
 
-    pytest-benchmark has no public API for external timings; this uses its stats object the
-    way ``pedantic`` does and marks the fixture as used.
+    pytest-benchmark has no public API for external timings (``conformance.private_apis``).
     """
     if benchmark.disabled:
         return
     if not seconds:
         raise ValueError("the device returned no timings")
-    stats = benchmark._make_stats(1)
-    for value in seconds:
-        stats.update(float(value))
-    benchmark._mode = "device-timed"
+    private_apis.record_external_timings(benchmark, seconds)
     benchmark.extra_info["measured_on"] = "device"
 
 

@@ -18,7 +18,7 @@ from conformance.report.expected import Expectations
 from conformance.report.latency_rows import latency_rows
 from conformance.report.parity_rows import counts, parity_rows
 
-DEFAULT_MAX_SLOWDOWN = 0.10
+from conformance.report.options import DEFAULT_MAX_SLOWDOWN  # noqa: E402
 
 
 def build_report(*, parity: dict | None, bench: dict | None, outcomes: dict | None = None,
@@ -32,7 +32,6 @@ def build_report(*, parity: dict | None, bench: dict | None, outcomes: dict | No
     they fail the verdict too, so the report says what pytest's exit status says."""
     parity = parity or {"meta": {}, "cases": []}
     rows = parity_rows(parity, outcomes, reproducers=reports / "reproducers")
-    _apply_expectations(rows, expectations)
     latency = latency_rows(bench)
     decimal = int(parity.get("meta", {}).get("decimal", 3))
     report = {
@@ -52,15 +51,6 @@ def build_report(*, parity: dict | None, bench: dict | None, outcomes: dict | No
         report["comparison"] = compare_with(reports / "baselines", baseline, rows, latency, max_slowdown)
     report["verdict"] = verdict(report)
     return report
-
-
-def _apply_expectations(rows: list[dict], expectations: Expectations | None) -> None:
-    """A failure the file lists is an expected failure (the plugin already did this during the
-    run; ``conformance report`` on saved files needs it here)."""
-    for row in rows:
-        entry = expectations.xfail_for(row) if expectations and row["status"] == "fail" else None
-        if entry is not None:
-            row["status"], row["reason"] = "xfail", entry.reason
 
 
 def compare_with(root: Path, spec: str, rows: list[dict], latency: list[dict], max_slowdown: float) -> dict:

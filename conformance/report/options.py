@@ -8,6 +8,9 @@ from pathlib import Path
 
 from conformance.report.baseline import BaselineError, find_baseline
 
+#: A latency case slower than this fraction over the baseline (significantly) fails the gate.
+DEFAULT_MAX_SLOWDOWN = 0.10
+
 
 def check(*, reports: Path, baseline: str | None = None, max_slowdown: float = 10.0,
           hypothesis_profile: str | None = None) -> str | None:
@@ -31,12 +34,14 @@ def check(*, reports: Path, baseline: str | None = None, max_slowdown: float = 1
 def _profile_problem(name: str) -> str | None:
     from hypothesis import settings
 
-    from conformance.pytest import profiles
+    from conformance.draw import profiles
 
-    profiles.register()  # idempotent; the harness plugin registers them at import too
-    known = sorted(settings._profiles)  # hypothesis has no public listing of registered profiles
-    if name not in known:
-        return f"--hypothesis-profile {name!r} is not registered; valid: {', '.join(known)}"
+    profiles.register_named(name)  # the suite's own are registered only when named
+    try:
+        settings.get_profile(name)
+    except Exception:  # hypothesis' InvalidArgument; it has no public listing of registered profiles
+        return (f"--hypothesis-profile {name!r} is not registered; the suite's: {', '.join(profiles.EXAMPLES)} "
+                f"(or one your conftest.py registers)")
     return None
 
 

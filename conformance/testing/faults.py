@@ -8,7 +8,7 @@ Each class follows the ONNX backend API and wraps ONNX Runtime, breaking one thi
 - ``Raises``: every run raises (the case must fail with this message, nothing else).
 
 One fault per deployment dimension that random inputs at batch 1-4 through a fresh, dynamic-shape
-session never reach (issue 12); each is right everywhere else:
+session never reach; each is right everywhere else:
 
 - ``LargeBatchLane``: batch >= 8 only: the 8th item (the last lane of an 8-wide tile) is off.
 - ``NaNReluToZero``: ReLU computes x86 ``maxps(x, 0)``: a NaN input gives 0 (torch gives NaN).

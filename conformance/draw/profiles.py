@@ -33,6 +33,31 @@ def register() -> None:
                               database=None, **_COMMON)
 
 
+#: The profiles hypothesis itself may have loaded before anyone chose one ("ci" where a CI
+#: variable is set): a run of the suite replaces them with its own default.
+_HYPOTHESIS_OWN = ("default", "ci")
+
+
+def register_named(name: str | None) -> None:
+    """Register the suite's profiles only when ``--hypothesis-profile`` names one of them (so
+    hypothesis can load it); otherwise leave hypothesis' registry as the user's run has it."""
+    if name in EXAMPLES:
+        register()
+
+
+def apply_default(chosen: str | None, devices=()) -> str:
+    """Register the suite's profiles and load the suite's default one, unless a profile was
+    chosen: by ``--hypothesis-profile`` (``chosen``) or by the user's own ``settings.load_profile``.
+    Returns the profile in force."""
+    register()
+    current = settings.get_current_profile_name()
+    if chosen or current not in _HYPOTHESIS_OWN:
+        return chosen or current
+    name = default_profile(devices)
+    settings.load_profile(name)
+    return name
+
+
 def default_profile(devices=()) -> str:
     """``device`` when the run adds ``--device`` targets, else ``ci`` under CI, else ``dev``."""
     if devices:
