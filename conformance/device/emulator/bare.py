@@ -23,6 +23,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from conformance.device import packages
@@ -88,15 +89,38 @@ class BareShellEnv:
             start_new_session=True, bufsize=0)
 
 
-def build_root(support: Path, sandbox: Path, abi: str, props: dict[str, str], *,
-               noexec: bool = False, quota_mb: int | None = None) -> Path:
-    """Mount the device's root under ``support`` (inside the namespace) and return it."""
+class BareRoot:
+    """The device's root, mounted (inside the namespace) in a fresh folder; :meth:`close`
+    unmounts it. Everything it holds lives in a tmpfs: nothing is ever deleted through its
+    bind mounts (which lead to the host's /dev and to the sandbox)."""
+
+    def __init__(self, sandbox: Path, abi: str, props: dict[str, str], *,
+                 noexec: bool = False, quota_mb: int | None = None):
+        self.support = Path(tempfile.mkdtemp(prefix="adb-loopback-bare-"))
+        try:
+            _mount("-t", "tmpfs", "-o", "size=16m,mode=755", "tmpfs", self.support)
+            self.root = _build_root(self.support, sandbox, abi, props, noexec=noexec,
+                                    quota_mb=quota_mb)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        subprocess.run(["umount", "-R", "-l", str(self.support)], capture_output=True)
+        try:
+            self.support.rmdir()  # empty once unmounted; never a recursive delete
+        except OSError:
+            pass
+
+
+def _build_root(support: Path, sandbox: Path, abi: str, props: dict[str, str], *,
+                noexec: bool, quota_mb: int | None) -> Path:
     root = support / "root"
     root.mkdir()
-    _mount("-t", "tmpfs", "-o", "size=16m,mode=755", "tmpfs", root)
+    _mount("--bind", root, root)  # a mount of its own, to be made read-only at the end
     for sub in ("system/bin", "data/local/tmp", "proc", "dev", "sys"):
         (root / sub).mkdir(parents=True)
-    _toolbox(root / "system" / "bin", props)
+    _toolbox(root / "system" / "bin", props, abi)
     if quota_mb:
         # Under the sandbox itself: pushes (served outside the chroot) fill it too.
         _mount("-t", "tmpfs", "-o", f"size={int(quota_mb)}m", "tmpfs", sandbox)
@@ -113,17 +137,24 @@ def build_root(support: Path, sandbox: Path, abi: str, props: dict[str, str], *,
     return root
 
 
-def _toolbox(bin_dir: Path, props: dict[str, str]) -> None:
+def _toolbox(bin_dir: Path, props: dict[str, str], abi: str) -> None:
     busybox = find_busybox()
     shutil.copy2(busybox, bin_dir / "busybox")
     for name in TOOLBOX:
         (bin_dir / name).symlink_to("busybox")
+    if abi == "arm64-v8a":  # busybox is the host's: the machine it reports is the device's
+        (bin_dir / "uname").unlink()
+        _script(bin_dir / "uname", "/system/bin/busybox uname \"$@\" | "
+                                   "/system/bin/busybox sed s/x86_64/aarch64/g\n")
     cases = "".join(f"  {shlex.quote(k)}) echo {shlex.quote(v)} ;;\n" for k, v in props.items())
     listing = "".join(f"echo {shlex.quote(f'[{k}]: [{v}]')}\n" for k, v in props.items())
-    getprop = bin_dir / "getprop"
-    getprop.write_text(f'#!/system/bin/sh\nif [ -z "$1" ]; then\n{listing}exit 0\nfi\n'
-                       f'case "$1" in\n{cases}  *) echo ;;\nesac\n')
-    getprop.chmod(0o755)
+    _script(bin_dir / "getprop", f'if [ -z "$1" ]; then\n{listing}exit 0\nfi\n'
+                                 f'case "$1" in\n{cases}  *) echo ;;\nesac\n')
+
+
+def _script(path: Path, body: str) -> None:
+    path.write_text("#!/system/bin/sh\n" + body)
+    path.chmod(0o755)
 
 
 def _register_qemu() -> None:
@@ -132,11 +163,10 @@ def _register_qemu() -> None:
     qemu = arm.find_qemu()
     try:
         _mount("-t", "binfmt_misc", "binfmt_misc", BINFMT)
-        magic, mask = (m.encode().decode("unicode_escape").encode("latin-1")
-                       for m in _AARCH64_MAGIC)
-        with open(f"{BINFMT}/register", "wb") as f:
-            f.write(b":qemu-aarch64:M::" + magic + b":" + mask + b":"
-                    + os.path.realpath(qemu).encode() + b":F")
+        # The kernel unescapes the \\xNN text itself (raw bytes would hold NULs it stops at).
+        magic, mask = _AARCH64_MAGIC
+        with open(f"{BINFMT}/register", "w") as f:
+            f.write(f":qemu-aarch64:M::{magic}:{mask}:{os.path.realpath(qemu)}:F")
     except (BareDeviceError, OSError) as exc:
         raise BareDeviceError(
             "cannot register qemu-aarch64 with binfmt_misc in a user namespace (Linux 6.7+ "

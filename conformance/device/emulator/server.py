@@ -54,11 +54,18 @@ class LoopbackServer:
         arm_props = ARM_PROPS if (arm_root or bare_abi == "arm64-v8a") else {}
         self.props = dict(DEFAULT_PROPS, **arm_props, **(props or {}))
         self.sandbox = Sandbox(sandbox)
+        self.sock = socket.create_server((host, port))
+        self.port = self.sock.getsockname()[1]
         self._support = tempfile.TemporaryDirectory(prefix="adb-loopback-")
+        self._bare = None
         if bare_abi:
-            root = bare.build_root(Path(self._support.name), self.sandbox.root, bare_abi,
-                                   self.props, noexec=noexec, quota_mb=quota_mb)
-            self.shell_env = bare.BareShellEnv(root, bare_abi)
+            try:
+                self._bare = bare.BareRoot(self.sandbox.root, bare_abi, self.props,
+                                           noexec=noexec, quota_mb=quota_mb)
+            except BaseException:
+                self.sock.close()
+                raise
+            self.shell_env = bare.BareShellEnv(self._bare.root, bare_abi)
         else:
             if arm_root:
                 programs = arm.device_programs(Path(arm_root))
@@ -66,8 +73,6 @@ class LoopbackServer:
                 programs = {"python3": [python or sys.executable]}
             self.shell_env = ShellEnv(self._shell_alias(), self._make_bin(programs),
                                       str(self.sandbox.root))
-        self.sock = socket.create_server((host, port))
-        self.port = self.sock.getsockname()[1]
         self._stopped = threading.Event()
 
     @property
@@ -103,6 +108,8 @@ class LoopbackServer:
         try:
             self.sock.close()
         finally:
+            if self._bare is not None:
+                self._bare.close()
             self._support.cleanup()
 
     def _shell_alias(self) -> str:
