@@ -82,8 +82,19 @@ def load_backends(names, *, ort_provider: str = "CPUExecutionProvider", devices=
             client.ensure_device(serial)
     except AdbError as exc:
         raise BackendError(f"--device: {exc}") from None
-    return backends + [
-        AdbDeviceBackend(serial, adb=client, device_dir=device_dir or DEFAULT_DEVICE_DIR,
-                         runner_cmd=runner_cmd, timeout=device_timeout)
-        for serial in serials
-    ]
+    for serial in serials:
+        device = AdbDeviceBackend(serial, adb=client, device_dir=device_dir or DEFAULT_DEVICE_DIR,
+                                  runner_cmd=runner_cmd, timeout=device_timeout)
+        backends += [device] + _device_litert(device)
+    return backends
+
+
+def _device_litert(device) -> list[Backend]:
+    """The device's LiteRT target, where this host can convert to ``.tflite`` (litert_torch)."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("litert_torch", "ai_edge_litert")):
+        return []
+    from conformance.backends.adb_litert import AdbLiteRtBackend
+
+    return [AdbLiteRtBackend(device)]

@@ -273,12 +273,11 @@ class AdbDeviceBackend(Backend):
 
     def _note_host_diff(self, path: str, model: bytes, inputs: list[np.ndarray],
                         outputs: list[np.ndarray]) -> None:
-        if not self.host_diff or self._hello.get("runtime", "onnxruntime") != "onnxruntime":
+        if not self.host_diff:
             return
         try:
-            session, name = self._host_session(path, model)
-            feeds = {arg.name: x for arg, x in zip(session.get_inputs(), inputs)}
-            diff = host_diff(outputs, session.run(None, feeds), name)
+            run, name = self._host_session(path, model)
+            diff = host_diff(outputs, run(inputs), name)
         except Exception:  # the host's own failure is no verdict on the device
             diff = None
         with self._lock:
@@ -288,19 +287,31 @@ class AdbDeviceBackend(Backend):
                 self._worst_host_diff = diff
 
     def _host_session(self, path: str, model: bytes):
-        """ONNX Runtime on this host with the device's session options, once per model."""
+        """The same program on this host, once per model: ONNX Runtime with the device's
+        session options, or LiteRT for a ``.tflite``. (run(inputs) -> outputs, its name)."""
         import platform
 
-        import onnxruntime as ort
-
         if path not in self._host_sessions:
-            options = ort.SessionOptions()
-            for key, value in self.session_options.items():
-                setattr(options, key, value)
-            self._host_sessions[path] = ort.InferenceSession(
-                model, options, providers=["CPUExecutionProvider"])
-        return (self._host_sessions[path],
-                f"onnxruntime {ort.__version__} on {platform.machine()}")
+            if path.endswith(".tflite"):
+                from importlib.metadata import version
+
+                from conformance.backends.litert import LiteRtBackend
+
+                session = LiteRtBackend().load(model)
+                name = f"litert {version('ai-edge-litert')}"
+            else:
+                import onnxruntime as ort
+
+                options = ort.SessionOptions()
+                for key, value in self.session_options.items():
+                    setattr(options, key, value)
+                ort_session = ort.InferenceSession(model, options,
+                                                   providers=["CPUExecutionProvider"])
+                names = [arg.name for arg in ort_session.get_inputs()]
+                session = _OrtRun(ort_session, names)
+                name = f"onnxruntime {ort.__version__}"
+            self._host_sessions[path] = (session.run, f"{name} on {platform.machine()}")
+        return self._host_sessions[path]
 
     def _device_state(self) -> str:
         try:
@@ -313,6 +324,14 @@ class AdbDeviceBackend(Backend):
 
 
 _LISTED = "adb lists the device as device"
+
+
+class _OrtRun:
+    def __init__(self, session, names):
+        self.session, self.names = session, names
+
+    def run(self, inputs):
+        return self.session.run(None, dict(zip(self.names, inputs)))
 
 
 class AdbSession:
@@ -370,7 +389,8 @@ def host_diff(device: Sequence[np.ndarray], host: Sequence[np.ndarray], host_nam
     for d, h in zip(device, host):
         d64, h64 = np.asarray(d, np.float64), np.asarray(h, np.float64)
         same = (d64 == h64) | (np.isnan(d64) & np.isnan(h64))
-        gap = np.abs(d64 - h64)[~same]
+        with np.errstate(invalid="ignore"):  # inf - inf where both are inf: counted as same
+            gap = np.abs(d64 - h64)[~same]
         max_abs = max(max_abs, float(gap.max()) if gap.size else 0.0)
         differing += int((~same).sum())
         elements += d64.size
