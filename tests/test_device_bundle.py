@@ -21,6 +21,7 @@ from conformance.device.adb import Adb
 from conformance.device.emulator import LoopbackDevice
 from conformance.device.emulator.testing import adb_available, conv_model
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.skipif(not adb_available(), reason="adb is not on PATH (apt-get install adb)")
 
 
@@ -174,3 +175,28 @@ def test_the_bundle_is_named_by_its_content(x86_bundle, tmp_path):
     assert bundle.content_hash(tmp_path) != before
     assert x86_bundle.name == f"x86_64-{x86_bundle.hash[:16]}"
     assert x86_bundle.manifest["checked"]["machine"] == "x86_64"  # imported with its own loader
+
+
+@pytest.mark.slow
+def test_parity_cases_pass_on_the_bare_x86_device_with_onnxruntime_and_litert(adb, bare, tmp_path):
+    import json
+
+    dev = bare()
+    reports = tmp_path / "reports"
+    cmd = [sys.executable, "-m", "pytest", "cases/test_operators.py", "-m", "parity",
+           "-k", "(relu or conv2d) and not special", "--exporter", "torchscript", "--opset", "17",
+           "--device", dev.serial, "--hypothesis-profile", "device", "--reports", str(reports),
+           "-p", "no:cacheprovider", "--benchmark-disable", "-q"]
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_WAIT_POLICY="PASSIVE",
+               ANDROID_ADB_SERVER_PORT=adb.env["ANDROID_ADB_SERVER_PORT"])
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    report = json.loads((reports / "parity.json").read_text())
+    serial_id = "adb-" + dev.serial.replace(":", "_")
+    for backend, host in ((serial_id, "onnxruntime"), (serial_id + "-litert", "litert")):
+        cases = [c for c in report["cases"] if c["backend"] == backend]
+        assert {c["case"] for c in cases} >= {"relu", "conv2d"}, backend
+        assert all(c["outcome"] == "passed" and 3 <= c["examples"] <= 5 for c in cases)
+        # The same runtime on the same CPU: bit-identical to this host's.
+        assert all(c["host_diff"]["host"].startswith(host) and c["host_diff"]["max_abs"] == 0.0
+                   for c in cases)

@@ -65,7 +65,8 @@ __all__ = ["RUNTIMES", "Backend", "BackendError", "ProgramBackend", "Session", "
 
 def load_backends(names, *, ort_provider: str = "CPUExecutionProvider", devices=(),
                   adb: str | None = None, device_dir: str | None = None,
-                  runner_cmd: str | None = None, device_timeout: float = 30.0) -> list[Backend]:
+                  runner_cmd: str | None = None, device_timeout: float = 30.0,
+                  device_progress=None) -> list[Backend]:
     """The backends the command line names (``--backend``, repeated names once), then one ADB
     device backend per ``--device``. Every device serial is checked (a ``HOST:PORT`` one is
     connected) up front, so a wrong serial is one ``BackendError`` listing what adb sees."""
@@ -84,7 +85,8 @@ def load_backends(names, *, ort_provider: str = "CPUExecutionProvider", devices=
         raise BackendError(f"--device: {exc}") from None
     for serial in serials:
         device = AdbDeviceBackend(serial, adb=client, device_dir=device_dir or DEFAULT_DEVICE_DIR,
-                                  runner_cmd=runner_cmd, timeout=device_timeout)
+                                  runner_cmd=runner_cmd, timeout=device_timeout,
+                                  progress=device_progress)
         backends += [device] + _device_litert(device)
     return backends
 

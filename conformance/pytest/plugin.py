@@ -7,6 +7,7 @@ modules (``parity``, ``export``, ``backends``, ``compare``).
 from __future__ import annotations
 
 import os
+import sys
 
 # Torch's OpenMP threads spin after each op and starve whatever runs next on a small machine
 # (ONNX Runtime's own threads, an adb server, a loopback device): measured here, a device
@@ -69,7 +70,9 @@ def pytest_addoption(parser):
                     help="work folder on the device. Default: /data/local/tmp/conformance")
     group.addoption("--device-runner", metavar="CMD",
                     help="command that starts a runner speaking docs/device-runner-protocol.md on the "
-                         "device. Default: push conformance/device/runner.py and run it with python3")
+                         "device, in the work folder where runner.py is pushed (Termux: 'python3 "
+                         "runner.py'). Default: push the runtime bundle for the device's ABI (once) "
+                         "and start runner.py with its own Python")
     group.addoption("--device-timeout", type=float, default=30.0, metavar="S",
                     help="timeout of every adb call and runner request, seconds. Default: 30")
     group.addoption("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT, metavar="S",
@@ -102,12 +105,27 @@ def pytest_configure(config):
             devices=_split(config.getoption("device")),
             device_options=dict(adb=config.getoption("adb"), device_dir=config.getoption("device_dir"),
                                 runner_cmd=config.getoption("device_runner"),
-                                timeout=config.getoption("device_timeout")),
+                                timeout=config.getoption("device_timeout"),
+                                progress=_device_progress(config)),
         )
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_Hooks(session), "conformance-session")
+
+
+def _device_progress(config):
+    """Lines of a runtime bundle's push, shown on the terminal while a case's output is captured."""
+    def say(line: str) -> None:
+        capman = config.pluginmanager.getplugin("capturemanager")
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        if capman is None or reporter is None:
+            print(line, file=sys.stderr, flush=True)
+            return
+        with capman.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+    return say
 
 
 @pytest.fixture(scope="session")

@@ -59,9 +59,15 @@ def reexec_in_namespace(argv: list[str]) -> None:
 
 
 def find_busybox() -> str:
+    """A static busybox (the device's root has no libc for a dynamic one)."""
     found = shutil.which("busybox") or ("/bin/busybox" if os.path.exists("/bin/busybox") else None)
     if found is None:
         raise BareDeviceError("busybox is not on PATH (Debian: apt-get install busybox-static)")
+    with open(found, "rb") as f:
+        head = f.read(4096)
+    if head[:4] != b"\x7fELF" or b"ld-linux" in head:  # a dynamic one names its loader there
+        raise BareDeviceError(f"{found} is not a static busybox (Debian: apt-get install "
+                              "busybox-static)")
     return found
 
 
