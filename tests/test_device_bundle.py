@@ -200,3 +200,35 @@ def test_parity_cases_pass_on_the_bare_x86_device_with_onnxruntime_and_litert(ad
         # The same runtime on the same CPU: bit-identical to this host's.
         assert all(c["host_diff"]["host"].startswith(host) and c["host_diff"]["max_abs"] == 0.0
                    for c in cases)
+
+
+@pytest.mark.slow
+def test_a_device_that_reboots_mid_run_is_one_line_and_keeps_its_bundle(adb, tmp_path, x86_bundle):
+    sandbox, x = tmp_path / "phone", np.ones((1, 3, 8, 8), np.float32)
+    dev = LoopbackDevice(sandbox).start()
+    adb.connect(dev.serial)
+    be = AdbDeviceBackend(dev.serial, adb=adb, timeout=10, progress=lambda _l: None)
+    try:
+        session = be.prepare(conv_model())
+        session.run([x])
+        dev.kill()  # the phone reboots: its connection and runner are gone
+        with pytest.raises(BackendError) as info:
+            session.run([x])
+        message = str(info.value)
+        assert "\n" not in message and "device lost" in message and "stopped answering" in message
+    finally:
+        be.close()
+    # Back up, same /data/local/tmp: the next run finds the bundle and pushes none of it.
+    again = LoopbackDevice(sandbox, port=dev.port).start()
+    try:
+        adb.disconnect(again.serial)
+        adb.connect(again.serial)
+        recorder = Recorder(adb)
+        be = AdbDeviceBackend(again.serial, adb=recorder, timeout=10)
+        try:
+            be.prepare(conv_model()).run([x])
+        finally:
+            be.close()
+        assert recorder.bundle_bytes() == 0
+    finally:
+        again.stop()

@@ -78,18 +78,24 @@ class BareShellEnv:
         self.root = root
         self.env = {"PATH": "/system/bin", "ANDROID_DATA": "/data", "ANDROID_ROOT": "/system",
                     "HOSTNAME": "loopback"}
+        self.prelude = ""
         if abi == "arm64-v8a":
             self.env["QEMU_CPU"] = "neoverse-n1"  # QEMU reads it; a Cortex-A76-class core
+            # busybox is the host's, and its sh runs applets without a PATH lookup: the machine
+            # its uname reports is made the device's (aarch64 programs see aarch64 anyway).
+            self.prelude = ('uname() { /system/bin/busybox uname "$@" | '
+                            '/system/bin/busybox sed s/x86_64/aarch64/g; }\n')
 
     def spawn(self, command: str, merge_stderr: bool) -> subprocess.Popen:
         root = str(self.root)
+        command = self.prelude + (command or "exec sh")
 
         def enter() -> None:
             os.chroot(root)
             os.chdir("/")
 
         return subprocess.Popen(
-            ["/system/bin/sh", "-c", command or "exec sh"], env=self.env, preexec_fn=enter,
+            ["/system/bin/sh", "-c", command], env=self.env, preexec_fn=enter,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
             start_new_session=True, bufsize=0)
@@ -148,10 +154,6 @@ def _toolbox(bin_dir: Path, props: dict[str, str], abi: str) -> None:
     shutil.copy2(busybox, bin_dir / "busybox")
     for name in TOOLBOX:
         (bin_dir / name).symlink_to("busybox")
-    if abi == "arm64-v8a":  # busybox is the host's: the machine it reports is the device's
-        (bin_dir / "uname").unlink()
-        _script(bin_dir / "uname", "/system/bin/busybox uname \"$@\" | "
-                                   "/system/bin/busybox sed s/x86_64/aarch64/g\n")
     cases = "".join(f"  {shlex.quote(k)}) echo {shlex.quote(v)} ;;\n" for k, v in props.items())
     listing = "".join(f"echo {shlex.quote(f'[{k}]: [{v}]')}\n" for k, v in props.items())
     _script(bin_dir / "getprop", f'if [ -z "$1" ]; then\n{listing}exit 0\nfi\n'
