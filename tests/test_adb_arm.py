@@ -107,7 +107,8 @@ def test_parity_cases_pass_on_the_arm_device_with_onnxruntime_and_litert(arm_dev
     reports = tmp_path / "reports"
     cmd = [sys.executable, "-m", "pytest", "cases/test_operators.py", "-m", "parity",
            "-k", "(relu or conv2d) and not special", "--exporter", "torchscript", "--opset", "17",
-           "--device", dev.serial, "--hypothesis-profile", "device",
+           "--device", dev.serial, "--device-runtime", "onnxruntime,litert",
+           "--hypothesis-profile", "device",
            "--reports", str(reports), "-p", "no:cacheprovider", "--benchmark-disable", "-q"]
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=repo, OMP_WAIT_POLICY="PASSIVE")

@@ -185,7 +185,8 @@ def test_parity_cases_pass_on_the_bare_x86_device_with_onnxruntime_and_litert(ad
     reports = tmp_path / "reports"
     cmd = [sys.executable, "-m", "pytest", "cases/test_operators.py", "-m", "parity",
            "-k", "(relu or conv2d) and not special", "--exporter", "torchscript", "--opset", "17",
-           "--device", dev.serial, "--hypothesis-profile", "device", "--reports", str(reports),
+           "--device", dev.serial, "--device-runtime", "onnxruntime,litert",
+           "--hypothesis-profile", "device", "--reports", str(reports),
            "-p", "no:cacheprovider", "--benchmark-disable", "-q"]
     env = dict(os.environ, PYTHONPATH=REPO, OMP_WAIT_POLICY="PASSIVE",
                ANDROID_ADB_SERVER_PORT=adb.env["ANDROID_ADB_SERVER_PORT"])
@@ -232,3 +233,31 @@ def test_a_device_that_reboots_mid_run_is_one_line_and_keeps_its_bundle(adb, tmp
         assert recorder.bundle_bytes() == 0
     finally:
         again.stop()
+
+
+@pytest.mark.slow
+def test_litert_latency_is_measured_on_the_device(adb, bare, tmp_path):
+    import json
+
+    dev = bare()
+    out_json = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "pytest", "cases/test_latency.py", "--device", dev.serial,
+           "--device-runtime", "litert", "--exporter", "torchscript", "--opset", "17",
+           "--reports", str(tmp_path / "reports"), "-p", "no:cacheprovider",
+           "--benchmark-enable", f"--benchmark-json={out_json}", "-q"]
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_WAIT_POLICY="PASSIVE",
+               ANDROID_ADB_SERVER_PORT=adb.env["ANDROID_ADB_SERVER_PORT"])
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    benches = {b["params"]["latency_runner"]: b for b in json.loads(out_json.read_text())["benchmarks"]}
+    litert = benches["adb-" + dev.serial.replace(":", "_") + "-litert"]
+    assert litert["extra_info"]["measured_on"] == "device" and litert["extra_info"]["format"] == "tflite"
+    assert litert["stats"]["median"] > 0
+
+
+def test_an_unknown_device_runtime_is_one_line():
+    from conformance.backends import load_backends
+
+    with pytest.raises(BackendError) as info:
+        load_backends([], devices=["127.0.0.1:1"], device_runtimes=("onnxruntime", "tract"))
+    assert str(info.value) == "--device-runtime tract: unknown; choose onnxruntime or litert"

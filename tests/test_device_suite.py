@@ -1,7 +1,7 @@
 """The whole suite through the device path: ``pytest -m parity --device=127.0.0.1:PORT``
 against the loopback device (bare: the runtime bundle is pushed to it) and a private adb server,
-with the real adb client. The device's LiteRT targets are left out here (``not litert``):
-tests/test_device_bundle.py and tests/test_adb_arm.py run them."""
+with the real adb client. The device's LiteRT targets (``--device-runtime litert``) are run by
+tests/test_device_bundle.py and tests/test_adb_arm.py."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def device(tmp_path_factory):
 
 def test_parity_runs_on_the_device(suite, device, tmp_path):
     result = suite("cases/test_operators.py", "cases/test_models.py", "-m", "parity",
-                   "-k", "(relu or pixel_shuffle or tutorial) and not litert", "--device", device.serial, *NARROW)
+                   "-k", "relu or pixel_shuffle or tutorial", "--device", device.serial, *NARROW)
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-2000:]
     serial_id = "adb-" + device.serial.replace(":", "_")
@@ -74,7 +74,7 @@ def test_device_lost_mid_run_fails_its_cases_fast_and_others_stand(suite, tmp_pa
     Runtime's results stand. (Before: each remaining case took about 12 s.)"""
     with private_adb_server(), LoopbackDevice(tmp_path / "sandbox") as dev:
         monkeypatch.setenv("CONFORMANCE_KILL_PGID", str(dev.proc.pid))
-        result = suite("cases/test_operators.py", "-m", "parity", "-k", "(relu or pixel_shuffle or conv) and not litert",
+        result = suite("cases/test_operators.py", "-m", "parity", "-k", "relu or pixel_shuffle or conv",
                        "--device", dev.serial, "--device-timeout", "10", "-p", "tests.kill_device_plugin",
                        "--backend", "onnxruntime", *NARROW, "-p", "no:randomly", timeout=180)
     out = result.stdout

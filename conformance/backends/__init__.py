@@ -66,14 +66,18 @@ __all__ = ["RUNTIMES", "Backend", "BackendError", "ProgramBackend", "Session", "
 def load_backends(names, *, ort_provider: str = "CPUExecutionProvider", devices=(),
                   adb: str | None = None, device_dir: str | None = None,
                   runner_cmd: str | None = None, device_timeout: float = 30.0,
-                  device_progress=None) -> list[Backend]:
+                  device_progress=None, device_runtimes=("onnxruntime",)) -> list[Backend]:
     """The backends the command line names (``--backend``, repeated names once), then one ADB
     device backend per ``--device``. Every device serial is checked (a ``HOST:PORT`` one is
-    connected) up front, so a wrong serial is one ``BackendError`` listing what adb sees."""
+    connected) up front, so a wrong serial is one ``BackendError`` listing what adb sees.
+    ``device_runtimes`` picks each device's targets: ``onnxruntime``, ``litert``."""
     backends = [load_backend(name, ort_provider=ort_provider) for name in dict.fromkeys(names)]
     serials = list(dict.fromkeys(devices))
     if not serials:
         return backends
+    unknown = sorted(set(device_runtimes) - {"onnxruntime", "litert"})
+    if unknown:
+        raise BackendError(f"--device-runtime {unknown[0]}: unknown; choose onnxruntime or litert")
     from conformance.backends.adb import DEFAULT_DEVICE_DIR, AdbDeviceBackend
     from conformance.device.adb import Adb, AdbError
 
@@ -87,16 +91,9 @@ def load_backends(names, *, ort_provider: str = "CPUExecutionProvider", devices=
         device = AdbDeviceBackend(serial, adb=client, device_dir=device_dir or DEFAULT_DEVICE_DIR,
                                   runner_cmd=runner_cmd, timeout=device_timeout,
                                   progress=device_progress)
-        backends += [device] + _device_litert(device)
+        backends += [device] if "onnxruntime" in device_runtimes else []
+        if "litert" in device_runtimes:
+            from conformance.backends.adb_litert import AdbLiteRtBackend
+
+            backends.append(AdbLiteRtBackend(device))  # a usage error when LiteRT is missing here
     return backends
-
-
-def _device_litert(device) -> list[Backend]:
-    """The device's LiteRT target, where this host can convert to ``.tflite`` (litert_torch)."""
-    import importlib.util
-
-    if any(importlib.util.find_spec(m) is None for m in ("litert_torch", "ai_edge_litert")):
-        return []
-    from conformance.backends.adb_litert import AdbLiteRtBackend
-
-    return [AdbLiteRtBackend(device)]

@@ -73,6 +73,10 @@ def pytest_addoption(parser):
                          "device, in the work folder where runner.py is pushed (Termux: 'python3 "
                          "runner.py'). Default: push the runtime bundle for the device's ABI (once) "
                          "and start runner.py with its own Python")
+    group.addoption("--device-runtime", action="append", metavar="NAME",
+                    help="runtime on each --device (repeatable): onnxruntime (ONNX models), litert "
+                         "(.tflite programs converted here, one per input shape: needs the litert "
+                         "extra). Default: onnxruntime")
     group.addoption("--device-timeout", type=float, default=30.0, metavar="S",
                     help="timeout of every adb call and runner request, seconds. Default: 30")
     group.addoption("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT, metavar="S",
@@ -106,6 +110,7 @@ def pytest_configure(config):
             device_options=dict(adb=config.getoption("adb"), device_dir=config.getoption("device_dir"),
                                 runner_cmd=config.getoption("device_runner"),
                                 timeout=config.getoption("device_timeout"),
+                                runtimes=_split(config.getoption("device_runtime")),
                                 progress=_device_progress(config)),
         )
     except UsageError as exc:

@@ -106,7 +106,8 @@ class ConformanceSession:
                                    adb=options.get("adb"), device_dir=options.get("device_dir"),
                                    runner_cmd=options.get("runner_cmd"),
                                    device_timeout=options.get("timeout", 30.0),
-                                   device_progress=options.get("progress"))
+                                   device_progress=options.get("progress"),
+                                   device_runtimes=options.get("runtimes") or ("onnxruntime",))
         except BackendError as exc:
             raise UsageError(str(exc)) from None
         return cls(
