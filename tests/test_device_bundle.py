@@ -178,16 +178,20 @@ def test_the_bundle_is_named_by_its_content(x86_bundle, tmp_path):
 
 
 @pytest.mark.slow
-def test_parity_cases_pass_on_the_bare_x86_device_with_onnxruntime_and_litert(adb, bare, tmp_path):
+def test_parity_and_latency_on_the_bare_x86_device_with_onnxruntime_and_litert(adb, bare, tmp_path):
+    """The parity cases pass on both device runtimes, each recording its difference from the
+    same runtime here; the latency case times LiteRT on the device (one run: LiteRT's converter
+    loads once)."""
     import json
 
     dev = bare()
-    reports = tmp_path / "reports"
-    cmd = [sys.executable, "-m", "pytest", "cases/test_operators.py", "-m", "parity",
-           "-k", "(relu or conv2d) and not special", "--exporter", "torchscript", "--opset", "17",
+    reports, out_json = tmp_path / "reports", tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "pytest", "cases/test_operators.py", "cases/test_latency.py",
+           "-k", "((relu or conv2d) and not special) or superres_latency",
+           "--exporter", "torchscript", "--opset", "17",
            "--device", dev.serial, "--device-runtime", "onnxruntime,litert",
-           "--hypothesis-profile", "device", "--reports", str(reports),
-           "-p", "no:cacheprovider", "--benchmark-disable", "-q"]
+           "--hypothesis-profile", "device", "--reports", str(reports), "-p", "no:cacheprovider",
+           "--benchmark-enable", f"--benchmark-json={out_json}", "-q"]
     env = dict(os.environ, PYTHONPATH=REPO, OMP_WAIT_POLICY="PASSIVE",
                ANDROID_ADB_SERVER_PORT=adb.env["ANDROID_ADB_SERVER_PORT"])
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
@@ -201,6 +205,11 @@ def test_parity_cases_pass_on_the_bare_x86_device_with_onnxruntime_and_litert(ad
         # The same runtime on the same CPU: bit-identical to this host's.
         assert all(c["host_diff"]["host"].startswith(host) and c["host_diff"]["max_abs"] == 0.0
                    for c in cases)
+    benches = {b["params"]["latency_runner"]: b for b in json.loads(out_json.read_text())["benchmarks"]}
+    for name in (serial_id, serial_id + "-litert"):
+        assert benches[name]["extra_info"]["measured_on"] == "device"
+        assert benches[name]["stats"]["median"] > 0
+    assert benches[serial_id + "-litert"]["extra_info"]["format"] == "tflite"
 
 
 @pytest.mark.slow
@@ -234,25 +243,6 @@ def test_a_device_that_reboots_mid_run_is_one_line_and_keeps_its_bundle(adb, tmp
     finally:
         again.stop()
 
-
-@pytest.mark.slow
-def test_litert_latency_is_measured_on_the_device(adb, bare, tmp_path):
-    import json
-
-    dev = bare()
-    out_json = tmp_path / "bench.json"
-    cmd = [sys.executable, "-m", "pytest", "cases/test_latency.py", "--device", dev.serial,
-           "--device-runtime", "litert", "--exporter", "torchscript", "--opset", "17",
-           "--reports", str(tmp_path / "reports"), "-p", "no:cacheprovider",
-           "--benchmark-enable", f"--benchmark-json={out_json}", "-q"]
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_WAIT_POLICY="PASSIVE",
-               ANDROID_ADB_SERVER_PORT=adb.env["ANDROID_ADB_SERVER_PORT"])
-    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    benches = {b["params"]["latency_runner"]: b for b in json.loads(out_json.read_text())["benchmarks"]}
-    litert = benches["adb-" + dev.serial.replace(":", "_") + "-litert"]
-    assert litert["extra_info"]["measured_on"] == "device" and litert["extra_info"]["format"] == "tflite"
-    assert litert["stats"]["median"] > 0
 
 
 def test_an_unknown_device_runtime_is_one_line():
