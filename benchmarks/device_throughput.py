@@ -126,7 +126,8 @@ def main() -> int:
     host = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
     with tempfile.TemporaryDirectory() as tmp, private_adb_server() as adb, \
-            LoopbackDevice(os.path.join(tmp, "sandbox"), abi=args.abi, arm_root=arm_root) as device:
+            LoopbackDevice(os.path.join(tmp, "sandbox"), abi=args.abi, arm_root=arm_root,
+                           preinstalled=arm_root is not None) as device:
         backend = AdbDeviceBackend(device.serial, adb=adb, timeout=300, host_diff=False)
         start = time.perf_counter()
         session = backend.prepare(model)

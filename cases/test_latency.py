@@ -7,6 +7,7 @@ Device backends time themselves on the device; their rows say ``measured_on: dev
 import pytest
 import torch
 
+from conformance.backends.base import ProgramBackend
 from conformance.pytest.timing import ROUNDS, WARMUP, time_session
 from conformance.draw.model_cases import SUPERRES
 from conformance.draw.strategies import InputRecipe, WeightRecipe
@@ -37,7 +38,11 @@ def test_superres_latency(latency_runner, benchmark, harness, conformance_sessio
     if export is None:
         pytest.skip("no selected (exporter, opset) is supported")
     backend = conformance_session.backend(latency_runner)
-    model = harness.onnx_model_for(SUPERRES, 3, export, recipe)
-    session = backend.prepare(model)
-    benchmark.extra_info.update(backend=backend.name, exporter=export.exporter, opset=export.opset)
+    if isinstance(backend, ProgramBackend):  # ExecuTorch, LiteRT (here or on a device): its own program
+        session = backend.load(backend.export(module, (torch.from_numpy(x),), [()]))
+        benchmark.extra_info.update(backend=backend.name, format=backend.format)
+    else:
+        model = harness.onnx_model_for(SUPERRES, 3, export, recipe)
+        session = backend.prepare(model)
+        benchmark.extra_info.update(backend=backend.name, exporter=export.exporter, opset=export.opset)
     time_session(benchmark, session, [x], backend.measures_own_latency)

@@ -1,9 +1,12 @@
-"""The ARM loopback device: the runner executes aarch64 code (ONNX Runtime's ARM kernels under
-``qemu-aarch64-static -cpu neoverse-n1``), parity cases pass on it, and it reports what ARM
-changes against the same runtime on this x86 host.
+"""The ARM loopback device, as bare as a stock phone: the arm64-v8a runtime bundle is pushed to
+it and the runner executes aarch64 code (ONNX Runtime's and LiteRT's ARM kernels under
+``qemu-aarch64-static -cpu neoverse-n1``, registered with binfmt_misc, nothing else to lean on),
+parity cases pass on it, and it reports what ARM changes against the same runtimes on this x86
+host. The preinstalled ARM device (python3 from an aarch64 root) stays for python3 runners.
 
-The aarch64 root is built on first use into the cache folder (``CONFORMANCE_ARM_ROOT`` or
-``~/.cache/conformance/arm-root``) and reused after, so a CI run builds it at most once.
+The bundle (``~/.cache/conformance/bundles``) and the aarch64 root (``CONFORMANCE_ARM_ROOT`` or
+``~/.cache/conformance/arm-root``) are built on first use and reused after, so a CI run builds
+each at most once.
 """
 
 from __future__ import annotations
@@ -44,25 +47,29 @@ def arm_root():
 
 
 @pytest.fixture(scope="module")
-def arm_device(arm_root, tmp_path_factory):
+def arm_device(tmp_path_factory):
+    """The bare ARM device (no python3) on a private adb server."""
+    _need_qemu()
     if not adb_available():
         pytest.skip("adb is not on PATH (apt-get install adb)")
     # Nested pytest runs inherit ANDROID_ADB_SERVER_PORT: they talk to this private server.
     with private_adb_server() as adb, LoopbackDevice(
-            tmp_path_factory.mktemp("arm-sandbox"), abi="arm64-v8a", arm_root=arm_root) as dev:
+            tmp_path_factory.mktemp("arm-sandbox"), abi="arm64-v8a") as dev:
         adb.connect(dev.serial)
         yield adb, dev
 
 
 @pytest.mark.slow
-def test_the_device_says_arm64_and_its_programs_are_aarch64(arm_device):
+def test_the_device_says_arm64_and_has_nothing_installed(arm_device):
     adb, dev = arm_device
     assert adb.getprop(dev.serial, "ro.product.cpu.abi") == "arm64-v8a"
     uname = adb.shell(dev.serial, ["uname", "-m"]).stdout.decode().strip()
     assert uname == "aarch64"
-    # QEMU serves the root's ARM /proc/cpuinfo, not the host's (ONNX Runtime crashes on x86's).
-    cpuinfo = adb.shell(dev.serial, ["python3", "-c", "print(open('/proc/cpuinfo').read())"])
-    assert "CPU implementer\t: 0x41" in cpuinfo.stdout.decode()
+    python = adb.run(["shell", "command -v python3"], serial=dev.serial, step="shell", check=False)
+    assert python.returncode != 0 and python.stdout == b""
+    # An ARM /proc/cpuinfo, not the host's (ONNX Runtime crashes on x86's under QEMU).
+    cpuinfo = adb.shell(dev.serial, ["cat", "/proc/cpuinfo"]).stdout.decode()
+    assert "CPU implementer\t: 0x41" in cpuinfo
 
 
 @pytest.mark.slow
@@ -95,12 +102,13 @@ def test_the_runner_executes_aarch64_and_arm_kernels_differ_from_the_host_within
 
 
 @pytest.mark.slow
-def test_parity_cases_pass_on_the_arm_device_with_the_device_profile(arm_device, tmp_path):
+def test_parity_cases_pass_on_the_arm_device_with_onnxruntime_and_litert(arm_device, tmp_path):
     _, dev = arm_device
     reports = tmp_path / "reports"
     cmd = [sys.executable, "-m", "pytest", "cases/test_operators.py", "-m", "parity",
-           "-k", "relu or conv2d", "--exporter", "torchscript", "--opset", "17",
-           "--device", dev.serial, "--hypothesis-profile", "device",
+           "-k", "(relu or conv2d) and not special", "--exporter", "torchscript", "--opset", "17",
+           "--device", dev.serial, "--device-runtime", "onnxruntime,litert",
+           "--hypothesis-profile", "device",
            "--reports", str(reports), "-p", "no:cacheprovider", "--benchmark-disable", "-q"]
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=repo, OMP_WAIT_POLICY="PASSIVE")
@@ -109,8 +117,35 @@ def test_parity_cases_pass_on_the_arm_device_with_the_device_profile(arm_device,
     report = json.loads((reports / "parity.json").read_text())
     assert "device_abi arm64-v8a" in " ".join(report["meta"]["header"])
     device_cases = [c for c in report["cases"] if c["backend"].startswith("adb-")]
-    assert {c["case"] for c in device_cases} >= {"relu", "conv2d"}
-    assert all(c["outcome"] == "passed" and 3 <= c["examples"] <= 5 for c in device_cases)
+    serial_id = "adb-" + dev.serial.replace(":", "_")
+    for backend, host in ((serial_id, "onnxruntime"), (serial_id + "-litert", "litert")):
+        cases = [c for c in device_cases if c["backend"] == backend]
+        assert {c["case"] for c in cases} >= {"relu", "conv2d"}, backend
+        assert all(c["outcome"] == "passed" and 3 <= c["examples"] <= 5 for c in cases)
+        # Each case records its difference from the same runtime on this host.
+        assert all(c["host_diff"]["host"].startswith(host) for c in cases)
+    if platform.machine() == "x86_64":  # ARM's kernels sum in another order than x86's
+        conv = [c for c in device_cases if c["case"] == "conv2d"]
+        assert all(0 < c["host_diff"]["max_abs"] < TOLERANCE for c in conv), conv
+
+
+@pytest.mark.slow
+def test_the_preinstalled_arm_device_runs_a_python3_runner(arm_root, tmp_path):
+    """Termux or a Linux board: python3 with numpy and onnxruntime is there, and
+    ``--device-runner "python3 runner.py"`` uses it instead of the bundle."""
+    if not adb_available():
+        pytest.skip("adb is not on PATH (apt-get install adb)")
+    with private_adb_server() as adb, LoopbackDevice(
+            tmp_path / "sandbox", abi="arm64-v8a", arm_root=arm_root, preinstalled=True) as dev:
+        adb.connect(dev.serial)
+        backend = AdbDeviceBackend(dev.serial, adb=adb, timeout=30, runner_cmd="python3 runner.py")
+        try:
+            (out,) = backend.prepare(conv_model()).run([np.ones((1, 3, 8, 8), np.float32)])
+            assert out.shape == (1, 4, 8, 8) and backend.runner_info["machine"] == "aarch64"
+            assert backend.bundle_root is None
+        finally:
+            backend.close()
+        assert not (tmp_path / "sandbox" / "conformance" / "runtime").exists()
 
 
 @pytest.mark.slow

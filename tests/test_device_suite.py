@@ -1,5 +1,7 @@
 """The whole suite through the device path: ``pytest -m parity --device=127.0.0.1:PORT``
-against the loopback device and a private adb server, with the real adb client."""
+against the loopback device (bare: the runtime bundle is pushed to it) and a private adb server,
+with the real adb client. The device's LiteRT targets (``--device-runtime litert``) are run by
+tests/test_device_bundle.py and tests/test_adb_arm.py."""
 
 from __future__ import annotations
 

@@ -65,14 +65,19 @@ __all__ = ["RUNTIMES", "Backend", "BackendError", "ProgramBackend", "Session", "
 
 def load_backends(names, *, ort_provider: str = "CPUExecutionProvider", devices=(),
                   adb: str | None = None, device_dir: str | None = None,
-                  runner_cmd: str | None = None, device_timeout: float = 30.0) -> list[Backend]:
+                  runner_cmd: str | None = None, device_timeout: float = 30.0,
+                  device_progress=None, device_runtimes=("onnxruntime",)) -> list[Backend]:
     """The backends the command line names (``--backend``, repeated names once), then one ADB
     device backend per ``--device``. Every device serial is checked (a ``HOST:PORT`` one is
-    connected) up front, so a wrong serial is one ``BackendError`` listing what adb sees."""
+    connected) up front, so a wrong serial is one ``BackendError`` listing what adb sees.
+    ``device_runtimes`` picks each device's targets: ``onnxruntime``, ``litert``."""
     backends = [load_backend(name, ort_provider=ort_provider) for name in dict.fromkeys(names)]
     serials = list(dict.fromkeys(devices))
     if not serials:
         return backends
+    unknown = sorted(set(device_runtimes) - {"onnxruntime", "litert"})
+    if unknown:
+        raise BackendError(f"--device-runtime {unknown[0]}: unknown; choose onnxruntime or litert")
     from conformance.backends.adb import DEFAULT_DEVICE_DIR, AdbDeviceBackend
     from conformance.device.adb import Adb, AdbError
 
@@ -82,8 +87,13 @@ def load_backends(names, *, ort_provider: str = "CPUExecutionProvider", devices=
             client.ensure_device(serial)
     except AdbError as exc:
         raise BackendError(f"--device: {exc}") from None
-    return backends + [
-        AdbDeviceBackend(serial, adb=client, device_dir=device_dir or DEFAULT_DEVICE_DIR,
-                         runner_cmd=runner_cmd, timeout=device_timeout)
-        for serial in serials
-    ]
+    for serial in serials:
+        device = AdbDeviceBackend(serial, adb=client, device_dir=device_dir or DEFAULT_DEVICE_DIR,
+                                  runner_cmd=runner_cmd, timeout=device_timeout,
+                                  progress=device_progress)
+        backends += [device] if "onnxruntime" in device_runtimes else []
+        if "litert" in device_runtimes:
+            from conformance.backends.adb_litert import AdbLiteRtBackend
+
+            backends.append(AdbLiteRtBackend(device))  # a usage error when LiteRT is missing here
+    return backends

@@ -1,7 +1,8 @@
 """An Android device (or anything adb reaches) as a backend: ``--device=SERIAL``.
 
 One long-lived runner per device (``conformance/device/runner.py``, pushed to the work folder
-and started through ``adb shell``) is reached over ``adb forward``; each distinct model is
+and started through ``adb shell`` with the runtime bundle for the device's ABI, pushed once:
+:mod:`conformance.device.bundle`, :mod:`conformance.device.install`) is reached over ``adb forward``; each distinct model is
 pushed once (its content hash is its file name) and loaded once, then every example is one
 request/response on that socket, not three adb process launches.
 
@@ -23,6 +24,7 @@ import os
 import posixpath
 import re
 import shlex
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ import onnx
 
 from conformance.backends.base import Backend, BackendError
 from conformance.device.adb import Adb, AdbError, shell_join
+from conformance.device.packages import FetchError
 from conformance.device.client import (RunnerClient, RunnerGone, RunnerProcess, RunnerRefused,
                                        RunnerTimeout)
 
@@ -52,7 +55,9 @@ class AdbDeviceBackend(Backend):
     def __init__(self, serial: str, *, adb: str | Adb | None = None,
                  device_dir: str = DEFAULT_DEVICE_DIR, runner_cmd: str | None = None,
                  timeout: float = 30.0, session_options: dict | None = None,
-                 host_diff: bool = True):
+                 host_diff: bool = True, progress=None):
+        """``progress``: called with one line per step of a runtime bundle's push (default:
+        stderr)."""
         self.serial, self.timeout = serial, timeout
         self._timeout = timeout  # as given; ``timeout`` is scaled up on an emulator
         self.name = "adb-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", serial)
@@ -60,6 +65,10 @@ class AdbDeviceBackend(Backend):
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         # xdist workers sharing a device each get their own folder (and runner).
         self.device_dir = posixpath.join(device_dir, worker) if worker else device_dir
+        self.base_dir = device_dir  # the runtime bundle is shared by the workers
+        self.progress = progress or _say
+        self.bundle_root: str | None = None  # where the runtime bundle is, once installed
+        self.bundle = None
         self.runner_cmd, self.session_options = runner_cmd, session_options or {}
         self._error: BackendError | None = None
         self._client: RunnerClient | None = None
@@ -143,7 +152,7 @@ class AdbDeviceBackend(Backend):
             return
         try:
             self._start()
-        except (AdbError, BackendError, RunnerGone) as exc:
+        except (AdbError, BackendError, RunnerGone, FetchError) as exc:
             self._teardown()
             hint = self._runner_hint() if isinstance(exc, RunnerGone) else ""
             self._error = BackendError(f"{self.name}: cannot start the on-device runner: "
@@ -156,26 +165,38 @@ class AdbDeviceBackend(Backend):
             self.timeout = self._timeout * EMULATOR_TIMEOUT_SCALE
         self.adb.shell(self.serial, ["mkdir", "-p", posixpath.join(self.device_dir, "models")],
                        step="mkdir")
+        # Pushed even beside a --device-runner: "python3 runner.py" is a Termux user's runner.
+        self.adb.push(self.serial, str(RUNNER_SOURCE), posixpath.join(self.device_dir, "runner.py"))
         if self.runner_cmd is None:
-            self.adb.push(self.serial, str(RUNNER_SOURCE),
-                          posixpath.join(self.device_dir, "runner.py"))
-            command = ["python3", posixpath.join(self.device_dir, "runner.py")]
+            start = self._install_bundle()
         else:
-            command = shlex.split(self.runner_cmd)
-        line = (f"cd {shlex.quote(self.device_dir)} && exec "
-                + shell_join(command + ["--dir", self.device_dir, "--port", "0",
-                                        "--watch-stdin"]))
+            start = "exec " + shell_join(shlex.split(self.runner_cmd))
+        line = (f"cd {shlex.quote(self.device_dir)} && {start} "
+                + shell_join(["--dir", self.device_dir, "--port", "0", "--watch-stdin"]))
         self._process = RunnerProcess(self.adb.popen(["shell", line], serial=self.serial))
         device_port = self._process.wait_ready(self.timeout)
         self._host_port = self.adb.forward(self.serial, device_port)
         self._client = RunnerClient(self._host_port, self.timeout)
         self._hello, _ = self._client.request({"op": "hello", "protocol": 1})
 
+    def _install_bundle(self) -> str:
+        """Push the runtime bundle for the device's ABI (once per device and bundle); the
+        shell words that start the runner with it."""
+        from conformance.device import bundle, install
+
+        abi = self.adb.getprop(self.serial, "ro.product.cpu.abi")
+        found = bundle.ensure(abi, say=self.progress)
+        self.bundle_root = install.install(self.adb, self.serial, self.base_dir, found,
+                                           self.progress)
+        self.bundle = found
+        return install.runner_command(self.bundle_root, found, self.device_dir, "runner.py")
+
     def _runner_hint(self) -> str:
         if self.runner_cmd is not None:
             return f" (runner command: {self.runner_cmd!r})"
-        return (". The device needs python3 with numpy and onnxruntime on its PATH, "
-                "or a native runner given with --device-runner")
+        if self.bundle_root:
+            return f" (the runtime bundle in {self.bundle_root})"
+        return ""
 
     def _teardown(self) -> None:
         client, process, port = self._client, self._process, self._host_port
@@ -252,12 +273,11 @@ class AdbDeviceBackend(Backend):
 
     def _note_host_diff(self, path: str, model: bytes, inputs: list[np.ndarray],
                         outputs: list[np.ndarray]) -> None:
-        if not self.host_diff or self._hello.get("runtime", "onnxruntime") != "onnxruntime":
+        if not self.host_diff:
             return
         try:
-            session, name = self._host_session(path, model)
-            feeds = {arg.name: x for arg, x in zip(session.get_inputs(), inputs)}
-            diff = host_diff(outputs, session.run(None, feeds), name)
+            run, name = self._host_session(path, model)
+            diff = host_diff(outputs, run(inputs), name)
         except Exception:  # the host's own failure is no verdict on the device
             diff = None
         with self._lock:
@@ -267,19 +287,31 @@ class AdbDeviceBackend(Backend):
                 self._worst_host_diff = diff
 
     def _host_session(self, path: str, model: bytes):
-        """ONNX Runtime on this host with the device's session options, once per model."""
+        """The same program on this host, once per model: ONNX Runtime with the device's
+        session options, or LiteRT for a ``.tflite``. (run(inputs) -> outputs, its name)."""
         import platform
 
-        import onnxruntime as ort
-
         if path not in self._host_sessions:
-            options = ort.SessionOptions()
-            for key, value in self.session_options.items():
-                setattr(options, key, value)
-            self._host_sessions[path] = ort.InferenceSession(
-                model, options, providers=["CPUExecutionProvider"])
-        return (self._host_sessions[path],
-                f"onnxruntime {ort.__version__} on {platform.machine()}")
+            if path.endswith(".tflite"):
+                from importlib.metadata import version
+
+                from conformance.backends.litert import LiteRtBackend
+
+                session = LiteRtBackend().load(model)
+                name = f"litert {version('ai-edge-litert')}"
+            else:
+                import onnxruntime as ort
+
+                options = ort.SessionOptions()
+                for key, value in self.session_options.items():
+                    setattr(options, key, value)
+                ort_session = ort.InferenceSession(model, options,
+                                                   providers=["CPUExecutionProvider"])
+                names = [arg.name for arg in ort_session.get_inputs()]
+                session = _OrtRun(ort_session, names)
+                name = f"onnxruntime {ort.__version__}"
+            self._host_sessions[path] = (session.run, f"{name} on {platform.machine()}")
+        return self._host_sessions[path]
 
     def _device_state(self) -> str:
         try:
@@ -292,6 +324,14 @@ class AdbDeviceBackend(Backend):
 
 
 _LISTED = "adb lists the device as device"
+
+
+class _OrtRun:
+    def __init__(self, session, names):
+        self.session, self.names = session, names
+
+    def run(self, inputs):
+        return self.session.run(None, dict(zip(self.names, inputs)))
 
 
 class AdbSession:
@@ -349,11 +389,16 @@ def host_diff(device: Sequence[np.ndarray], host: Sequence[np.ndarray], host_nam
     for d, h in zip(device, host):
         d64, h64 = np.asarray(d, np.float64), np.asarray(h, np.float64)
         same = (d64 == h64) | (np.isnan(d64) & np.isnan(h64))
-        gap = np.abs(d64 - h64)[~same]
+        with np.errstate(invalid="ignore"):  # inf - inf where both are inf: counted as same
+            gap = np.abs(d64 - h64)[~same]
         max_abs = max(max_abs, float(gap.max()) if gap.size else 0.0)
         differing += int((~same).sum())
         elements += d64.size
     return HostDiff(max_abs, differing, elements, host_name)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _strip(exc: Exception, name: str) -> str:

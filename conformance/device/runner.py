@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""The conformance on-device runner: runs ONNX models with ONNX Runtime where it is started.
+"""The conformance on-device runner: runs ONNX models with ONNX Runtime, and ``.tflite`` ones
+with LiteRT, where it is started.
 
 Pushed alone to the device (``/data/local/tmp/conformance/runner.py``) and started once per
-device through ``adb shell``; it needs only python3, numpy and onnxruntime there, so it must
-never import the ``conformance`` package. The wire protocol is described in
+device through ``adb shell``, by the runtime bundle's Python (``conformance/device/bundle.py``)
+or a python3 with numpy and onnxruntime (and ai-edge-litert for ``.tflite``) already there, so it
+must never import the ``conformance`` package. The wire protocol is described in
 ``docs/device-runner-protocol.md``; in short, every message is
 
     uint32 little-endian N | N bytes of UTF-8 JSON header | raw tensor bytes
@@ -82,8 +84,72 @@ def write_message(stream, header, arrays=()):
     stream.flush()
 
 
+class OrtSession:
+    """An ONNX Runtime session: arrays in model-input order -> arrays in output order."""
+
+    def __init__(self, ort, path, options):
+        opts = ort.SessionOptions()
+        for key, value in (options or {}).items():
+            setattr(opts, key, value)  # e.g. intra_op_num_threads
+        self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        describe = lambda args: [{"name": a.name, "type": a.type, "shape": a.shape} for a in args]
+        self.inputs = describe(self.session.get_inputs())
+        self.outputs = describe(self.session.get_outputs())
+
+    def run(self, arrays):
+        feeds = {arg["name"]: array for arg, array in zip(self.inputs, arrays)}
+        return self.session.run(None, feeds)
+
+
+class LiteRtSession:
+    """A .tflite model in LiteRT's interpreter (its default XNNPACK delegate), through its
+    ``serving_default`` signature with inputs and outputs by position, as on the host."""
+
+    def __init__(self, path, options):
+        from ai_edge_litert.interpreter import Interpreter
+
+        threads = (options or {}).get("num_threads")
+        self.runner = Interpreter(model_path=path, num_threads=threads).get_signature_runner(
+            "serving_default")
+        details, out = self.runner.get_input_details(), self.runner.get_output_details()
+        self.input_names, self.output_names = _by_position(details), _by_position(out)
+        describe = lambda d, names: [{"name": n, "type": str(d[n]["dtype"].__name__),
+                                      "shape": [int(x) for x in d[n]["shape"]]} for n in names]
+        self.inputs = describe(details, self.input_names)
+        self.outputs = describe(out, self.output_names)
+
+    def run(self, arrays):
+        import numpy as np
+
+        result = self.runner(**{n: np.ascontiguousarray(x)
+                                for n, x in zip(self.input_names, arrays)})
+        return [result[n] for n in self.output_names]
+
+
+def _by_position(names):
+    """Signature names (args_0, output_1) in positional order: LiteRT names them so."""
+    import re
+
+    def position(name):
+        found = re.search(r"(\d+)$", name)
+        return int(found.group(1)) if found else 0
+
+    return sorted(names, key=position)
+
+
+def _litert_version():
+    """LiteRT's version if its package is here (without importing it: that takes seconds)."""
+    try:
+        from importlib.metadata import version
+
+        return version("ai-edge-litert")
+    except Exception:
+        return None
+
+
 class Runner:
-    """Sessions by model path (relative to the work folder) and the request handlers."""
+    """Sessions by model path (relative to the work folder) and the request handlers. The file's
+    extension picks the runtime: ``.tflite`` LiteRT, anything else ONNX Runtime."""
 
     def __init__(self, workdir):
         import onnxruntime
@@ -95,23 +161,26 @@ class Runner:
     def hello(self, request, _arrays):
         import numpy
 
+        runtimes = {"onnxruntime": self.ort.__version__}
+        if _litert_version():
+            runtimes["litert"] = _litert_version()
         return {"protocol": PROTOCOL, "runner": "python", "runtime": "onnxruntime",
-                "runtime_version": self.ort.__version__, "numpy_version": numpy.__version__,
+                "runtime_version": self.ort.__version__, "runtimes": runtimes,
+                "numpy_version": numpy.__version__,
                 "python_version": platform.python_version(), "machine": platform.machine(),
                 "providers": self.ort.get_available_providers(), "dir": self.workdir,
                 "pid": os.getpid()}, []
 
     def load(self, request, _arrays):
         path = os.path.join(self.workdir, request["path"])
-        options = self.ort.SessionOptions()
-        for key, value in (request.get("options") or {}).items():
-            setattr(options, key, value)  # e.g. intra_op_num_threads
-        session = self.ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        if path.endswith(".tflite"):
+            session = LiteRtSession(path, request.get("options"))
+        else:
+            session = OrtSession(self.ort, path, request.get("options"))
         with self.lock:
             self.sessions[request["path"]] = session
-        describe = lambda args: [{"name": a.name, "type": a.type, "shape": a.shape} for a in args]
-        return {"session": request["path"], "inputs": describe(session.get_inputs()),
-                "outputs": describe(session.get_outputs())}, []
+        return {"session": request["path"], "inputs": session.inputs,
+                "outputs": session.outputs}, []
 
     def _session(self, request):
         with self.lock:
@@ -121,20 +190,17 @@ class Runner:
         return session
 
     def run(self, request, arrays):
-        session = self._session(request)
-        feeds = {arg.name: array for arg, array in zip(session.get_inputs(), arrays)}
-        return {}, session.run(None, feeds)
+        return {}, self._session(request).run(arrays)
 
     def time(self, request, arrays):
         """Warm-up runs, then per-iteration wall times (seconds) measured here."""
         session = self._session(request)
-        feeds = {arg.name: array for arg, array in zip(session.get_inputs(), arrays)}
         for _ in range(int(request.get("warmup", 1))):
-            session.run(None, feeds)
+            session.run(arrays)
         times = []
         for _ in range(int(request.get("iterations", 10))):
             start = time.perf_counter()
-            session.run(None, feeds)
+            session.run(arrays)
             times.append(time.perf_counter() - start)
         return {"times": times, "clock": "time.perf_counter"}, []
 

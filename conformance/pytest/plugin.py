@@ -10,6 +10,7 @@ work is done by the library (``engine``, ``formats``, ``backends``); state lives
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,13 @@ def pytest_addoption(parser):
                     help="work folder on the device. Default: /data/local/tmp/conformance")
     option(group, "--device-runner", metavar="CMD",
                     help="command that starts a runner speaking docs/device-runner-protocol.md on the "
-                         "device. Default: push conformance/device/runner.py and run it with python3")
+                         "device, in the work folder where runner.py is pushed (Termux: 'python3 "
+                         "runner.py'). Default: push the runtime bundle for the device's ABI (once) "
+                         "and start runner.py with its own Python")
+    option(group, "--device-runtime", action="append", metavar="NAME",
+                    help="runtime on each --device (repeatable): onnxruntime (ONNX models), litert "
+                         "(.tflite programs converted here, one per input shape: needs the litert "
+                         "extra). Default: onnxruntime")
     option(group, "--device-timeout", type=float, default=30.0, metavar="S",
                     help="timeout of every adb call and runner request, seconds. Default: 30")
     option(group, "--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT, metavar="S",
@@ -116,7 +123,9 @@ def activate(config):
             devices=devices,
             device_options=dict(adb=config.getoption("adb"), device_dir=config.getoption("device_dir"),
                                 runner_cmd=config.getoption("device_runner"),
-                                timeout=config.getoption("device_timeout")),
+                                timeout=config.getoption("device_timeout"),
+                                runtimes=_split(config.getoption("device_runtime")),
+                                progress=_device_progress(config)),
         )
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -126,6 +135,20 @@ def activate(config):
     model_files.activate(config)
     weights.activate(config)
     return session
+
+
+def _device_progress(config):
+    """Lines of a runtime bundle's push, shown on the terminal while a case's output is captured."""
+    def say(line: str) -> None:
+        capman = config.pluginmanager.getplugin("capturemanager")
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        if capman is None or reporter is None:
+            print(line, file=sys.stderr, flush=True)
+            return
+        with capman.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+    return say
 
 
 def pytest_generate_tests(metafunc):

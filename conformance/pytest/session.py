@@ -103,7 +103,9 @@ class ConformanceSession:
             loaded = load_backends(backends, ort_provider=ort_provider, devices=devices or (),
                                    adb=options.get("adb"), device_dir=options.get("device_dir"),
                                    runner_cmd=options.get("runner_cmd"),
-                                   device_timeout=options.get("timeout", 30.0))
+                                   device_timeout=options.get("timeout", 30.0),
+                                   device_progress=options.get("progress"),
+                                   device_runtimes=options.get("runtimes") or ("onnxruntime",))
         except BackendError as exc:
             raise UsageError(str(exc)) from None
         return cls(

@@ -6,8 +6,10 @@ shell_v2) and ``forward`` against it::
     python -m conformance.device.emulator --port 6520 --sandbox /tmp/phone
     python -m conformance.device.emulator --abi arm64-v8a --port 6520 --sandbox /tmp/phone
 
-With ``--abi arm64-v8a`` the device's programs run under ``qemu-aarch64-static`` in an aarch64
-root (see :mod:`conformance.device.emulator.arm`). Tests use :class:`LoopbackDevice`, which
+By default it is as bare as a stock phone (busybox sh, getprop, no python3, see
+:mod:`conformance.device.emulator.bare`); with ``--abi arm64-v8a`` pushed programs run under
+``qemu-aarch64-static``. ``--preinstalled`` gives a friendly device with a python3 (the host's, or
+an aarch64 root's under QEMU: :mod:`conformance.device.emulator.arm`). Tests use :class:`LoopbackDevice`, which
 starts one in a subprocess on a free port (so that a test can kill it like an unplugged phone).
 
 Runtime code (``conformance.backends``, ``conformance.device.adb/client/runner``) never imports

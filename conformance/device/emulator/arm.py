@@ -20,19 +20,17 @@ from package registries only, and cached (default ``~/.cache/conformance/arm-roo
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
+
+from conformance.device import packages
 
 QEMU = "qemu-aarch64-static"
 CPU = "neoverse-n1"  # a Cortex-A76-class core, as in many phones; "max" would advertise SME
@@ -49,14 +47,7 @@ WHEELS = ("onnxruntime", "numpy")
 #: Wheel platform tags accepted (pip matches them exactly; some wheels are manylinux2014 only).
 WHEEL_PLATFORMS = ("manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64")
 MANIFEST = ".conformance-arm-root.json"
-# Neoverse N1 (implementer 0x41 Arm, part 0xd0c) with the features QEMU's neoverse-n1 exposes.
-_CPUINFO = ("processor\t: {n}\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 "
-            "sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp ssbs\n"
-            "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\n"
-            "CPU part\t: 0xd0c\nCPU revision\t: 1\n\n")
-
-
-class ArmRootError(Exception):
+class ArmRootError(packages.FetchError):
     """The aarch64 root cannot be built or used; the message is one line that says why."""
 
 
@@ -120,20 +111,10 @@ def ensure_root(root: Path | None = None, *, progress: Callable[[str], None] | N
     if is_ready(root):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(root.parent / (root.name + ".lock")):
+    with packages.locked(root.parent / (root.name + ".lock")):
         if not is_ready(root):  # another process may have built it while we waited
             _build(root, say)
     return root
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _build(root: Path, say: Callable[[str], None]) -> None:
@@ -146,12 +127,11 @@ def _build(root: Path, say: Callable[[str], None]) -> None:
         versions = wanted_versions()
         debs = _apt_download(work, say)
         say(f"arm root: [3/6] unpacking {len(debs)} Debian packages (dpkg -x)")
-        for deb in debs:
-            _run(["dpkg", "-x", str(deb), str(staging)], "dpkg -x " + deb.name)
+        _fetching(packages.unpack_debs, debs, staging, "arm root: ")
         wheels = _pip_download(work, versions, say)
         say(f"arm root: [5/6] unpacking {len(wheels)} wheels into /{SITE}")
         for wheel in wheels:
-            _unpack_wheel(wheel, staging / SITE)
+            packages.unpack_wheel(wheel, staging / SITE)
         write_cpuinfo(staging)
         shutil.rmtree(work)
         say("arm root: [6/6] first import of numpy and onnxruntime under QEMU (checks the root)")
@@ -166,24 +146,24 @@ def _build(root: Path, say: Callable[[str], None]) -> None:
     say(f"arm root: ready in {time.monotonic() - start:.0f} s: {root}")
 
 
+def _fetching(step, *args):
+    """Run a :mod:`conformance.device.packages` step; its FetchError as an ArmRootError."""
+    try:
+        return step(*args)
+    except packages.FetchError as exc:
+        raise ArmRootError(str(exc)) from None
+
+
 def _apt_download(work: Path, say: Callable[[str], None]) -> list[Path]:
     """Download the arm64 .debs through a private apt state under ``work``."""
-    for sub in ("lists/partial", "cache/archives/partial", "debs"):
-        (work / sub).mkdir(parents=True, exist_ok=True)
-    (work / "status").touch()
-    conf = work / "apt.conf"
-    conf.write_text(
-        'APT::Architecture "arm64";\nAPT::Architectures { "arm64"; };\n'
-        f'Dir::State::Lists "{work}/lists";\nDir::State::status "{work}/status";\n'
-        f'Dir::Cache "{work}/cache";\nAPT::Sandbox::User "{_user()}";\n')
-    env = dict(os.environ, APT_CONFIG=str(conf))
-    say("arm root: [1/6] apt-get update (arm64 package lists)")
-    _run(["apt-get", "update", "-q"], "apt-get update (no network to the Debian archive?)",
-         env=env, check_output=("Err:", "W: Failed"))
-    say(f"arm root: [2/6] apt-get download: {len(DEBS)} arm64 packages")
-    _run(["apt-get", "download", "-q"] + list(DEBS), "apt-get download",
-         env=env, cwd=work / "debs")
-    return sorted((work / "debs").glob("*.deb"))
+    numbered = {"apt-get update": "[1/6] ", "apt-get download": "[2/6] "}
+
+    def step(line: str) -> None:  # the shared steps' lines, numbered as this build's
+        head = line[len("arm root: "):]
+        say("arm root: " + next((n for k, n in numbered.items() if head.startswith(k)), "")
+            + head)
+
+    return _fetching(packages.apt_download, work, "arm64", list(DEBS), step, "arm root: ")
 
 
 def _pip_download(work: Path, versions: dict[str, str], say: Callable[[str], None],
@@ -191,34 +171,12 @@ def _pip_download(work: Path, versions: dict[str, str], say: Callable[[str], Non
     """The aarch64 cp311 wheels (no dependencies: the runner needs these two only)."""
     specs = [f"{name}=={v}" if v else name for name, v in versions.items()]
     say(f"arm root: [4/6] pip download {' '.join(specs)} for {WHEEL_PLATFORMS[0]} cp311")
-    dest = work / "wheels"
-    platforms = [word for tag in WHEEL_PLATFORMS for word in ("--platform", tag)]
-    _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-          *platforms, "--python-version", "3.11", "--implementation", "cp",
-          "--abi", "cp311", "-d", str(dest)] + specs,
-         f"pip download {' '.join(specs)} (no aarch64 cp311 wheel, or no network to PyPI?)",
-         env=dict(os.environ, PIP_CONSTRAINT=""))
-    return sorted(dest.glob("*.whl"))
-
-
-def _unpack_wheel(wheel: Path, site: Path) -> None:
-    """Unzip a wheel into ``site``; its ``*.data/purelib|platlib`` go there too."""
-    site.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(wheel) as archive:
-        archive.extractall(site)
-    for data in site.glob("*.data"):
-        for kind in ("purelib", "platlib"):
-            if (data / kind).is_dir():
-                shutil.copytree(data / kind, site, dirs_exist_ok=True)
-        shutil.rmtree(data)
+    return _fetching(packages.pip_download, work, specs, "aarch64", "arm root: ")
 
 
 def write_cpuinfo(root: Path, cores: int | None = None) -> Path:
     """``ROOT/proc/cpuinfo`` describing Neoverse N1 cores (QEMU's ``-L`` serves it)."""
-    path = root / "proc" / "cpuinfo"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(_CPUINFO.format(n=n) for n in range(cores or os.cpu_count() or 1)))
-    return path
+    return packages.write_arm_cpuinfo(root, cores)
 
 
 def _check(root: Path) -> dict[str, str]:
@@ -240,26 +198,8 @@ def device_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _run(cmd: list[str], what: str, *, env: dict | None = None, cwd: Path | None = None,
-         timeout: float = 900, check_output: tuple[str, ...] = ()) -> str:
-    """Run a build step; ArmRootError with the step and its last line of output on failure."""
-    try:
-        proc = subprocess.run(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError:
-        raise ArmRootError(f"arm root: {what} failed: {cmd[0]} not found") from None
-    except subprocess.TimeoutExpired:
-        raise ArmRootError(f"arm root: {what} did not finish within {timeout:g} s") from None
-    text = proc.stdout + proc.stderr
-    bad = [line for line in text.splitlines() if line.startswith(check_output)] if check_output else []
-    if proc.returncode != 0 or bad:
-        lines = bad or [line for line in text.splitlines() if line.strip()]
-        raise ArmRootError(f"arm root: {what} failed: {lines[-1].strip() if lines else proc.returncode}")
-    return proc.stdout
+def _run(cmd: list[str], what: str, **kwargs) -> str:
+    """Run a step; ArmRootError with the step and its last line of output on failure."""
+    return _fetching(lambda: packages.run(cmd, what, prefix="arm root: ", **kwargs))
 
 
-def _user() -> str:
-    """apt downloads as this user: the private folders are ours, not ``_apt``'s."""
-    import pwd
-
-    return pwd.getpwuid(os.geteuid()).pw_name

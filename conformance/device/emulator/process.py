@@ -32,12 +32,18 @@ class LoopbackDevice:
 
     def __init__(self, sandbox: str | os.PathLike, *, port: int | None = None,
                  python: str | None = None, startup_timeout: float = 10.0,
-                 abi: str = "x86_64", arm_root: str | os.PathLike | None = None):
-        """``abi="arm64-v8a"`` runs the device's programs under QEMU in ``arm_root`` (default:
-        the cached root, built by :meth:`start` if missing; ArmRootError if it cannot be)."""
+                 abi: str = "x86_64", arm_root: str | os.PathLike | None = None,
+                 preinstalled: bool = False, noexec: bool = False, quota_mb: int | None = None):
+        """A device as bare as a phone (busybox, no python3; ``abi="arm64-v8a"`` runs pushed
+        programs under QEMU), ``noexec``/``quota_mb`` shaping its /data/local/tmp; or with
+        ``preinstalled`` (implied by ``python``) a friendly one whose python3 is ``python`` or, for
+        arm64-v8a, an aarch64 root's under QEMU (``arm_root``, default the cached root, built by
+        :meth:`start` if missing; ArmRootError if it cannot be)."""
         self.sandbox, self.port = Path(sandbox), port or free_port()
         self.python, self.startup_timeout = python, startup_timeout
         self.abi, self.arm_root = abi, arm_root
+        self.preinstalled = preinstalled or python is not None
+        self.noexec, self.quota_mb = noexec, quota_mb
         # The device's stderr goes to a file, not a pipe that nobody drains during a run.
         self._log = tempfile.TemporaryFile()
         self.proc: subprocess.Popen | None = None
@@ -49,12 +55,16 @@ class LoopbackDevice:
     def start(self) -> "LoopbackDevice":
         cmd = [sys.executable, "-m", "conformance.device.emulator", "--port", str(self.port),
                "--sandbox", str(self.sandbox)]
-        if self.python:
-            cmd += ["--python", self.python]
-        if self.abi != "x86_64":
-            # Build (or find) the root here, where its progress shows, not within startup_timeout.
-            root = arm.ensure_root(self.arm_root)
-            cmd += ["--abi", self.abi, "--arm-root", str(root)]
+        cmd += ["--abi", self.abi]
+        if not self.preinstalled:
+            cmd += ["--noexec"] * self.noexec
+            cmd += ["--quota-mb", str(self.quota_mb)] if self.quota_mb else []
+        else:
+            cmd += ["--preinstalled"] + (["--python", self.python] if self.python else [])
+            if self.abi != "x86_64":
+                # Build (or find) the root here, where its progress shows, not within
+                # startup_timeout.
+                cmd += ["--arm-root", str(arm.ensure_root(self.arm_root))]
         root = str(Path(__file__).resolve().parents[3])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             p for p in (root, os.environ.get("PYTHONPATH", "")) if p))

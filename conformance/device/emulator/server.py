@@ -1,7 +1,9 @@
 """The loopback device's server: the device side of the ADB protocol over TCP.
 
-``/data/local/tmp`` is a sandbox folder on the host and shell commands run on the host inside it
-(or under QEMU in an aarch64 root, see :mod:`.arm`), so a python3 runner pushed there runs.
+``/data/local/tmp`` is a sandbox folder on the host. On the bare device (the default) shell
+commands run in a root of their own with busybox and nothing else (:mod:`.bare`); on the
+preinstalled one they run on the host inside the sandbox with a ``python3`` (this host's, or the
+aarch64 root's under QEMU, see :mod:`.arm`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 from pathlib import Path
 
 from conformance.device.adb import shell_join
-from conformance.device.emulator import arm
+from conformance.device.emulator import arm, bare
 from conformance.device.emulator.adbwire import Connection
 from conformance.device.emulator.shell import ShellEnv, serve_shell, serve_tcp
 from conformance.device.emulator.sync import Sandbox, serve_sync
@@ -43,21 +45,34 @@ class LoopbackServer:
 
     def __init__(self, sandbox: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 0,
                  props: dict[str, str] | None = None, python: str | None = None,
-                 arm_root: str | os.PathLike | None = None):
-        """``arm_root``: a finished aarch64 root (:func:`.arm.ensure_root`); the device's
-        ``python3`` and ``uname`` then run under QEMU inside it and it reports arm64-v8a."""
-        arm_props = ARM_PROPS if arm_root else {}
+                 arm_root: str | os.PathLike | None = None, bare_abi: str | None = None,
+                 noexec: bool = False, quota_mb: int | None = None):
+        """``bare_abi`` (x86_64 or arm64-v8a): a device as bare as a phone (:mod:`.bare`; the
+        process must be in its own user and mount namespace), ``noexec``/``quota_mb`` shape its
+        /data/local/tmp. Otherwise a friendly device whose ``python3`` is this host's, or, with
+        ``arm_root`` (:func:`.arm.ensure_root`), the aarch64 root's under QEMU."""
+        arm_props = ARM_PROPS if (arm_root or bare_abi == "arm64-v8a") else {}
         self.props = dict(DEFAULT_PROPS, **arm_props, **(props or {}))
         self.sandbox = Sandbox(sandbox)
-        self._support = tempfile.TemporaryDirectory(prefix="adb-loopback-")
-        if arm_root:
-            programs = arm.device_programs(Path(arm_root))
-        else:
-            programs = {"python3": [python or sys.executable]}
-        self.shell_env = ShellEnv(self._shell_alias(), self._make_bin(programs),
-                                  str(self.sandbox.root))
         self.sock = socket.create_server((host, port))
         self.port = self.sock.getsockname()[1]
+        self._support = tempfile.TemporaryDirectory(prefix="adb-loopback-")
+        self._bare = None
+        if bare_abi:
+            try:
+                self._bare = bare.BareRoot(self.sandbox.root, bare_abi, self.props,
+                                           noexec=noexec, quota_mb=quota_mb)
+            except BaseException:
+                self.sock.close()
+                raise
+            self.shell_env = bare.BareShellEnv(self._bare.root, bare_abi)
+        else:
+            if arm_root:
+                programs = arm.device_programs(Path(arm_root))
+            else:
+                programs = {"python3": [python or sys.executable]}
+            self.shell_env = ShellEnv(self._shell_alias(), self._make_bin(programs),
+                                      str(self.sandbox.root))
         self._stopped = threading.Event()
 
     @property
@@ -93,6 +108,8 @@ class LoopbackServer:
         try:
             self.sock.close()
         finally:
+            if self._bare is not None:
+                self._bare.close()
             self._support.cleanup()
 
     def _shell_alias(self) -> str:
