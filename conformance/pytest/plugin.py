@@ -25,6 +25,7 @@ from conformance.engine import inflight  # noqa: E402
 from conformance.pytest import profiles  # noqa: E402
 from conformance.engine.deadline import DEFAULT_CASE_TIMEOUT  # noqa: E402
 from conformance.pytest.session import SESSION_KEY, ConformanceSession, UsageError  # noqa: E402
+from conformance.pytest.shards import SHARD_KEY  # noqa: E402
 #: ONNX Runtime, and the same runtime on the ORT-format model (what ONNX Runtime Mobile loads).
 DEFAULT_BACKENDS = ("onnxruntime", "onnxruntime-ort")
 
@@ -32,7 +33,7 @@ profiles.register()
 
 # Registered through the ``pytest11`` entry point, this module brings the other plugins with it.
 pytest_plugins = ["conformance.pytest.reports", "conformance.pytest.model_files",
-                  "conformance.pytest.weights"]
+                  "conformance.pytest.weights", "conformance.pytest.shards"]
 
 
 def _split(values):
@@ -103,6 +104,7 @@ def pytest_configure(config):
             device_options=dict(adb=config.getoption("adb"), device_dir=config.getoption("device_dir"),
                                 runner_cmd=config.getoption("device_runner"),
                                 timeout=config.getoption("device_timeout")),
+            shard_plan=config.stash.get(SHARD_KEY, None),
         )
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -117,7 +117,8 @@ def _parity_json(config) -> dict | None:
     conf = _conformance_session(config)
     if conf is None or not conf.recorder.records:
         return None
-    return conf.recorder.payload({"decimal": conf.decimal, "header": conf.header_lines(), "run_id": conf.run_id})
+    return conf.recorder.payload({"decimal": conf.decimal, "header": conf.header_lines(), "run_id": conf.run_id,
+                                  **conf.run_meta()})
 
 
 @pytest.hookimpl(trylast=True)
