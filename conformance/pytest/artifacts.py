@@ -1,0 +1,43 @@
+"""``--cache-dir``, ``--no-cache``, ``--cache-max-mb``: the disk cache of exported and converted
+artifacts (``conformance.formats.artifact_cache``), set up for each process of the run (every
+pytest-xdist worker configures its own; entries are shared through the folder)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.formats import artifact_cache
+
+_BEFORE = pytest.StashKey[object]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("conformance")
+    group.addoption("--cache-dir", metavar="DIR",
+                    help="where exported and converted artifacts (ONNX exports, ExecuTorch .pte, LiteRT .tflite, "
+                         "ncnn/MNN conversions) are kept between runs. Default: ~/.cache/conformance/artifacts "
+                         "($XDG_CACHE_HOME honoured)")
+    group.addoption("--no-cache", action="store_true",
+                    help="make every artifact afresh and keep none. Default: use the artifact cache")
+    group.addoption("--cache-max-mb", type=float, default=artifact_cache.DEFAULT_MAX_BYTES / 2**20, metavar="MB",
+                    help="size cap of the artifact cache; the least recently used entries go past it. "
+                         f"Default: {artifact_cache.DEFAULT_MAX_BYTES / 2**20:.0f}")
+
+
+def pytest_configure(config):
+    size = config.getoption("cache_max_mb", None)
+    if size is not None and not size > 0:
+        raise pytest.UsageError(f"--cache-max-mb {size:g} must be a positive number of megabytes")
+    config.stash[_BEFORE] = artifact_cache.active()
+    artifact_cache.configure(config.getoption("cache_dir", None), enabled=not config.getoption("no_cache", False),
+                             max_bytes=int((size or artifact_cache.DEFAULT_MAX_BYTES / 2**20) * 2**20))
+
+
+def pytest_unconfigure(config):
+    artifact_cache.restore(config.stash.get(_BEFORE, None))  # an in-process run (pytester) leaves it as it was
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    cache = artifact_cache.active()
+    if cache is not None and (cache.hits or cache.stored or cache.corrupt):
+        terminalreporter.write_line(cache.summary())
