@@ -33,7 +33,8 @@ profiles.register()
 
 # Registered through the ``pytest11`` entry point, this module brings the other plugins with it.
 pytest_plugins = ["conformance.pytest.reports", "conformance.pytest.model_files",
-                  "conformance.pytest.weights", "conformance.pytest.shards", "conformance.pytest.artifacts"]
+                  "conformance.pytest.weights", "conformance.pytest.shards", "conformance.pytest.artifacts",
+                  "conformance.pytest.devices"]
 
 
 def _split(values):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from conformance.report.devices import compare_devices
 from conformance.report.latency_rows import format_seconds
 from conformance.report.parity_rows import cell_text, matrix, suite_checks
 
@@ -172,6 +173,7 @@ def build_view(report: dict, figures: dict[str, Path] | None = None) -> dict:
             f"machine {report['meta'].get('machine') or 'unknown'}, commit {report['meta'].get('commit') or 'unknown'}"],
         "figures": {name: (figures or {}).get(name) for name in FIGURES},
         "cpus": _by_cpu(report),
+        "devices": compare_devices(rows),
     }
 
 
