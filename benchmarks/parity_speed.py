@@ -55,12 +55,12 @@ def instrument() -> None:
         return timed(label, torch_run)(module, arrays, **({} if dtype is None else {"dtype": dtype}))
 
     parity.torch_run = reference_or_oracle
-    onnx_export = parity.export
+    onnx_export = export_mod.export  # looked up at call time by the artifact cache's onnx_export
 
     def export_by_exporter(module, args, target, *rest, **kwargs):
         return timed(f"export (ONNX, {target.exporter})", onnx_export)(module, args, target, *rest, **kwargs)
 
-    parity.export = export_by_exporter
+    export_mod.export = export_by_exporter
     parity.prepare_model = timed("prepare (sessions)", parity.prepare_model)
     parity.load_program = timed("prepare (sessions)", parity.load_program)
     parity.run_session = timed("runtime run", parity.run_session)

@@ -108,6 +108,13 @@ class ExecutorchBackend(ProgramBackend):
             with failing(self.name, "to_executorch"):
                 return bytes(edge.to_executorch().buffer)
 
+    def artifact_settings(self) -> dict:
+        """Everything besides the module and its shapes that changes the ``.pte`` (its disk cache key)."""
+        from conformance.formats.artifact_cache import versions
+
+        return {**versions("executorch"), "delegate": self.delegate,
+                "bounds": [self.max_batch, self.max_channels, self.max_side]}
+
     def load(self, artifact: bytes) -> ExecutorchSession:
         runtime = load_module(self.name, "executorch.runtime")
         with failing(self.name, "load_program"):

@@ -74,6 +74,13 @@ class LiteRtBackend(ProgramBackend):
         with quiet(), torch.no_grad(), failing(self.name, "litert_torch.convert"):
             return bytes(litert_torch.convert(module.eval(), tuple(example_args)).model_content())
 
+    def artifact_settings(self) -> dict:
+        """What changes the ``.tflite`` (its disk cache key): the converter, not the kernels that
+        run it, so ``litert`` and ``litert-reference`` share their conversions."""
+        from conformance.formats.artifact_cache import versions
+
+        return versions("litert-torch", "ai-edge-litert")
+
     def load(self, artifact: bytes) -> LiteRtSession:
         interpreter = load_module(self.name, "ai_edge_litert.interpreter")
         options = {"num_threads": threads(self.threads)}

@@ -21,6 +21,7 @@ import onnx
 from conformance.backends._runtime import (ConversionCache, Scratch, Unsupported, expect_inputs, failing,
                                            graph_inputs, graph_outputs, load_module, require, run_tool, threads)
 from conformance.backends.base import Backend, BackendError
+from conformance.formats.artifact_cache import cached_files, versions
 
 #: ``MNN::Interpreter::HintMode::WINOGRAD_MEMORY_LEVEL``: 0 turns Winograd convolution off.
 WINOGRAD_MEMORY_LEVEL = 3
@@ -66,7 +67,13 @@ class MnnBackend(Backend):
     def convert(self, model: onnx.ModelProto) -> str:
         """The path of the ``.mnn`` conversion of ``model`` (converted once per distinct model)."""
         data = model.SerializeToString()
-        return self.cache.get(ConversionCache.key(data), lambda: self._convert(data))
+        return self.cache.get(ConversionCache.key(data), lambda: self._kept(data))
+
+    def _kept(self, data: bytes) -> str:
+        """The conversion from the disk cache of artifacts, else made by MNNConvert (and kept there)."""
+        files = cached_files("MNNConvert", versions("MNN"), data, lambda: {"model.mnn": self._convert(data)},
+                             self._scratch.folder)
+        return files["model.mnn"]
 
     def _convert(self, data: bytes) -> str:
         source, target = self._scratch.file(".onnx"), self._scratch.file(".mnn")

@@ -23,6 +23,7 @@ import onnx
 from conformance.backends._runtime import (ConversionCache, Scratch, Unsupported, expect_inputs, failing,
                                            graph_inputs, load_module, require, run_tool, threads)
 from conformance.backends.base import Backend, BackendError
+from conformance.formats.artifact_cache import cached_files, versions
 
 # The options turned off for the exact target: each trades float32 accuracy for speed.
 _EXACT_OFF = ("use_winograd_convolution", "use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic",
@@ -111,7 +112,16 @@ class NcnnBackend(Backend):
     def convert(self, model: onnx.ModelProto) -> tuple[str, str]:
         """The ``(param, bin)`` paths of ``model``'s ncnn conversion (once per distinct model)."""
         data = model.SerializeToString()
-        return self.cache.get(ConversionCache.key(data, f"fp16={self.fp16}"), lambda: self._convert(data))
+        return self.cache.get(ConversionCache.key(data, f"fp16={self.fp16}"), lambda: self._kept(data))
+
+    def _kept(self, data: bytes) -> tuple[str, str]:
+        """The conversion from the disk cache of artifacts, else made by pnnx (and kept there)."""
+        def produce():
+            param, weights = self._convert(data)
+            return {"model.ncnn.param": param, "model.ncnn.bin": weights}
+
+        files = cached_files("pnnx", {**versions("pnnx"), "fp16": self.fp16}, data, produce, self._scratch.folder)
+        return files["model.ncnn.param"], files["model.ncnn.bin"]
 
     def _convert(self, data: bytes) -> tuple[str, str]:
         pnnx = load_module(self.name, "pnnx")

@@ -26,8 +26,8 @@ from conformance.formats.onnx_export import (
     ExportTarget,
     ProgramFormat,
     UnsupportedExport,
-    export,
 )
+from conformance.formats.artifact_cache import onnx_export, program_export
 from conformance.formats.graph import bind_weights, weights_as_inputs
 from conformance.draw.spec import Case
 from conformance.draw.strategies import Deployment, InputRecipe, WeightRecipe
@@ -311,9 +311,9 @@ class Harness:
         """Dynamic axes at the case's example shape, or (a static deployment) every dim fixed
         at the drawn shape, as mobile exports (the tutorial's too) are made."""
         if example.deployment.static:
-            return export(module, (torch.zeros(example.inputs.shape),), target.export, dynamic=[()])
+            return onnx_export(module, (torch.zeros(example.inputs.shape),), target.export, dynamic=[()])
         args = (torch.zeros(case.example_shape(example.structure)),)
-        return export(module, args, target.export, dynamic=[case.dynamic])
+        return onnx_export(module, args, target.export, dynamic=[case.dynamic])
 
     # Runtimes that take a torch program --------------------------------------------------
 
@@ -322,7 +322,7 @@ class Harness:
         key = self._artifact_key(case, target, example)
         shape = x.shape if backend.per_shape else case.example_shape(example.structure)
         dynamic = None if backend.per_shape else [case.dynamic]
-        artifact = self.exports.get(key, lambda: backend.export(module, (torch.zeros(shape),), dynamic))
+        artifact = self.exports.get(key, lambda: program_export(backend, module, (torch.zeros(shape),), dynamic))
         return self._session(("program", key), backend, artifact, deadline, load=True)
 
     # Sessions, each call under the case's deadline -----------------------------------------

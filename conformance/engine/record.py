@@ -48,6 +48,9 @@ class CaseRecord:
     reason: str = ""  # why skipped, or the expected-failure entry's reason
     localization: dict | None = None  # per-layer error profile of a failing model case
     host_diff: dict | None = None  # a device's largest difference from the same runtime on this host
+    shard: str = ""  # "I/N": the shard of the run that ran it ("1/1" unsharded)
+    machine: str = ""  # "host/cpu_id" of the machine that ran it (conformance.engine.machine)
+    run_id: str = ""  # the run (pytest session) that ran it
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -89,10 +92,12 @@ class CaseRecord:
 @dataclass
 class Recorder:
     records: dict[str, CaseRecord] = field(default_factory=dict)
+    #: shard, machine and run id, set on every record this recorder opens or takes
+    stamp: dict = field(default_factory=dict)
 
     def open(self, nodeid: str, **labels) -> CaseRecord:
         """The record of the test starting now (a rerun of the same test starts afresh)."""
-        record = self.records[nodeid] = CaseRecord(nodeid, **labels)
+        record = self.records[nodeid] = CaseRecord(nodeid, **{**labels, **self.stamp})
         return record
 
     def get(self, nodeid: str) -> CaseRecord | None:
@@ -127,7 +132,7 @@ class Recorder:
 
     def take(self, data: dict) -> None:
         """A closed record from an xdist worker."""
-        record = CaseRecord.from_json(data)
+        record = CaseRecord.from_json({**data, **self.stamp})  # the controller's run id, not the worker's
         self.records[record.nodeid] = record
 
     @property

@@ -30,7 +30,8 @@ CASE_PARAMETERS = ("target", "backend", "export_target", "latency_runner")
 
 # Registered through the ``pytest11`` entry point, this module brings the other plugins with it.
 pytest_plugins = ["conformance.pytest.reports", "conformance.pytest.model_files",
-                  "conformance.pytest.weights"]
+                  "conformance.pytest.weights", "conformance.pytest.shards", "conformance.pytest.artifacts",
+                  "conformance.pytest.devices"]
 
 
 def _split(values):
@@ -103,11 +104,13 @@ def activate(config):
         return session
     # Imported by pytest as this plugin's pytest_plugins (importing them earlier would keep
     # pytest from rewriting their asserts).
-    from conformance.pytest import model_files, reports, weights
+    from conformance.pytest import artifacts, model_files, reports, shards, weights
     from conformance.pytest.session import ConformanceSession, UsageError
+    from conformance.pytest.shards import SHARD_KEY
 
     devices = _split(config.getoption("device"))
     reports.check_options(config)
+    shards.activate(config)
     profiles.apply_default(config.getoption("hypothesis_profile", None), devices)
     try:
         session = ConformanceSession.from_options(
@@ -126,12 +129,14 @@ def activate(config):
                                 timeout=config.getoption("device_timeout"),
                                 runtimes=_split(config.getoption("device_runtime")),
                                 progress=_device_progress(config)),
+            shard_plan=config.stash.get(SHARD_KEY, None),
         )
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_Hooks(session), "conformance-session")
     reports.activate(config, session)
+    artifacts.activate(config)
     model_files.activate(config)
     weights.activate(config)
     return session

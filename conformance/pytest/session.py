@@ -69,8 +69,13 @@ class ConformanceSession:
     started: float = field(default_factory=time.perf_counter)
     #: Pairs this run's parity.json, benchmark JSON and report.json (``conformance report``).
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    shard_plan: object = None  # conformance.pytest.shards.ShardPlan: which share of the selection ran
 
     def __post_init__(self) -> None:
+        from conformance.engine.machine import machine_info
+
+        shard = str(self.shard_plan.spec) if self.shard_plan is not None else "1/1"
+        self.recorder.stamp = {"shard": shard, "machine": machine_info()["id"], "run_id": self.run_id}
         if self.expectations is None:
             from conformance.report.expected import Expectations
 
@@ -87,7 +92,8 @@ class ConformanceSession:
     def from_options(cls, *, backends: list[str], ort_provider: str, exporters: list[str],
                      opsets: list[str], decimal: int, reports: Path, devices: list[str] | None = None,
                      device_options: dict | None = None, case_timeout: float | None = None,
-                     feed: str = "both", expected_failures: str | None = None) -> "ConformanceSession":
+                     feed: str = "both", expected_failures: str | None = None,
+                     shard_plan: object = None) -> "ConformanceSession":
         from conformance.report import expected
 
         if not 0 <= decimal <= 12:
@@ -117,6 +123,7 @@ class ConformanceSession:
             case_timeout=case_timeout,
             feeds=FEEDS if feed == "both" else (feed,),
             expectations=expectations,
+            shard_plan=shard_plan,
         )
 
     def backend(self, name: str) -> Backend:
@@ -232,11 +239,38 @@ class ConformanceSession:
                          f"{rec.shrink_steps} shrink steps, {rec.seconds:.2f} s{per}; {rec.outcome}")
         return lines
 
+    def run_meta(self) -> dict:
+        """What ``conformance merge`` checks across shards: the shard, the machine, the versions."""
+        from conformance.engine.machine import machine_info
+
+        return {"shard": self.shard_plan.meta() if self.shard_plan is not None else None,
+                "machine": machine_info(), "versions": self.versions()}
+
+    def versions(self) -> dict:
+        """The suite's and every runtime's versions (shards of different versions do not merge)."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        import onnx
+        import onnxruntime
+        import torch
+
+        from conformance.report.build import _git_commit
+
+        try:
+            suite = version("conformance")
+        except PackageNotFoundError:
+            suite = "unknown"
+        found = {"suite": suite, "commit": _git_commit() or "", "torch": torch.__version__,
+                 "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+        for backend in self.backends:
+            found[f"backend {backend.name}"] = backend.versions()
+        return found
+
     def parity_payload(self) -> dict:
         """``parity.json``'s content: the records and the run's facts, built in this one place
         (the file and every report read it)."""
         meta = {"decimal": self.decimal, "header": self.header_lines(), "run_id": self.run_id,
-                "wall_s": time.perf_counter() - self.started}
+                "wall_s": time.perf_counter() - self.started, **self.run_meta()}
         return self.recorder.payload(meta)
 
     def write_reports(self) -> Path:

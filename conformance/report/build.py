@@ -16,6 +16,7 @@ from conformance.report import baseline as baselines
 from conformance.report import plots
 from conformance.report.expected import Expectations
 from conformance.report.latency_rows import latency_rows
+from conformance.report.merge import cpu_notes
 from conformance.report.parity_rows import counts, parity_rows
 
 from conformance.report.options import DEFAULT_MAX_SLOWDOWN  # noqa: E402
@@ -47,6 +48,7 @@ def build_report(*, parity: dict | None, bench: dict | None, outcomes: dict | No
         "errors": sorted(set(errors or [])),
     }
     report["meta"].update(_machine_and_commit(bench))
+    report["meta"]["cpus"] = cpu_notes(parity)  # merged runs from several CPUs: which ran each case
     if baseline:
         report["comparison"] = compare_with(reports / "baselines", baseline, rows, latency, max_slowdown)
     report["verdict"] = verdict(report)

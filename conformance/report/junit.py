@@ -68,3 +68,25 @@ def add_verdict(path: str | Path | None, report: dict) -> bool:
             ET.SubElement(case, "skipped", type="pytest.skip", message="in the baseline, not run (allowed)")
     atomic_write(Path(path), ET.tostring(tree.getroot(), encoding="unicode"))
     return True
+
+
+def from_rows(path: Path, rows: list[dict], *, name: str = "conformance") -> None:
+    """A JUnit file of parity rows (what ``conformance merge`` writes: the shards' own JUnit
+    files each hold a share, this one the merged set): one testcase per row."""
+    failures = sum(r["status"] == "fail" for r in rows)
+    skipped = sum(r["status"] in ("skip", "xfail") for r in rows)
+    suite = ET.Element("testsuite", name=name, tests=str(len(rows)), failures=str(failures), errors="0",
+                       skipped=str(skipped), time=f"{sum(r.get('seconds') or 0.0 for r in rows):.3f}")
+    for row in rows:
+        classname, test = _names(row["nodeid"])
+        case = ET.SubElement(suite, "testcase", classname=classname, name=test, time=f"{row.get('seconds') or 0:.3f}")
+        if row["status"] == "fail":
+            failure = ET.SubElement(case, "failure", message=(row.get("summary") or "parity failure")[:500])
+            failure.text = row.get("message") or ""
+        elif row["status"] in ("skip", "xfail"):
+            reason = row.get("reason") or ("expected failure" if row["status"] == "xfail" else "skipped")
+            ET.SubElement(case, "skipped", type="pytest.xfail" if row["status"] == "xfail" else "pytest.skip",
+                          message=reason[:500])
+    root = ET.Element("testsuites")
+    root.append(suite)
+    atomic_write(Path(path), '<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(root, encoding="unicode"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from conformance.report.devices import compare_devices
 from conformance.report.latency_rows import format_seconds
 from conformance.report.parity_rows import cell_text, matrix, suite_checks
 
@@ -70,7 +71,7 @@ PEAK_NOTE = ("* above the peak: the peak is torch.mm's best round, measured once
              "kernels beat torch.mm, or a peak measured while the machine was busier, reads past 100%. Clipped.")
 
 
-def _cell(row: dict | None, before: dict) -> dict:
+def _cell(row: dict | None, before: dict, cpus: dict) -> dict:
     old = before.get(row["nodeid"]) if row else None
     status = row["status"] if row else "skip"
     style = ""
@@ -79,14 +80,16 @@ def _cell(row: dict | None, before: dict) -> dict:
         # green at 0% of the tolerance, through yellow, to amber at 100%: closeness at a glance
         style = f"background:hsl({130 - 90 * margin:.0f},65%,{88 - 10 * margin:.0f}%)"
     return {"text": cell_text(row), "cls": status if status != "pass" else "", "style": style,
-            "tooltip": _tooltip(row), "was": cell_text(old) if old else "",
+            "tooltip": _tooltip(row, cpus), "was": cell_text(old) if old else "",
             "changed": bool(old and row and old["status"] != row["status"])}
 
 
-def _tooltip(row: dict | None) -> str:
+def _tooltip(row: dict | None, cpus: dict | None = None) -> str:
     if row is None:
         return "not run"
     parts = [row["nodeid"], f"{row['examples']} examples, {row['failures']} failing"]
+    if cpus and row.get("machine") in cpus:
+        parts.append(f"ran on {cpus[row['machine']]}")
     if row.get("max_abs") is not None:
         parts.append(f"max abs {row['max_abs']:.3g} (tolerance {row['tolerance']:.2g}), max rel "
                      f"{row['max_rel']:.3g}, {row['ulp']} ULP at {row['worst_index']}")
@@ -105,7 +108,8 @@ def _matrix(report: dict) -> dict | None:
     before = (report["comparison"] or {}).get("baseline_parity", {})
     labels, columns, cells = matrix(rows)
     return {"columns": columns, "suite": suite_checks(rows),
-            "rows": [{"label": label, "cells": [_cell(cells.get((label, c)), before) for c in columns]}
+            "rows": [{"label": label, "cells": [_cell(cells.get((label, c)), before, report["meta"].get("cpus") or {})
+                                                for c in columns]}
                      for label in labels]}
 
 
@@ -168,7 +172,18 @@ def build_view(report: dict, figures: dict[str, Path] | None = None) -> dict:
                                                        if report["meta"].get("run_id") else ""),
             f"machine {report['meta'].get('machine') or 'unknown'}, commit {report['meta'].get('commit') or 'unknown'}"],
         "figures": {name: (figures or {}).get(name) for name in FIGURES},
+        "cpus": _by_cpu(report),
+        "devices": compare_devices(rows),
     }
+
+
+def _by_cpu(report: dict) -> list[dict]:
+    """Where merged runs ran on different CPUs: each CPU and the cases it ran (else empty)."""
+    cpus = report["meta"].get("cpus") or {}
+    if not cpus:
+        return []
+    return [{"machine": text, "cases": [r["nodeid"] for r in report["parity"] if r.get("machine") == key]}
+            for key, text in cpus.items()]
 
 
 def _environment():
