@@ -17,12 +17,14 @@ at the inputs' own range, per-tensor scales, and ordinary inputs.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Hashable, NamedTuple
 
 import numpy as np
 from hypothesis import strategies as st
 
-from conformance.draw.strategies import SCALES, InputRecipe, inputs, reused
+from conformance.draw.spec import Case
+from conformance.draw.strategies import SCALES, WEIGHT_POOL, InputRecipe, WeightRecipe, inputs, reused, weights
 
 #: The edges a quantized input may be moved onto (``QuantInputRecipe.edge``).
 EDGES = ("none", "half-steps", "past-range")
@@ -138,3 +140,33 @@ def quant_inputs(draw, shape, *, scales=("unit", "pixel")) -> QuantInputRecipe:
     edge = draw(st.sampled_from(EDGES))
     share = 0.0 if edge == "none" else draw(st.sampled_from((1.0, 0.25)))
     return QuantInputRecipe(base, edge, share)
+
+
+@dataclass(frozen=True)
+class QuantExample:
+    """Everything drawn for one quantized example (printed by hypothesis, enough to replay it)."""
+
+    structure: Hashable
+    weights: WeightRecipe
+    quant: QuantRecipe
+    inputs: QuantInputRecipe
+
+
+def quant_examples(case: Case, *, pooled: bool) -> st.SearchStrategy[QuantExample]:
+    """Quantized examples of ``case``. Each one is quantized at its own input shape (static, as
+    mobile int8 models are), so where quantizing is dear (``pooled``) structures, weights and
+    recipes come from small pools and the shape is the case's example shape at batch 1: the
+    inputs (seeds and edges) are what varies between the examples sharing an artifact."""
+    structures = case.structure_strategy("dynamo") if pooled else case.structures()
+    weight_recipes = st.sampled_from(WEIGHT_POOL) if pooled else weights()
+    recipes = st.sampled_from(QUANT_POOL) if pooled else quant_recipes()
+    shapes_for = reused(case.input_shapes)
+
+    @st.composite
+    def examples(draw):
+        structure = draw(structures)
+        shape = (1, *case.example_shape(structure)[1:]) if pooled else draw(shapes_for(structure))
+        return QuantExample(structure, draw(weight_recipes), draw(recipes),
+                            draw(quant_inputs(tuple(shape), scales=case.scales)))
+
+    return examples()

@@ -22,7 +22,7 @@ import onnx
 import torch
 
 from conformance.backends.base import ProgramBackend
-from conformance.draw.quantization import QuantInputRecipe, QuantRecipe
+from conformance.draw.quantization import QuantExample
 from conformance.draw.spec import Case
 from conformance.draw.strategies import WeightRecipe
 from conformance.engine.deadline import Deadline
@@ -31,16 +31,6 @@ from conformance.engine.harness import (ExampleError, Harness, Outcome, Target, 
 from conformance.engine.qcompare import DEFAULT_QTOL, qcompare
 from conformance.formats import quantize as q
 from conformance.formats.onnx_export import ExportTarget, UnsupportedExport, export
-
-
-@dataclass(frozen=True)
-class QuantExample:
-    """Everything drawn for one quantized example (printed by hypothesis, enough to replay it)."""
-
-    structure: Hashable
-    weights: WeightRecipe
-    quant: QuantRecipe
-    inputs: QuantInputRecipe
 
 
 @dataclass
