@@ -98,7 +98,9 @@ class QuantHarness:
         q.require_quantized(outputs, "XNNPACKQuantizer", ops)
         calibration = example.quant.calibration(example.inputs.shape, example.inputs.scale)
         if program:
-            artifact = target.backend.export(converted, (torch.from_numpy(calibration[0]),), None)
+            if not hasattr(target.backend, "export_int8"):
+                raise UnsupportedExport(f"{target.backend.name} has no int8 path from a PT2E-quantized module here")
+            artifact = target.backend.export_int8(converted, (torch.from_numpy(calibration[0]),))
             return QuantArtifact(None, artifact, lambda x: torch_run(converted, [x]), None, input_q, outputs, ops)
         model = q.qdq_from_pt2e(converted, calibration[0], target.export.opset)
         reference = q.QdqReference(model)
