@@ -50,10 +50,10 @@ def test_superres_int8_latency(latency_runner, benchmark, conformance_session):
     if latency_runner == "pytorch":
         pytest.skip("torch runs the PT2E model as fake-quant float ops: no int8 kernels to time")
     from conformance.engine.qcompare import sqnr_db
-    from conformance.formats.tutorial_int8 import int8_session, tutorial_int8
+    from conformance.formats.tutorial_int8 import int8_session, tutorial_for
 
     backend = conformance_session.backend(latency_runner)
-    tutorial = tutorial_int8()
+    tutorial = tutorial_for(backend)
     session = int8_session(backend, tutorial)
     if session is None:
         pytest.skip(f"{backend.name} has no int8 path from a PT2E-quantized module here")

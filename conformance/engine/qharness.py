@@ -81,9 +81,12 @@ class QuantHarness:
         def build():
             module = self.float_module(case, example.structure, example.weights)
             calibration = example.quant.calibration(example.inputs.shape, example.inputs.scale)
-            return q.pt2e_quantize(module, calibration[0], calibration, per_channel=example.quant.per_channel)
+            return q.pt2e_quantize(module, calibration[0], calibration, per_channel=example.quant.per_channel,
+                                   quantizer=quantizer)
 
-        return self.harness.exports.get(self._key(case, target, example, "pt2e-module"), build)
+        # A runtime may need its own quantizer's patterns (LiteRT's converter folds litert-torch's).
+        quantizer = getattr(target.backend, "pt2e_quantizer", "xnnpack")
+        return self.harness.exports.get(self._key(case, target, example, f"pt2e-module-{quantizer}"), build)
 
     def _make(self, case: Case, target: Target, example: QuantExample) -> QuantArtifact:
         fmt = target.export.exporter
@@ -95,13 +98,15 @@ class QuantHarness:
         converted = self._converted(case, target, example)
         input_q, outputs = q.fx_qparams(converted)
         ops = [str(n.target).split(".")[-2] for n in converted.graph.nodes if n.op == "call_function"]
-        q.require_quantized(outputs, "XNNPACKQuantizer", ops)
+        q.require_quantized(outputs, "litert-torch's PT2EQuantizer" if getattr(target.backend, "pt2e_quantizer", "")
+                            == "litert" else "XNNPACKQuantizer", ops)
         calibration = example.quant.calibration(example.inputs.shape, example.inputs.scale)
         if program:
             if not hasattr(target.backend, "export_int8"):
                 raise UnsupportedExport(f"{target.backend.name} has no int8 path from a PT2E-quantized module here")
             artifact = target.backend.export_int8(converted, (torch.from_numpy(calibration[0]),))
-            return QuantArtifact(None, artifact, lambda x: torch_run(converted, [x]), None, input_q, outputs, ops)
+            return QuantArtifact(None, artifact, lambda x: torch_run(converted, [x]),
+                                 _float64_via_qdq(converted, calibration[0]), input_q, outputs, ops)
         model = q.qdq_from_pt2e(converted, calibration[0], target.export.opset)
         reference = q.QdqReference(model)
         return QuantArtifact(model, None, reference.run, reference.run64, input_q, outputs, ops)
@@ -158,3 +163,18 @@ class QuantHarness:
             results = [r if r else qcompare(a, e, p.scale, p.zero_point, qtol=qtol, expected64=e64, float_output=f)
                        for r, a, e, e64, p, f in zip(results, actual, expected, expected64, art.output_q, floats)]
         return results
+
+
+def _float64_via_qdq(converted, example: np.ndarray):
+    """A float64 run of a converted PT2E module, which torch's quantize ops refuse: its QDQ
+    export on onnx's reference evaluator in float64, made only when a verdict needs it (the
+    evaluator on the QDQ file matches the module in float32 exactly where measured)."""
+    made: list = []
+
+    def run64(x: np.ndarray) -> list[np.ndarray]:
+        if not made:
+            made.append(q.QdqReference(q.qdq_from_pt2e(converted, example)))
+        return made[0].run64(x)
+
+    return run64
+

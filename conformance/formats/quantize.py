@@ -80,17 +80,24 @@ def _pt2e():
 
 
 def pt2e_quantize(module: torch.nn.Module, example: np.ndarray, calibration: list[np.ndarray], *,
-                  per_channel: bool) -> torch.fx.GraphModule:
-    """``module`` quantized by PT2E with ``XNNPACKQuantizer`` (static, symmetric weights),
-    calibrated on ``calibration``: the converted fake-quant module (the reference in torch)."""
+                  per_channel: bool, quantizer: str = "xnnpack") -> torch.fx.GraphModule:
+    """``module`` quantized by PT2E with ExecuTorch's ``XNNPACKQuantizer`` (or litert-torch's
+    ``PT2EQuantizer``: ``quantizer="litert"``; static, symmetric weights), calibrated on
+    ``calibration``: the converted fake-quant module (the reference in torch)."""
     prepare_pt2e, convert_pt2e, xq = _pt2e()
-    quantizer = xq.XNNPACKQuantizer().set_global(xq.get_symmetric_quantization_config(is_per_channel=per_channel))
+    if quantizer == "litert":  # litert-torch's own: what its converter folds into int8 TFLite ops
+        from litert_torch.quantize import pt2e_quantizer as pq
+
+        chosen = pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=per_channel))
+    else:
+        chosen = xq.XNNPACKQuantizer().set_global(xq.get_symmetric_quantization_config(is_per_channel=per_channel))
     with _quiet(), torch.no_grad():
         captured = torch.export.export(module.eval(), (torch.from_numpy(example),)).module()
-        prepared = prepare_pt2e(captured, quantizer)
+        prepared = prepare_pt2e(captured, chosen)
         for array in calibration:
             prepared(torch.from_numpy(array))
-        return convert_pt2e(prepared)
+        # litert-torch's converter reads the quantize/dequantize pairs unfolded (folded, it fails).
+        return convert_pt2e(prepared, fold_quantize=quantizer != "litert")
 
 
 def qdq_from_pt2e(converted: torch.fx.GraphModule, example: np.ndarray, opset: int = QDQ_OPSET) -> onnx.ModelProto:

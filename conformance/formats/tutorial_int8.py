@@ -37,18 +37,24 @@ class TutorialInt8:
             return self.module(torch.from_numpy(self.x)).numpy()
 
 
-@functools.lru_cache(maxsize=1)
-def tutorial_int8() -> TutorialInt8:
+@functools.lru_cache(maxsize=2)
+def tutorial_int8(quantizer: str = "xnnpack") -> TutorialInt8:
+    """The quantized tutorial model (``quantizer``: "xnnpack", or "litert" for LiteRT's converter)."""
     from conformance.models.superres import SuperResolutionNet
 
     module = SuperResolutionNet(3).eval()
     values = WEIGHTS.materialize(module)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in values.items()})
     calibration = [r.materialize() for r in CALIBRATION]
-    converted = q.pt2e_quantize(module, calibration[0], calibration, per_channel=True)
+    converted = q.pt2e_quantize(module, calibration[0], calibration, per_channel=True, quantizer=quantizer)
     x = InputRecipe(SHAPE, "pixel", "integers", 0, 0).materialize()
     _, outputs = q.fx_qparams(converted)
     return TutorialInt8(module, converted, q.qdq_from_pt2e(converted, calibration[0]), x, outputs[0])
+
+
+def tutorial_for(backend) -> TutorialInt8:
+    """The quantized tutorial model as ``backend`` takes it (its own PT2E quantizer, if any)."""
+    return tutorial_int8(getattr(backend, "pt2e_quantizer", "xnnpack"))
 
 
 def int8_session(backend, tutorial: TutorialInt8):
