@@ -14,6 +14,7 @@ bias); SQNR against the float32 module rides along.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Hashable
 
@@ -132,7 +133,7 @@ class QuantHarness:
         art = self.artifact(case, target, example)
         iq = art.input_q
         x = example.inputs.materialize(*((iq.scale, iq.zero_point, iq.qmin, iq.qmax) if iq else ()))
-        expected = art.reference(x)
+        expected = _cached_reference(art, example.inputs, x)
         try:
             if art.program is not None:
                 session = load_program(target.backend, art.program, deadline)
@@ -163,6 +164,22 @@ class QuantHarness:
             results = [r if r else qcompare(a, e, p.scale, p.zero_point, qtol=qtol, expected64=e64, float_output=f)
                        for r, a, e, e64, p, f in zip(results, actual, expected, expected64, art.output_q, floats)]
         return results
+
+
+#: The reference's outputs for recent (artifact, input) pairs: every runtime of a (case, format)
+#: draws the same examples, and onnx's evaluator takes seconds on a model (numpy convolutions).
+_REFERENCES: "OrderedDict[tuple, list[np.ndarray]]" = OrderedDict()
+_REFERENCES_KEPT = 32
+
+
+def _cached_reference(art: QuantArtifact, recipe, x: np.ndarray) -> list[np.ndarray]:
+    key = (id(art), recipe)
+    found = _REFERENCES.get(key)
+    if found is None or found[0] is not art:
+        found = _REFERENCES[key] = (art, art.reference(x))
+        while len(_REFERENCES) > _REFERENCES_KEPT:
+            _REFERENCES.popitem(last=False)
+    return found[1]
 
 
 def _float64_via_qdq(converted, example: np.ndarray):
