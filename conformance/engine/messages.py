@@ -18,7 +18,7 @@ def failure_message(outcome, nodeid: str, *, localization: str = "") -> str:
     if getattr(outcome, "quantized", None) is not None:
         from conformance.engine.qmessages import quant_failure_message
 
-        return quant_failure_message(outcome, nodeid, _where(outcome.target), _footer(outcome.reproducer, nodeid))
+        return quant_failure_message(outcome, nodeid, _footer(outcome.reproducer, nodeid))
     c, t, ex, r = outcome.case, outcome.target, outcome.example, outcome.result
     lines = [
         f"{c.name} on {t.backend.name} ({_where(t)}): parity fails at decimal={r.decimal}",

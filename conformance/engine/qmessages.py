@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 
-def quant_failure_message(outcome, nodeid: str, where: str, footer: list[str]) -> str:
+def quant_failure_message(outcome, nodeid: str, footer: list[str]) -> str:
     """What was quantized and how, the input's edge, and the verdict in steps (``QCompareResult``)."""
     c, ex, r, art = outcome.case, outcome.example, outcome.result, outcome.quantized
     iq = art.input_q
+    fmt, place = outcome.target.export, outcome.target.place
+    where = fmt.exporter + (f", opset {fmt.opset}" if fmt.opset else "") + ("" if place == "host" else f", on {place}")
     quantized_input = (f"input scale {iq.scale:.6g}, zero point {iq.zero_point} (range {iq.qmin}..{iq.qmax})"
                        if iq else "input not quantized")
     lines = [

@@ -19,6 +19,7 @@ the output's scale: ``output_qparams`` finds it (through data movement after the
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -163,11 +164,17 @@ def ort_quantize(model: onnx.ModelProto, calibration: list[np.ndarray], *, per_c
             array = next(self._arrays, None)
             return None if array is None else {name: array}
 
+    root = logging.getLogger()  # quantize_static advises pre-processing on the root logger, every call
+    level = root.level
+    root.setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as folder, _quiet():
         source, target = os.path.join(folder, "float.onnx"), os.path.join(folder, "int8.onnx")
         onnx.save(model, source)
-        quantize_static(source, target, Reader(), quant_format=OrtFormat.QDQ, per_channel=per_channel,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        try:
+            quantize_static(source, target, Reader(), quant_format=OrtFormat.QDQ, per_channel=per_channel,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
         return onnx.load(target)
 
 
