@@ -217,6 +217,19 @@ def onnx_qparams(model: onnx.ModelProto) -> tuple[QParams | None, list[QParams |
     return (_node_params(quantize, constants) if quantize is not None else None), outputs
 
 
+def quantized_outputs(model: onnx.ModelProto) -> dict[int, QParams]:
+    """For a quantized model (QDQ or QOperator), the quantization of each output judged in
+    steps: a float output from a ``DequantizeLinear`` (through data movement) has its scale; an
+    int8/uint8 output counts in integer steps (scale 1). Empty for a float model."""
+    _, dequantized = onnx_qparams(model)
+    found = {i: p for i, p in enumerate(dequantized) if p is not None}
+    for i, value in enumerate(model.graph.output):
+        if value.type.tensor_type.elem_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8):
+            info = np.iinfo(np.int8 if value.type.tensor_type.elem_type == onnx.TensorProto.INT8 else np.uint8)
+            found.setdefault(i, QParams(1.0, 0, int(info.min), int(info.max)))
+    return found
+
+
 def require_quantized(outputs: list[QParams | None], what: str, ops) -> None:
     """``UnsupportedExport`` (the case is skipped with the reason) when an output is left in float."""
     if not outputs or any(q is None for q in outputs):
