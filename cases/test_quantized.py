@@ -5,6 +5,7 @@ default run runs a small share (``conformance.pytest.quantized``)."""
 
 import pytest
 
+from conformance.byom.register import calibration_recipes, quantized_cases
 from conformance.draw.model_cases import MODELS
 from conformance.draw.operators import OPERATORS
 from conformance.pytest import quantized
@@ -19,9 +20,9 @@ def pytest_generate_tests(metafunc):
     session = metafunc.config.stash[SESSION_KEY]
     everything = metafunc.config.getoption("quantized")
     kind = "model" if metafunc.function.__name__ == "test_quantized_model" else "operator"
-    pairs = [(case, target) for case in CASES if case.kind == kind
+    pairs = [(case, target) for case in CASES + quantized_cases() if case.kind == kind
              for target in quantized.quant_targets(session.backends)
-             if quantized.selected(case.name, target, everything)]
+             if quantized.selected(case.name, target, everything or case in quantized_cases())]
     metafunc.parametrize("case,qtarget", pairs, ids=[f"{t.id}-{c.name}" for c, t in pairs])
 
 
@@ -36,4 +37,4 @@ def test_quantized_operator(case, qtarget, parity, request):
 def test_quantized_model(case, qtarget, parity, request):
     everything = request.config.getoption("quantized")
     parity.quantized(case, qtarget, max_examples=quantized.examples("model", qtarget, everything),
-                     pooled=quantized.pooled(qtarget))
+                     pooled=quantized.pooled(qtarget), recipes=calibration_recipes(case.name))

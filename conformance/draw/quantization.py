@@ -56,6 +56,27 @@ class QuantRecipe(NamedTuple):
                 f"(seed {self.seed})")
 
 
+class FolderCalibration(NamedTuple):
+    """A user's calibration set: every ``.npy`` file of ``folder`` (sorted by name), each an input
+    of the shape quantized."""
+
+    folder: str
+    per_channel: bool
+
+    def calibration(self, shape: tuple[int, ...], scale: str) -> list[np.ndarray]:
+        from pathlib import Path
+
+        arrays = [np.load(p).astype(np.float32) for p in sorted(Path(self.folder).glob("*.npy"))]
+        wrong = [a.shape for a in arrays if tuple(a.shape) != tuple(shape)]
+        if not arrays or wrong:
+            raise ValueError(f"calibration folder {self.folder}: needs .npy inputs of shape {tuple(shape)}, "
+                             f"found {wrong[:3] or 'none'}")
+        return arrays
+
+    def describe(self) -> str:
+        return f"{'per-channel' if self.per_channel else 'per-tensor'} weights; calibrated on the .npy files of {self.folder}"
+
+
 class QuantInputRecipe(NamedTuple):
     """An ordinary input recipe, with ``share`` of its elements moved onto ``edge``."""
 
@@ -152,20 +173,25 @@ class QuantExample:
     inputs: QuantInputRecipe
 
 
-def quant_examples(case: Case, *, pooled: bool) -> st.SearchStrategy[QuantExample]:
+def quant_examples(case: Case, *, pooled: bool, recipes=None) -> st.SearchStrategy[QuantExample]:
     """Quantized examples of ``case``. Each one is quantized at its own input shape (static, as
     mobile int8 models are), so where quantizing is dear (``pooled``) structures, weights and
     recipes come from small pools and the shape is the case's example shape at batch 1: the
     inputs (seeds and edges) are what varies between the examples sharing an artifact."""
     structures = case.structure_strategy("dynamo") if pooled else case.structures()
     weight_recipes = st.sampled_from(WEIGHT_POOL) if pooled else weights()
-    recipes = st.sampled_from(QUANT_POOL) if pooled else quant_recipes()
+    own = recipes is not None  # a registered module's calibration (``FolderCalibration``): at its shape
+    if not own:
+        recipes = st.sampled_from(QUANT_POOL) if pooled else quant_recipes()
     shapes_for = reused(case.input_shapes)
 
     @st.composite
     def examples(draw):
         structure = draw(structures)
-        shape = (1, *case.example_shape(structure)[1:]) if pooled else draw(shapes_for(structure))
+        if own:
+            shape = case.example_shape(structure)
+        else:
+            shape = (1, *case.example_shape(structure)[1:]) if pooled else draw(shapes_for(structure))
         return QuantExample(structure, draw(weight_recipes), draw(recipes),
                             draw(quant_inputs(tuple(shape), scales=case.scales)))
 

@@ -113,9 +113,11 @@ class CaseCheck:
         __tracebackhide__ = True
         return self._check(case, target, st.just(example), 1)
 
-    def quantized(self, case: Case, target: Target, *, max_examples: int, pooled: bool) -> Outcome | None:
+    def quantized(self, case: Case, target: Target, *, max_examples: int, pooled: bool,
+                  recipes=None) -> Outcome | None:
         """Hypothesis-drawn int8 examples of ``case`` on ``target`` (``conformance.engine.qharness``),
-        judged in quantization steps; ``pooled`` draws structures, weights and recipes from pools."""
+        judged in quantization steps; ``pooled`` draws structures, weights and recipes from pools;
+        ``recipes`` replaces the drawn quantization recipes (a registered module's calibration)."""
         __tracebackhide__ = True
         from conformance.draw.quantization import quant_examples
         from conformance.engine.qharness import QuantHarness
@@ -129,7 +131,8 @@ class CaseCheck:
             return runner.run(case, target, example, qtol=qtol, deadline=deadline,
                               allow_export=not shrinking or not pooled)
 
-        return self._check(case, target, quant_examples(case, pooled=pooled), max_examples, run_one=run_one)
+        strategy = quant_examples(case, pooled=pooled, recipes=recipes)
+        return self._check(case, target, strategy, max_examples, run_one=run_one)
 
     def _check(self, case: Case, target: Target, strategy, max_examples: int, *, run_one=None) -> Outcome | None:
         __tracebackhide__ = True
