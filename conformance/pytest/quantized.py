@@ -63,8 +63,13 @@ def quantized_summary(records) -> list[str]:
     judged = [r.worst for r in records if r.worst is not None and hasattr(r.worst, "qtol")]
     if not judged:
         return []
+    import math
+
+    judged = [w for w in judged if math.isfinite(w.max_steps)]  # a shape mismatch has no error in steps
+    if not judged:
+        return []
     sqnr = [w.sqnr for w in judged if w.sqnr is not None]
     return [f"int8: {len(judged)} cases judged in quantization steps; largest error "
             f"{max(w.max_steps for w in judged):.3g} steps, largest mean signed error "
-            f"{max(abs(w.mean_steps) for w in judged):.3g} steps"
+            f"{max((abs(w.mean_steps) for w in judged if math.isfinite(w.mean_steps)), default=0.0):.3g} steps"
             + (f"; lowest SQNR {min(sqnr):.1f} dB vs float32" if sqnr else "")]
