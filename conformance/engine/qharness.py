@@ -143,7 +143,7 @@ class QuantHarness:
         except Exception as exc:
             raise ExampleError(exc, art.model, [x], expected) from exc
         floats = torch_run(self.float_module(case, example.structure, example.weights), [x])
-        results = self._judge(art, x, actual, expected, floats, qtol)
+        results = self._judge(target.backend.name, art, x, actual, expected, floats, qtol)
         index = min(range(len(results)), key=lambda i: (results[i].ok, -results[i].margin))
         outcome = Outcome(case, target, example, results[index], art.model, expected, actual, fed_inputs=[x],
                           worst_output=index)
@@ -151,11 +151,12 @@ class QuantHarness:
         return outcome
 
     @staticmethod
-    def _judge(art: QuantArtifact, x, actual, expected, floats, qtol: int):
+    def _judge(name: str, art: QuantArtifact, x, actual, expected, floats, qtol: int):
+        """One ``QCompareResult`` per output (float64 rerun where float32 fails)."""
         if len(actual) != len(expected):
             from conformance.backends.base import BackendError
 
-            raise ExampleError(BackendError(f"returned {len(actual)} outputs, the reference has {len(expected)}"),
+            raise ExampleError(BackendError(f"{name}: returned {len(actual)} outputs, the reference has {len(expected)}"),
                                art.model, [x], expected)
         results = [qcompare(a, e, p.scale, p.zero_point, qtol=qtol, float_output=f)
                    for a, e, p, f in zip(actual, expected, art.output_q, floats)]
