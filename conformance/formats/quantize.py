@@ -74,9 +74,12 @@ class QParams:
 @functools.lru_cache(maxsize=None)
 def _pt2e():
     """The PT2E entry points and ExecuTorch's XNNPACK quantizer (imported once: ~3 s)."""
-    from executorch.backends.xnnpack.quantizer import xnnpack_quantizer as xq
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
+    try:
+        from executorch.backends.xnnpack.quantizer import xnnpack_quantizer as xq
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    except ImportError as exc:  # a base install: the int8-pt2e cases are skipped, saying why
+        raise UnsupportedExport(f"PT2E quantization needs ExecuTorch's XNNPACKQuantizer and torchao "
+                                f"(pip install 'conformance[executorch]'): {exc}") from None
     return prepare_pt2e, convert_pt2e, xq
 
 
