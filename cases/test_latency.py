@@ -46,3 +46,29 @@ def test_superres_latency(latency_runner, benchmark, harness, conformance_sessio
         session = backend.prepare(model)
         benchmark.extra_info.update(backend=backend.name, exporter=export.exporter, opset=export.opset)
     time_session(benchmark, session, [x], backend.measures_own_latency)
+
+
+@pytest.mark.benchmark(group=f"superres-x3-{'x'.join(map(str, SHAPE))}")
+def test_superres_int8_latency(latency_runner, benchmark, conformance_session):
+    """The same model quantized to int8 (PT2E, XNNPACKQuantizer per-channel), beside float32 in
+    the same table; its SQNR against the float32 output on this input rides along."""
+    if latency_runner == "pytorch":
+        pytest.skip("torch runs the PT2E model as fake-quant float ops: no int8 kernels to time")
+    from conformance.engine.qcompare import sqnr_db
+    from conformance.pipeline.tutorial_int8 import int8_session, tutorial_for
+
+    from conformance.formats.onnx_export import UnsupportedExport
+
+    backend = conformance_session.backend(latency_runner)
+    try:
+        tutorial = tutorial_for(backend)
+    except UnsupportedExport as exc:  # no PT2E here (the executorch extra is not installed)
+        pytest.skip(str(exc))
+    session = int8_session(backend, tutorial)
+    if session is None:
+        pytest.skip(f"{backend.name} has no int8 path from a PT2E-quantized module here")
+    out = session.run([tutorial.x])[0]
+    benchmark.extra_info.update(model="SuperResolutionNet(3) int8 (PT2E, XNNPACKQuantizer per-channel)",
+                                input_shape=list(SHAPE), gflop=GFLOP, backend=f"{backend.name} (int8)", dtype="int8",
+                                sqnr_db=round(sqnr_db(tutorial.float_output(), out), 2))
+    time_session(benchmark, session, [tutorial.x], backend.measures_own_latency)

@@ -91,6 +91,17 @@ class ExecutorchBackend(ProgramBackend):
         self.max_batch, self.max_channels, self.max_side = max_batch, max_channels, max_side
 
     def export(self, module, example_args: tuple, dynamic: Sequence[Sequence[int]] | None) -> bytes:
+        shapes = dynamic_shapes(example_args, dynamic, max_batch=self.max_batch, max_channels=self.max_channels,
+                                max_side=self.max_side)
+        return self._lower(module.eval(), example_args, shapes)
+
+    def export_int8(self, converted, example_args: tuple) -> bytes:
+        """A ``.pte`` of a PT2E-quantized module (``convert_pt2e`` with XNNPACKQuantizer), static
+        at ``example_args``' shapes: XNNPACK runs its quantize/dequantize pattern as int8 kernels.
+        (A converted module refuses ``eval()``: it is already in inference form.)"""
+        return self._lower(converted, example_args, None)
+
+    def _lower(self, module, example_args, shapes) -> bytes:
         import torch
 
         exir = load_module(self.name, "executorch.exir")
@@ -98,11 +109,9 @@ class ExecutorchBackend(ProgramBackend):
         if self.delegate == "xnnpack":
             xnnpack = load_module(self.name, "executorch.backends.xnnpack.partition.xnnpack_partitioner")
             partitioners = [xnnpack.XnnpackPartitioner()]
-        shapes = dynamic_shapes(example_args, dynamic, max_batch=self.max_batch, max_channels=self.max_channels,
-                                max_side=self.max_side)
         with quiet(), torch.no_grad():
             with failing(self.name, "torch.export"):
-                program = torch.export.export(module.eval(), tuple(example_args), dynamic_shapes=shapes)
+                program = torch.export.export(module, tuple(example_args), dynamic_shapes=shapes)
             with failing(self.name, "to_edge_transform_and_lower"):
                 edge = exir.to_edge_transform_and_lower(program, partitioner=partitioners)
             with failing(self.name, "to_executorch"):

@@ -41,7 +41,12 @@ class LiteRtSession:
             details = self._runner.get_input_details()
         self._inputs = _by_position(details)
         self._shapes = [tuple(int(s) for s in details[n]["shape"]) for n in self._inputs]
-        self._outputs = _by_position(self._runner.get_output_details())
+        outputs = self._runner.get_output_details()
+        self._outputs = _by_position(outputs)
+        # An int8 model takes and gives int8 tensors (the app quantizes its input, as on a phone):
+        # (dtype, scale, zero point) of each, from the model's own quantization parameters.
+        self._in_q = [_quantization(details[n]) for n in self._inputs]
+        self._out_q = [_quantization(outputs[n]) for n in self._outputs]
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         expect_inputs(self._name, len(self._inputs), inputs)
@@ -49,9 +54,35 @@ class LiteRtSession:
             if tuple(x.shape) != shape:
                 raise Unsupported(f"{self._name}: this .tflite was converted for input {i} of shape {shape}, "
                                   f"got {tuple(x.shape)} (LiteRT needs one conversion per shape)")
+        inputs = [_quantize(x, q) for x, q in zip(inputs, self._in_q)]
         with failing(self._name, "invoke"):
             result = self._runner(**{n: np.ascontiguousarray(x) for n, x in zip(self._inputs, inputs)})
-            return [np.array(result[n], copy=True) for n in self._outputs]
+            return [_dequantize(np.array(result[n], copy=True), q) for n, q in zip(self._outputs, self._out_q)]
+
+
+def _quantization(detail: dict):
+    """(dtype, scale, zero point) of an integer tensor, None for a float one."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind not in "iu":
+        return None
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return dtype, float(scale), int(zero_point)
+
+
+def _quantize(x: np.ndarray, q) -> np.ndarray:
+    if q is None:
+        return x
+    dtype, scale, zero_point = q
+    info = np.iinfo(dtype)
+    # In float64: the app's own quantization of its input, exact at ties (half to even).
+    return np.clip(np.rint(np.asarray(x, np.float64) / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def _dequantize(y: np.ndarray, q) -> np.ndarray:
+    if q is None:
+        return y
+    _, scale, zero_point = q
+    return ((y.astype(np.int32) - zero_point) * np.float32(scale)).astype(np.float32)
 
 
 class LiteRtBackend(ProgramBackend):
@@ -80,6 +111,23 @@ class LiteRtBackend(ProgramBackend):
         from conformance.formats.artifact_cache import versions
 
         return versions("litert-torch", "ai-edge-litert")
+
+    #: The PT2E quantizer whose converted modules ``export_int8`` takes (``formats.quantize``).
+    pt2e_quantizer = "litert"
+
+    def export_int8(self, converted, example_args: tuple) -> bytes:
+        """The int8 ``.tflite`` of a module PT2E-quantized with litert-torch's own ``PT2EQuantizer``
+        (static: the converter folds its quantize/dequantize pairs into int8 TFLite ops)."""
+        import torch
+
+        litert_torch = load_module(self.name, "litert_torch")
+        from litert_torch.quantize import pt2e_quantizer as pq, quant_config
+
+        quantizer = pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
+        with quiet(), torch.no_grad(), failing(self.name, "litert_torch.convert (int8)"):
+            model = litert_torch.convert(converted, tuple(example_args),
+                                         quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer))
+            return bytes(model.model_content())
 
     def load(self, artifact: bytes) -> LiteRtSession:
         interpreter = load_module(self.name, "ai_edge_litert.interpreter")

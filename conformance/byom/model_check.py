@@ -121,6 +121,10 @@ class ModelCheck:
             raise ModelError(f"{self.path}: no output is a numeric tensor; nothing to compare")
         self.ignored = [self.outputs[i] for i in range(len(self.outputs)) if i not in self.compared]
         self.case = FileCase(self.path.stem)
+        # A quantized model (QDQ or QOperator) is judged in steps of each int8 output's scale.
+        from conformance.formats.quantize import quantized_outputs
+
+        self.steps = quantized_outputs(self.model)
         self._sessions: dict[int, object] = {}
 
     def strategy(self):
@@ -186,10 +190,24 @@ class ModelCheck:
         actual = self.run(backend, arrays, deadline)
         if len(actual) != len(expected):
             raise BackendError(f"{backend.name} returned {len(actual)} outputs, the model declares {len(expected)}")
-        k, results = compare_outputs([actual[i] for i in self.compared], [expected[i] for i in self.compared],
-                                     self.decimal)
+        k, results = self._compare(actual, expected)
         return FileOutcome(self.case, self.target(backend), recipe, results[k], self.model,
                            arrays, [expected[i] for i in self.compared], self.outputs[self.compared[k]])
+
+
+    def _compare(self, actual, expected) -> tuple[int, list[CompareResult]]:
+        """Each compared output at decimal-N, or in quantization steps (``qtol`` 1) where it is int8."""
+        if not self.steps:
+            return compare_outputs([actual[i] for i in self.compared], [expected[i] for i in self.compared],
+                                   self.decimal)
+        from conformance.engine.compare import compare
+        from conformance.engine.qcompare import qcompare
+
+        results = [qcompare(np.asarray(actual[i], np.float64), np.asarray(expected[i], np.float64),
+                            self.steps[i].scale, self.steps[i].zero_point) if i in self.steps
+                   else compare(actual[i], expected[i], self.decimal) for i in self.compared]
+        worst = min(range(len(results)), key=lambda j: (results[j].ok, -results[j].margin))
+        return worst, results
 
 
 def failure_message(outcome: FileOutcome, reference: str) -> str:
@@ -197,7 +215,8 @@ def failure_message(outcome: FileOutcome, reference: str) -> str:
     r = outcome.result
     lines = [
         f"{outcome.case.name} on {outcome.target.backend.name} (reference {reference}): "
-        f"parity fails at decimal={r.decimal} on output {outcome.output!r}",
+        + (f"int8 parity fails ({r.failed_rule}, in steps of the output's scale) on output {outcome.output!r}"
+           if hasattr(r, "qtol") else f"parity fails at decimal={r.decimal} on output {outcome.output!r}"),
         f"  example: {outcome.example.describe()}",
         f"  {r.summary()}",
     ]

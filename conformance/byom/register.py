@@ -9,17 +9,19 @@ or from a module named with ``pytest --register=MODULE``, before the cases are c
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from hypothesis import strategies as st
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _REGISTRY: dict = {}  # name -> Case, in registration order
+_QUANTIZE: dict = {}  # name -> "drawn" or a folder of .npy calibration inputs
 
 
 def register_module(name: str, factory: Callable[[], "torch.nn.Module"], example_input, *,
                     input_shapes=None, dynamic: Sequence[int] | None = None,
-                    scales: Sequence[str] = ("unit",), replace: bool = False):
+                    scales: Sequence[str] = ("unit",), replace: bool = False, quantize=False):
     """Register ``factory()`` (a ``torch.nn.Module`` taking one float tensor) as model case ``name``.
 
     ``example_input`` is a float tensor (or a shape) the module accepts; it is exported at that
@@ -27,7 +29,10 @@ def register_module(name: str, factory: Callable[[], "torch.nn.Module"], example
     or a list of shapes; ``dynamic`` lists the axes left symbolic in the export (default: none
     without ``input_shapes``; the axes that differ for a list; every axis for a strategy).
     ``scales`` are the input scales drawn: ``unit`` ([0, 1) and N(0, 1/16)) and/or ``pixel``
-    (0-255). Weights are drawn, as for the built-in models. Returns the ``Case``.
+    (0-255). Weights are drawn, as for the built-in models. ``quantize`` asks for int8 cases
+    too (``cases/test_quantized.py``, with ``--quantized``): ``True`` draws the calibration set,
+    a folder path calibrates on its ``.npy`` files (each an input of the shape quantized).
+    Returns the ``Case``.
     """
     from conformance.draw.spec import Case
 
@@ -50,7 +55,35 @@ def register_module(name: str, factory: Callable[[], "torch.nn.Module"], example
         describe=lambda _: f"{name} (registered: {getattr(factory, '__qualname__', factory)!s})",
     )
     _REGISTRY[name] = case
+    _QUANTIZE.pop(name, None)
+    if quantize:
+        _QUANTIZE[name] = _calibration_request(name, quantize)
     return case
+
+
+def quantized_cases() -> tuple:
+    """The registered cases that asked to be quantized."""
+    return tuple(case for name, case in _REGISTRY.items() if name in _QUANTIZE)
+
+
+def calibration_recipes(name: str):
+    """The quantization recipes of case ``name``: None (drawn) unless it gave a folder."""
+    folder = _QUANTIZE.get(name)
+    if not isinstance(folder, Path):
+        return None
+    from conformance.draw.quantization import FolderCalibration
+
+    return st.builds(FolderCalibration, st.just(str(folder)), st.booleans())
+
+
+def _calibration_request(name: str, quantize):
+    if quantize is True:
+        return "drawn"
+    folder = Path(quantize)
+    if not folder.is_dir() or not any(folder.glob("*.npy")):
+        raise ValueError(f"register_module({name!r}): quantize must be True or a folder of .npy calibration "
+                         f"inputs; {str(folder)!r} has none")
+    return folder
 
 
 def registered_cases() -> tuple:
@@ -61,6 +94,7 @@ def registered_cases() -> tuple:
 def unregister(name: str) -> None:
     """Forget a registered case (tests use it to clean up)."""
     _REGISTRY.pop(name, None)
+    _QUANTIZE.pop(name, None)
 
 
 def _builtin_names() -> set[str]:

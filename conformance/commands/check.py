@@ -116,6 +116,10 @@ def run(args) -> int:
           + "; ".join(s.describe() for s in check.specs)
           + (f"; dims {', '.join(f'{n}={lo}:{hi}' for n, (lo, hi) in check.ranges.items())}" if check.ranges else "")
           + (f"; not compared (not numeric tensors): {', '.join(check.ignored)}" if check.ignored else ""))
+    if check.steps:  # a quantized model: int8 outputs are judged in steps, not at decimal-N
+        print("int8 outputs judged in quantization steps: "
+              + "; ".join(f"{check.outputs[i]} scale {q.scale:.6g} zero point {q.zero_point}" for i, q in check.steps.items())
+              + " (every element within 1 step, mean signed error within the bias bound)")
     try:
         return _check_all(args, check, backends, reference)
     finally:

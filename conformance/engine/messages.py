@@ -15,6 +15,10 @@ def _where(target) -> str:
 
 def failure_message(outcome, nodeid: str, *, localization: str = "") -> str:
     """A parity mismatch: what was drawn, how far off, which side the oracle blames, how to rerun."""
+    if getattr(outcome, "quantized", None) is not None:
+        from conformance.engine.qmessages import quant_failure_message
+
+        return quant_failure_message(outcome, nodeid, _footer(outcome.reproducer, nodeid))
     c, t, ex, r = outcome.case, outcome.target, outcome.example, outcome.result
     lines = [
         f"{c.name} on {t.backend.name} ({_where(t)}): parity fails at decimal={r.decimal}",

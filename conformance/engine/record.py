@@ -65,10 +65,13 @@ class CaseRecord:
         record = cls(**values)
         worst = data.get("worst")
         if worst:
-            worst = {k: v for k, v in worst.items() if k in {f.name for f in fields(CompareResult)}}
+            from conformance.engine.qcompare import QCompareResult
+
+            kind = QCompareResult if "qtol" in worst else CompareResult  # an int8 case's verdict in steps
+            worst = {k: v for k, v in worst.items() if k in {f.name for f in fields(kind)}}
             oracle = worst.pop("oracle", None)
             worst["worst_index"] = tuple(worst.get("worst_index") or ())
-            record.worst = CompareResult(**worst, oracle=OracleVerdict(**oracle) if oracle else None)
+            record.worst = kind(**worst, oracle=OracleVerdict(**oracle) if oracle else None)
         return record
 
     def note(self, result: CompareResult, *, shrinking: bool) -> None:

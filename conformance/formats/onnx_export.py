@@ -139,7 +139,7 @@ def _shared_torchlib_registry():
         _registration.ONNXRegistry.from_torchlib = original
 
 
-def _export_dynamo(module, args, target, input_names, output_names, dynamic):
+def export_dynamo(module, args, target, input_names, output_names, dynamic):
     shapes = tuple({d: torch.export.Dim.DYNAMIC for d in dims} for dims in dynamic)
     with _shared_torchlib_registry():
         program = torch.onnx.export(
@@ -163,7 +163,7 @@ def export(
     ``dynamic[i]`` lists the dimensions of input i that stay symbolic. Raises
     ``UnsupportedExport`` when the exporter refuses the opset or silently returns another one.
     """
-    fn = {"torchscript": _export_torchscript, "dynamo": _export_dynamo}.get(target.exporter)
+    fn = {"torchscript": _export_torchscript, "dynamo": export_dynamo}.get(target.exporter)
     if fn is None:
         raise ValueError(f"unknown exporter {target.exporter!r}; valid: {', '.join(EXPORTERS)}")
     module = module.eval()

@@ -91,9 +91,10 @@ def draw_key(nodeid: str, target: Target) -> str:
 
 class CaseCheck:
     def __init__(self, harness: Harness, record: CaseRecord, *, case_timeout: float | None,
-                 feeds: tuple[str, ...], reproducers: Path | None):
+                 feeds: tuple[str, ...], reproducers: Path | None, qtol_for=None):
         self.harness, self.record = harness, record
         self.case_timeout, self.feeds, self.reproducers = case_timeout, feeds, reproducers
+        self.qtol_for = qtol_for  # (case name, target, nodeid) -> steps an int8 case may be off, or None
 
     @property
     def nodeid(self) -> str:
@@ -112,7 +113,28 @@ class CaseCheck:
         __tracebackhide__ = True
         return self._check(case, target, st.just(example), 1)
 
-    def _check(self, case: Case, target: Target, strategy, max_examples: int) -> Outcome | None:
+    def quantized(self, case: Case, target: Target, *, max_examples: int, pooled: bool,
+                  recipes=None) -> Outcome | None:
+        """Hypothesis-drawn int8 examples of ``case`` on ``target`` (``conformance.engine.qharness``),
+        judged in quantization steps; ``pooled`` draws structures, weights and recipes from pools;
+        ``recipes`` replaces the drawn quantization recipes (a registered module's calibration)."""
+        __tracebackhide__ = True
+        from conformance.draw.quantization import quant_examples
+        from conformance.engine.qharness import QuantHarness
+
+        found = self.qtol_for(case.name, target, self.nodeid) if self.qtol_for else None
+        qtol, runner = found or 1, QuantHarness(self.harness)
+
+        def run_one(example, shrinking: bool, deadline: Deadline) -> Outcome:
+            # Each example is quantized at its own shape: where that is cheap (quantize_static,
+            # ~50 ms) shrinking may quantize, so a failure shrinks to a small model.
+            return runner.run(case, target, example, qtol=qtol, deadline=deadline,
+                              allow_export=not shrinking or not pooled)
+
+        strategy = quant_examples(case, pooled=pooled, recipes=recipes)
+        return self._check(case, target, strategy, max_examples, run_one=run_one)
+
+    def _check(self, case: Case, target: Target, strategy, max_examples: int, *, run_one=None) -> Outcome | None:
         __tracebackhide__ = True
         decimal = self.harness.decimal_of(case, target, self.nodeid)
         deadline = Deadline(self.case_timeout)  # one budget for the whole case
@@ -121,6 +143,8 @@ class CaseCheck:
 
         def run(example: Example, shrinking: bool) -> Outcome:
             breadcrumb.note(f"{'shrinking' if shrinking else 'drawn'} example: {example!r}")
+            if run_one is not None:
+                return run_one(example, shrinking, deadline)
             return self.harness.run(case, target, example, decimal=decimal, deadline=deadline,
                                     allow_export=not shrinking)
 
@@ -170,6 +194,8 @@ class CaseCheck:
         profile kept in the record and plotted beside the reproducer. ONNX runtimes are read at
         every intermediate; program runtimes (ExecuTorch, LiteRT, plug-ins) run each layer alone."""
         program = isinstance(outcome.target.backend, ProgramBackend)
+        if getattr(outcome, "quantized", None) is not None:  # layers of a QDQ graph are not torch's modules
+            return ""
         if outcome.case.kind != "model" or (outcome.model is None and not program):
             return ""
         from conformance.localize.onnx_graph import plot_profile

@@ -80,6 +80,10 @@ def pytest_addoption(parser):
     option(group, "--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT, metavar="S",
                     help="seconds one parity case may take; a runtime that hangs fails its case and the run "
                          f"goes on. Default: {DEFAULT_CASE_TIMEOUT:g}")
+    option(group, "--quantized", action="store_true", default=False,
+                    help="run every int8 case (each operator and model quantized by PT2E and by ONNX Runtime's "
+                         "quantize_static, on every runtime that takes the format), judged in quantization steps. "
+                         "Default: a small int8 share")
     option(group, "--feed", default="both", choices=("initializers", "inputs", "both"),
                     help="how weights reach ONNX runtimes: as constant initializers (as deployed), as graph "
                          "inputs fed at run time (another kernel path), or both. Default: both")

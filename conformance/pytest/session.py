@@ -148,7 +148,7 @@ class ConformanceSession:
     def open_record(self, nodeid: str, params: dict, test_name: str):
         """Open the record of a parity test, labelled from its parameters."""
         case = params.get("case") or params.get("onnx_model")
-        target = params.get("target")
+        target = params.get("target") or params.get("qtarget")  # qtarget: an int8 case
         backend = target.backend if target is not None else params.get("backend") or params.get("model_backend")
         fmt = target.export if target is not None else params.get("export_target")
         if fmt is None and "backend" in params:  # a test on the primary export (the 16-block SRResNet)
@@ -170,7 +170,13 @@ class ConformanceSession:
         if record is None:  # a test without the parity marker that still runs a case
             record = self.recorder.open(nodeid, case="?", kind="operator", backend="?", exporter="-", opset=0)
         return CaseCheck(self.harness, record, case_timeout=self.case_timeout, feeds=self.feeds,
-                         reproducers=self.reports / "reproducers")
+                         reproducers=self.reports / "reproducers", qtol_for=self._qtol_for)
+
+    def _qtol_for(self, case_name: str, target: Target, nodeid: str) -> int | None:
+        """A checked-in qtol override for this int8 case, if any."""
+        return self.expectations.qtol_for({
+            "case": case_name, "backend": target.backend.name, "exporter": target.export.exporter,
+            "opset": target.export.opset, "nodeid": nodeid})
 
     def primary_export(self) -> ExportTarget | None:
         """The export used where the exporter does not matter (latency, the 16-block SRResNet):
@@ -208,8 +214,8 @@ class ConformanceSession:
         wall = time.perf_counter() - self.started
         failed = [r for r in recorder.records.values() if r.outcome == "failed"]
         shrink = sum(r.shrink_steps for r in recorder.records.values())
-        worst = max((r.worst.margin for r in recorder.records.values() if r.worst is not None and r.worst.ok),
-                    default=0.0)
+        worst = max((r.worst.margin for r in recorder.records.values() if r.worst is not None and r.worst.ok
+                     and not hasattr(r.worst, "qtol")), default=0.0)
         busy = recorder.seconds or wall  # the parity cases' own time, not the other tests'
         exports = f"; {self.harness.exports.exports} exports" if self.harness.exports.exports else ""
         shrunk = f"; {shrink} shrink steps" if shrink else ""
@@ -220,6 +226,9 @@ class ConformanceSession:
             f"({recorder.examples / busy:.1f} examples/s); {wall:.1f} s wall{exports}{shrunk}",
             f"closest pass used {worst:.1%} of the tolerance ({1.5 * 10 ** -self.decimal:.3g})",
         ]
+        from conformance.pytest.quantized import quantized_summary
+
+        lines += quantized_summary(recorder.records.values())
         for rec in failed:
             where = f"{rec.exporter} opset {rec.opset}" if rec.opset else rec.exporter
             test = rec.nodeid.split("::")[-1].split("[")[0]

@@ -15,6 +15,13 @@ The file (``conformance/expected_failures.toml`` by default) holds two kinds of 
     decimal = 2
     reason = "..."
 
+    [[tolerance]]                 # an int8 case allowed more quantization steps (default 1)
+    case = "conv2d"
+    backend = "executorch"
+    exporter = "int8-*"
+    qtol = 2
+    reason = "..."
+
 ``when`` makes an entry conditional: alternatives joined by `` or ``, each ``cpu:FLAG`` (the flag is
 in /proc/cpuinfo's ``flags``) or ``env:NAME=GLOB`` (a setting in the environment), either one
 negated by a leading ``not ``. An entry whose condition does not hold here is not applied (a
@@ -35,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "expected_failures.toml"
-_KEYS = {"case", "backend", "exporter", "opset", "test", "reason", "issue", "decimal", "when"}
+_KEYS = {"case", "backend", "exporter", "opset", "test", "reason", "issue", "decimal", "qtol", "when"}
 _GLOB_KEYS = ("case", "backend", "exporter", "opset", "test")
 _CPUINFO = Path("/proc/cpuinfo")
 
@@ -63,6 +70,7 @@ class Entry:
     test: str | tuple[str, ...] = "*"
     issue: str = ""
     decimal: int | None = None
+    qtol: int | None = None  # int8 cases: steps of the output's scale
     when: str = ""  # condition; "" always holds
 
     def matches(self, row: dict) -> bool:
@@ -77,6 +85,7 @@ class Entry:
         scope = ", ".join(f"{k}={'|'.join(_alternatives(getattr(self, k)))}" for k in _GLOB_KEYS
                           if getattr(self, k) != "*")
         extra = f" decimal={self.decimal}" if self.decimal is not None else ""
+        extra += f" qtol={self.qtol}" if self.qtol is not None else ""
         extra += f" when {self.when}" if self.when else ""
         return f"{self.where} ({scope}{extra}): {self.reason}"
 
@@ -102,8 +111,13 @@ class Expectations:
                 record["outcome"], record["reason"] = "xfailed", entry.reason
 
     def decimal_for(self, row: dict) -> int | None:
-        entry = next((e for e in self.tolerances if e.matches(row)), None)
+        entry = next((e for e in self.tolerances if e.decimal is not None and e.matches(row)), None)
         return entry.decimal if entry else None
+
+    def qtol_for(self, row: dict) -> int | None:
+        """The quantization steps an int8 case is allowed (None: the default, 1)."""
+        entry = next((e for e in self.tolerances if e.qtol is not None and e.matches(row)), None)
+        return entry.qtol if entry else None
 
     def stale(self, rows: list[dict], default_decimal: int = 3) -> list[dict]:
         """Entries that no longer describe a failing case, with why (see the module docstring).
@@ -118,6 +132,8 @@ class Expectations:
                 found.append({"entry": entry.describe(), "why": f"all {len(ran)} matching cases pass"})
         tol = 1.5 * 10.0 ** -default_decimal
         for entry in self.tolerances:
+            if entry.decimal is None:  # a qtol entry: int8 rows carry no decimal-3 error
+                continue
             ran = [r for r in rows if entry.matches(r) and r.get("max_abs") is not None]
             if ran and all(r["max_abs"] < tol for r in ran):
                 worst = max(r["max_abs"] for r in ran)
@@ -209,16 +225,19 @@ def _entry(path: Path, kind: str, index: int, raw: dict) -> Entry:
     for key in ("case", "reason"):
         if not str(raw.get(key, "")).strip():
             raise ExpectedError(f"{where}: '{key}' is required")
-    decimal = raw.get("decimal")
-    if kind == "tolerance" and (not isinstance(decimal, int) or not 0 <= decimal <= 12):
+    decimal, qtol = raw.get("decimal"), raw.get("qtol")
+    if kind == "tolerance" and qtol is not None:
+        if not isinstance(qtol, int) or not 1 <= qtol <= 127 or decimal is not None:
+            raise ExpectedError(f"{where}: 'qtol' must be an integer 1-127 (and no 'decimal'), got {qtol!r}")
+    elif kind == "tolerance" and (not isinstance(decimal, int) or not 0 <= decimal <= 12):
         raise ExpectedError(f"{where}: 'decimal' must be an integer 0-12, got {decimal!r}")
-    if kind == "xfail" and decimal is not None:
-        raise ExpectedError(f"{where}: 'decimal' belongs in a [[tolerance]] entry")
+    if kind == "xfail" and (decimal is not None or qtol is not None):
+        raise ExpectedError(f"{where}: 'decimal' and 'qtol' belong in a [[tolerance]] entry")
     if "when" in raw:
         _check_condition(where, raw["when"])
     fields = {}
     for key, value in raw.items():
-        if key == "decimal":
+        if key in ("decimal", "qtol"):
             continue
         if isinstance(value, list):
             if key not in _GLOB_KEYS or not value or not all(isinstance(v, (str, int)) for v in value):
@@ -227,4 +246,4 @@ def _entry(path: Path, kind: str, index: int, raw: dict) -> Entry:
             fields[key] = tuple(str(v) for v in value)
         else:
             fields[key] = str(value)
-    return Entry(kind=kind, where=where, decimal=decimal, **fields)
+    return Entry(kind=kind, where=where, decimal=decimal, qtol=qtol, **fields)

@@ -72,6 +72,9 @@ def _from_record(rec: dict, decimal: int) -> dict:
         "oracle": worst.get("oracle"), "histogram": worst.get("histogram"),
         "shape_error": worst.get("shape_error"), "message": rec.get("message", ""),
         "reason": rec.get("reason", "") if rec.get("outcome") == "xfailed" else "",
+        # int8 cases: the verdict in quantization steps of the output's scale
+        "qtol": worst.get("qtol"), "max_steps": worst.get("max_steps"), "mean_steps": worst.get("mean_steps"),
+        "sqnr": worst.get("sqnr"),
     }
 
 
@@ -88,7 +91,7 @@ def _from_outcome(nodeid: str, seen: dict, decimal: int) -> dict:
 
 
 #: Tests that run every case of their kind: their rows are labelled with the case alone.
-GENERIC_TESTS = ("test_operator", "test_model")
+GENERIC_TESTS = ("test_operator", "test_model", "test_quantized_operator", "test_quantized_model")  # int8: own columns
 
 
 def row_label(row: dict) -> str:
@@ -101,6 +104,9 @@ def row_label(row: dict) -> str:
 
 
 def column_label(row: dict) -> str:
+    if str(row["exporter"]).startswith("int8-"):  # int8 columns: judged in steps, not decimal-3
+        fmt = row["exporter"].removeprefix("int8-")
+        return f"{row['backend']} · int8 {fmt}" + (f" · opset {row['opset']}" if row["opset"] else "")
     return f"{row['backend']} · {row['exporter']} · opset {row['opset']}"
 
 
@@ -154,6 +160,9 @@ def cell_text(row: dict | None) -> str:
         return "xfail"
     if margin is None:
         return "✗ error" if status == "fail" else "✓"
+    if row.get("qtol") and row.get("max_steps") is not None:  # an int8 case: steps, not a share of decimal-3
+        steps = f"{row['max_steps']:.0f}/{row['qtol']} step{'s' if row['qtol'] != 1 else ''}"
+        return f"✗ {steps}" if status == "fail" else f"✓ {steps}"
     if status == "fail":
         return f"✗ {margin:.1f}×" if margin != float("inf") else "✗ shape"
     return f"✓ {margin:.0%}" if margin >= 0.005 else "✓ <1%"

@@ -90,7 +90,11 @@ def _tooltip(row: dict | None, cpus: dict | None = None) -> str:
     parts = [row["nodeid"], f"{row['examples']} examples, {row['failures']} failing"]
     if cpus and row.get("machine") in cpus:
         parts.append(f"ran on {cpus[row['machine']]}")
-    if row.get("max_abs") is not None:
+    if row.get("qtol") and row.get("max_steps") is not None:  # an int8 case, judged in steps
+        sqnr = f", SQNR {row['sqnr']:.1f} dB vs float32" if row.get("sqnr") is not None else ""
+        parts.append(f"int8: max error {row['max_steps']:.3g} steps (qtol {row['qtol']}), mean signed error "
+                     f"{row['mean_steps']:+.3g} steps{sqnr}")
+    elif row.get("max_abs") is not None:
         parts.append(f"max abs {row['max_abs']:.3g} (tolerance {row['tolerance']:.2g}), max rel "
                      f"{row['max_rel']:.3g}, {row['ulp']} ULP at {row['worst_index']}")
     if row.get("oracle"):

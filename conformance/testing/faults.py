@@ -274,3 +274,13 @@ def perturbed_node(node_name: str, delta: float = 0.05) -> type[_Fault]:
 
     PerturbedNode.__name__ = PerturbedNode.__qualname__ = f"PerturbedNode[{node_name}]"
     return PerturbedNode
+
+
+# The int8 kernel faults (rewrites of QDQ graphs) live in their own module.
+from conformance.testing.int8_faults import (  # noqa: E402,F401
+    NoSaturation,
+    PerChannelScalesReversed,
+    Requant16,
+    RoundHalfAwayFromZero,
+    ZeroPointPlusOne,
+)
