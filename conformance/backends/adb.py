@@ -243,6 +243,12 @@ class AdbDeviceBackend(Backend):
         return self._error
 
     # -- the same model on this host ---------------------------------------------------------
+    def variants(self) -> dict[str, Backend]:
+        """The device's runtime (ONNX Runtime) on this host, with the device's thread setting."""
+        from conformance.backends.onnxrt import OnnxRuntimeBackend
+
+        return {"host": OnnxRuntimeBackend(threads=self.session_options.get("intra_op_num_threads"))}
+
     def pop_host_diff(self) -> HostDiff | None:
         """The largest device-vs-host difference since the last call (e.g. over one test's
         examples), then forget it. None when nothing was compared."""

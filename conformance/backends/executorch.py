@@ -115,6 +115,12 @@ class ExecutorchBackend(ProgramBackend):
             method = program.load_method("forward")
         return ExecutorchSession(method, self.name, keep=(program, artifact))
 
+    def variants(self) -> dict[str, "ExecutorchBackend"]:
+        if self.delegate is None:
+            return {}
+        return {"no-delegate": ExecutorchBackend(delegate=None, max_batch=self.max_batch,
+                                                 max_channels=self.max_channels, max_side=self.max_side)}
+
     def versions(self) -> dict[str, str]:
         from importlib.metadata import version
 

@@ -65,6 +65,12 @@ class OpenVinoBackend(Backend):
             compiled = core.compile_model(ov_model, "CPU", self._config())
         return OpenVinoSession(compiled, self.name, len(graph_inputs(model)))
 
+    def variants(self) -> dict[str, Backend]:
+        found = {"one-thread": OpenVinoBackend(default=self.default, threads=1)}
+        if self.default:  # the default precision hint is the plugin's rewrite (bf16 on this CPU)
+            found["no-graph-optimizations"] = OpenVinoBackend(default=False, threads=self.threads)
+        return found
+
     def precision(self) -> str:
         """The inference precision in force: the pinned f32, or the CPU plugin's default here."""
         if not self.default:

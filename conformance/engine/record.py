@@ -49,6 +49,7 @@ class CaseRecord:
     reason: str = ""  # why skipped, or the expected-failure entry's reason
     localization: dict | None = None  # per-layer error profile of a failing model case
     host_diff: dict | None = None  # a device's largest difference from the same runtime on this host
+    diagnosis: dict | None = None  # a failure's reruns under variations and their cause (engine.diagnosis)
 
     def to_json(self) -> dict:
         data = asdict(self)

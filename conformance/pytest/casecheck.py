@@ -154,8 +154,9 @@ class CaseCheck:
             record.reproducer = self._reproducer(outcome.model, outcome.fed_inputs, outcome.expected)
             outcome.reproducer = record.reproducer or None
             record.summary = outcome.result.summary()
-            where = self._localize(outcome)
-            record.message = failure_message(outcome, self.nodeid, localization=where)
+            diagnosis = self._diagnose(outcome)
+            where = self._localize(outcome, diagnosis)
+            record.message = failure_message(outcome, self.nodeid, localization=where, diagnosis=diagnosis)
         elif verdict.error is not None:
             self._note_error(verdict)
         elif record.examples == 0 and record.left_out:  # the runtime took none of the examples
@@ -165,7 +166,23 @@ class CaseCheck:
             return verdict.closest
         pytest.fail(record.message, pytrace=False)
 
-    def _localize(self, outcome: Outcome) -> str:
+    def _diagnose(self, outcome: Outcome):
+        """The failure rerun under controlled variations (``conformance.engine.diagnosis``); its
+        cause also ends the record's summary. None when the diagnosis itself could not run."""
+        from conformance.engine.diagnosis import diagnose
+
+        try:
+            found = diagnose(self.harness, outcome, deadline=Deadline(self.case_timeout))
+        except Exception as exc:  # a diagnosis must never hide the verdict it explains
+            self.record.diagnosis = {"error": f"{type(exc).__name__}: {exc}"}
+            return None
+        self.record.diagnosis = found.as_record()
+        if found.cause:
+            self.record.summary += f"; cause: {found.cause}"
+        outcome.diagnosis = found
+        return found
+
+    def _localize(self, outcome: Outcome, diagnosis=None) -> str:
         """For a failing model case: which layer went wrong first (one line), with the per-layer
         profile kept in the record and plotted beside the reproducer. ONNX runtimes are read at
         every intermediate; program runtimes (ExecuTorch, LiteRT, plug-ins) run each layer alone."""
@@ -175,7 +192,12 @@ class CaseCheck:
         from conformance.localize.onnx_graph import plot_profile
 
         try:
-            found = self.harness.localize(outcome, deadline=Deadline(self.case_timeout))
+            wrap = None
+            if diagnosis is not None and (diagnosis.warmup or diagnosis.layout != "contiguous"):
+                from conformance.engine.diagnosis import UnderVariation
+
+                wrap = lambda session: UnderVariation(session, diagnosis)  # noqa: E731
+            found = self.harness.localize(outcome, deadline=Deadline(self.case_timeout), wrap=wrap)
         except Exception as exc:  # localizing is a diagnosis: its failure must not hide the verdict
             self.record.localization = {"error": f"{type(exc).__name__}: {exc}"}
             return f"localization failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
