@@ -47,6 +47,8 @@ RUNNER_SOURCE = Path(__file__).resolve().parents[1] / "device" / "runner.py"
 class AdbDeviceBackend(Backend):
     """Runs models on the device ``serial`` (``HOST:PORT`` serials are connected on first use)."""
 
+    runs_at_once = "none"  # one connection to one runner: its calls are serialized
+
     measures_own_latency = True
 
     def __init__(self, serial: str, *, adb: str | Adb | None = None,

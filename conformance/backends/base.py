@@ -85,6 +85,11 @@ class Backend:
     format: str = "onnx"
     #: True when sessions have ``time(inputs, warmup, iterations)`` measuring on the backend itself.
     measures_own_latency: bool = False
+    #: What may run at once (deployments with several callers): "session" (one session from
+    #: several threads: documented thread-safe, as ONNX Runtime's ``run``), "sessions" (separate
+    #: sessions at once, each caller its own: what any runtime must allow), "none" (calls are
+    #: serialized anyway, as over one device connection: overlapping runs are not drawn).
+    runs_at_once: str = "sessions"
 
     def prepare(self, model: onnx.ModelProto) -> Session:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -36,6 +36,8 @@ class OrtSession:
 class OnnxRuntimeBackend(Backend):
     """ONNX Runtime with one execution provider (CPU unless told otherwise)."""
 
+    runs_at_once = "session"  # InferenceSession.run is documented thread-safe
+
     def __init__(self, provider: str = "CPUExecutionProvider", *, threads: int | None = None,
                  optimizations: bool = True):
         providers = available_providers()

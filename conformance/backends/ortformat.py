@@ -120,6 +120,7 @@ class OrtFormatBackend(Backend):
     """ONNX Runtime (CPU) on the ORT-format conversion of each model."""
 
     name = "onnxruntime-ort"
+    runs_at_once = "session"  # InferenceSession.run is documented thread-safe
 
     def __init__(self, *, threads: int | None = None, optimizations: bool = True) -> None:
         self.threads = threads

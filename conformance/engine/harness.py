@@ -278,8 +278,11 @@ class Harness:
         on the prepared session and (with two sessions) one more of the same model; each judged."""
         deployment = example.deployment
         recipes = deployment.overlap_inputs(example.inputs)
-        if not recipes or prepared is None:
+        at_once = getattr(target.backend, "runs_at_once", "sessions")
+        if not recipes or prepared is None or at_once == "none":
             return []
+        # A runtime that does not document its sessions as thread-safe gets one per caller.
+        n_sessions = deployment.sessions if at_once == "session" else len(recipes)
         xs = [r.materialize() for r in recipes]
         expected = [torch_run(module, [x]) for x in xs]
         model, session, arrays_for = prepared
@@ -288,7 +291,7 @@ class Harness:
         trail = {"model": model, "inputs": kept[0]}
         with _as_example_error(trail, expected[0]):
             sessions = [session] + [self._prepare(case, target, example, module, weights, xs[0], deadline, trail,
-                                                  fresh=True)[1] for _ in range(deployment.sessions - 1)]
+                                                  fresh=True)[1] for _ in range(n_sessions - 1)]
             actual = run_at_once(lambda s, feed: run_session(target.backend, s, feed, deadline), sessions, feeds)
         where = "one prepared session" if len(sessions) == 1 else f"{len(sessions)} sessions of the model"
         return [self._judge(case, target, example, weights, xs[i], expected[i], actual[i], feeds[i], kept[i],

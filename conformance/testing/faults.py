@@ -384,7 +384,7 @@ class _SharedScratchRep(_Rep):
         import time
 
         _SCRATCH[0] = super().run(inputs, **kwargs)
-        time.sleep(0.01)  # the GIL is released: another caller's run may land in the scratch now
+        time.sleep(0.05)  # the GIL is released: another caller's run may land in the scratch now
         return [np.array(o, copy=True) for o in _SCRATCH[0]]
 
 
