@@ -80,7 +80,7 @@ def test_writes_into_inputs_fails_even_where_the_outputs_are_right():
 
 
 def test_the_exporter_is_named_when_the_file_itself_is_wrong():
-    case = faults.exporter_fault_case()
+    case = faults.exporter_fault_case()  # the file wrong, torch and the runtime right
     example = Example((), WEIGHTS, InputRecipe((1, 2, 8, 8), "unit", "normal", 5, 0), "initializers",
                       Deployment(False, 1))
     outcome, found = cause_of(OnnxRuntimeBackend(), example, case)

@@ -43,6 +43,8 @@ def detail(row: dict) -> str:
         if oracle:
             text += (f"; float64 oracle: backend err {oracle['backend_error']:.3g}, "
                      f"torch err {oracle['reference_error']:.3g}")
+        if row.get("cause"):
+            text += f"; cause: {row['cause']}"
         return text
     first = [line for line in one_screen(row.get("message") or "").splitlines() if line.strip()]
     return first[0][:200] if first else "failed"

@@ -399,16 +399,13 @@ class SharedScratch(_Fault):
         return _SharedScratchRep(copy)
 
 
-def exporter_fault_case():
-    """A case whose ONNX file is wrong while torch and every runtime are right: its module's
-    ReLU is an autograd Function whose ``symbolic`` (what the TorchScript exporter writes) is
-    LeakyRelu(0.1), as an exporter that maps an op to the wrong ONNX op would make it. Negative
-    inputs show it; onnx's reference evaluator on the file gives the runtime's numbers."""
+def misexported_relu():
+    """A Conv2d(2, 3, 3) + ReLU module whose ONNX file is wrong while torch and every runtime are
+    right: its ReLU is an autograd Function whose ``symbolic`` (what the TorchScript exporter
+    writes) is LeakyRelu(0.1), as an exporter mapping an op to the wrong ONNX op would write it.
+    Negative inputs show it; onnx's reference evaluator on the file gives the runtime's numbers.
+    (The dynamo exporter traces the Function's forward instead, and writes a right file.)"""
     import torch
-    from hypothesis import strategies as st
-
-    from conformance.draw.spec import Case
-    from conformance.draw.strategies import shapes
 
     class _Relu(torch.autograd.Function):
         @staticmethod
@@ -427,6 +424,16 @@ def exporter_fault_case():
         def forward(self, x):
             return _Relu.apply(self.conv(x))
 
+    return MisExported()
+
+
+def exporter_fault_case():
+    """``misexported_relu`` as a model case (the seeded exporter fault)."""
+    from hypothesis import strategies as st
+
+    from conformance.draw.spec import Case
+    from conformance.draw.strategies import shapes
+
     return Case("misexported_relu", "model", frozenset({"Conv", "LeakyRelu"}), lambda: st.just(()),
-                lambda _: MisExported(), lambda _: shapes(channels=2, max_side=8, max_batch=2),
+                lambda _: misexported_relu(), lambda _: shapes(channels=2, max_side=8, max_batch=2),
                 lambda _: (1, 2, 8, 8))
