@@ -89,7 +89,7 @@ class Outcome:
     run_index: int = 0  # which run of the prepared session (deployments run it several times)
     wrote_inputs: tuple[int, ...] = ()  # inputs the run wrote into (``result`` then compares input i)
     overlap: str = ""  # how the run overlapped others ("" when run alone)
-    diagnosis: object = None  # set by the case check on a final failure (``conformance.engine.diagnosis``)
+    placement: Callable[[], dict | None] | None = None  # the session's node -> where it ran, if it says
 
 
 class WouldExport(Exception):
@@ -253,6 +253,7 @@ class Harness:
             worst = _worse(worst, outcome)
         for outcome in self._overlapped(case, target, example, module, weights, prepared, decimal, deadline):
             worst = _worse(worst, outcome)
+        worst.placement = getattr(prepared[1], "placement", None)  # read only for the outcome reported
         return worst
 
     def _judge(self, case, target, example, weights, x, expected, actual, arrays, kept, decimal, *, model,

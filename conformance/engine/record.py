@@ -50,6 +50,7 @@ class CaseRecord:
     localization: dict | None = None  # per-layer error profile of a failing model case
     host_diff: dict | None = None  # a device's largest difference from the same runtime on this host
     diagnosis: dict | None = None  # a failure's reruns under variations and their cause (engine.diagnosis)
+    placement: dict | None = None  # where the reported outcome's nodes ran: {"counts": {...}, "nodes": {...}}
 
     def to_json(self) -> dict:
         data = asdict(self)

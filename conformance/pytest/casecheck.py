@@ -161,6 +161,7 @@ class CaseCheck:
         if verdict.skipped:
             record.reason = verdict.skipped
             pytest.skip(verdict.skipped)
+        self._note_placement(verdict.failure or verdict.closest)
         if verdict.failure is not None:
             outcome = verdict.failure
             record.worst = outcome.result
@@ -180,6 +181,23 @@ class CaseCheck:
             return verdict.closest
         pytest.fail(record.message, pytrace=False)
 
+    def _note_placement(self, outcome: Outcome | None) -> None:
+        """Where the runtime ran each node of the reported outcome (OpenVINO: the precision per
+        node; ExecuTorch: the delegate or the portable kernels), when its session says."""
+        placement = getattr(outcome, "placement", None)
+        if placement is None:
+            return
+        try:
+            nodes = placement()
+        except Exception as exc:  # a record of where ops ran must never hide the verdict
+            self.record.placement = {"error": f"{type(exc).__name__}: {exc}"}
+            return
+        if nodes:
+            counts: dict[str, int] = {}
+            for where in nodes.values():
+                counts[where] = counts.get(where, 0) + 1
+            self.record.placement = {"counts": counts, "nodes": nodes}
+
     def _diagnose(self, outcome: Outcome):
         """The failure rerun under controlled variations (``conformance.engine.diagnosis``); its
         cause also ends the record's summary. None when the diagnosis itself could not run."""
@@ -193,7 +211,6 @@ class CaseCheck:
         self.record.diagnosis = found.as_record()
         if found.cause:
             self.record.summary += f"; cause: {found.cause}"
-        outcome.diagnosis = found
         return found
 
     def _localize(self, outcome: Outcome, diagnosis=None) -> str:

@@ -165,6 +165,9 @@ def build_view(report: dict, figures: dict[str, Path] | None = None) -> dict:
         "details": [{"nodeid": r["nodeid"], "reproducer": r["reproducer"], "message": one_screen(r["message"])}
                     for r in rows if r["status"] in ("fail", "xfail")],
         "expected": [r for r in rows if r["status"] == "xfail"], "stale": report["stale"],
+        "placements": [{"nodeid": r["nodeid"], "text": ", ".join(f"{where}: {n}" for where, n in
+                                                                  sorted(r["placement"].items()))}
+                       for r in rows if r.get("placement")],
         "run": report["meta"].get("header", []) + [
             f"created {report['meta']['created']}" + (f", run {report['meta']['run_id']}"
                                                        if report["meta"].get("run_id") else ""),
