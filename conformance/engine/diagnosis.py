@@ -46,8 +46,8 @@ CAUSES = {
               "(contiguous private copies pass)",
     "host": "the device (the same runtime on this host passes)",
     "one-thread": "running on several threads (one thread passes: a race or a split of the work)",
-    "no-graph-optimizations": "a graph rewrite, not a kernel (the same runtime with graph optimizations off "
-                              "passes)",
+    "no-graph-optimizations": "a graph rewrite, not a kernel (the same runtime with graph optimizations off"
+                              "{detail} passes)",
     "no-delegate": "the delegate (the runtime's own kernels pass)",
     "exporter": "the exporter (onnx's reference evaluator on this file {detail})",
     "kernel": "the runtime's kernels (no variation changes the verdict; onnx's reference evaluator on this "
@@ -63,6 +63,7 @@ class Trial:
     verdict: str
     detail: str = ""
     changes: bool = False  # True where the verdict differs from the failure's (a pass)
+    seconds: float = 0.0
 
     def line(self) -> str:
         mark = "  <- changes the verdict" if self.changes else ""
@@ -146,11 +147,14 @@ class _Probe:
 
     def trial(self, variation: str, fn) -> Trial:
         """``fn() -> (passes, detail)`` as a trial; a runtime error is the trial's verdict."""
+        start = time.perf_counter()
         try:
             passes, detail = fn()
         except Exception as exc:  # a variant the runtime refuses tells nothing: say so
-            return Trial(variation, "error", first_meaningful_line(str(exc))[:160])
-        return Trial(variation, "passes" if passes else "fails", detail, changes=passes)
+            return Trial(variation, "error", first_meaningful_line(str(exc))[:160],
+                         seconds=time.perf_counter() - start)
+        return Trial(variation, "passes" if passes else "fails", detail, changes=passes,
+                     seconds=time.perf_counter() - start)
 
     def alone(self, backend: Backend | None = None, *, layout: str | None = None, copies: bool = False):
         """The failing input alone in a fresh session (of ``backend``), as laid out, or as
@@ -204,6 +208,8 @@ def _find(probe: _Probe, d: Diagnosis) -> None:
         d.trials.append(probe.trial(label, lambda v=variant: probe.alone(v)))
         if d.trials[-1].changes:
             changed.append(name)
+            if not d.cause and variant.name != probe.backend.name:
+                d.cause = f", as {variant.name},"
     exporter = _reference_trial(probe)
     if exporter is not None:
         d.trials.append(exporter)
@@ -271,13 +277,15 @@ def _reference_trial(probe: _Probe) -> Trial | None:
         rep = onnx_reference.prepare(outcome.model)
         return [np.asarray(o) for o in rep.run(arrays)]
 
+    start = time.perf_counter()
     try:
         got = Deadline(REFERENCE_BUDGET_S).call(evaluate, "onnx's reference evaluator")
     except Exception as exc:
-        return Trial(variation, "error", first_meaningful_line(str(exc))[:160])
+        return Trial(variation, "error", first_meaningful_line(str(exc))[:160], seconds=time.perf_counter() - start)
+    seconds = time.perf_counter() - start
     passes, detail = probe.judge(got, probe.expected)
     if passes:
-        return Trial(variation, "passes", f"matches torch: {detail}")
+        return Trial(variation, "passes", f"matches torch: {detail}", seconds=seconds)
     same = all(compare(g, a, probe.decimal) for g, a in zip(got, outcome.actual))
     tail = "gives the runtime's numbers" if same else "is off from torch too"
-    return Trial(variation, "fails", f"{detail}; {tail}")
+    return Trial(variation, "fails", f"{detail}; {tail}", seconds=seconds)
