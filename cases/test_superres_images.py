@@ -60,3 +60,43 @@ def test_cat_pipeline(backend_name, conformance_session, trained_model, referenc
     gallery[backend_name] = result.output
     ok, summary = images_agree(result.output, reference.output, levels=LEVELS)
     assert ok, f"{backend_name} vs pytorch on the cat (1353x900 RGB, tolerance {LEVELS} level): {summary}"
+
+
+#: Camera frames (W, H): VGA, 720p, 1080p, and odd sizes next to each (no multiple of any tile
+#: or vector width), where kernels tile and index otherwise than at the 96x96 of drawn inputs.
+FRAMES = ((640, 480), (641, 479), (1280, 720), (1279, 721), (1920, 1080), (1921, 1079))
+#: The frame of a derandomized (CI) run: odd, 720p-sized (1080p costs ~2.2x its time).
+CI_FRAME = (1279, 721)
+
+
+def frame_size(seed: int, derandomized: bool) -> tuple[int, int]:
+    """The frame size of this run: drawn from ``FRAMES`` by the run's seed, ``CI_FRAME`` when
+    derandomized."""
+    return CI_FRAME if derandomized else FRAMES[seed % len(FRAMES)]
+
+
+@pytest.fixture(scope="module")
+def frame(conformance_session):
+    from hypothesis import settings
+
+    return frame_size(conformance_session.harness.draw_seed(), settings.default.derandomize)
+
+
+@pytest.fixture(scope="module")
+def frame_reference(trained_model, frame):
+    """PyTorch eager's run of the pipeline on the cat resized to a camera frame."""
+    return superres(torch_runner(trained_model), size=frame)
+
+
+@pytest.mark.parity
+def test_cat_pipeline_frame(backend_name, conformance_session, trained_model, frame, frame_reference):
+    """The pipeline on a production-size frame (up to 1920x1080 in, 5760x3240 out), one per run."""
+    backend = conformance_session.backend(backend_name)
+    try:
+        result = superres(model_runner(backend, trained_model), size=frame)
+    except BackendError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    ok, summary = images_agree(result.output, frame_reference.output, levels=LEVELS)
+    width, height = frame
+    assert ok, (f"{backend_name} vs pytorch on the cat as a {width}x{height} frame "
+                f"({3 * width}x{3 * height} RGB, tolerance {LEVELS} level): {summary}")

@@ -50,6 +50,8 @@ RUNNER_SOURCE = Path(__file__).resolve().parents[1] / "device" / "runner.py"
 class AdbDeviceBackend(Backend):
     """Runs models on the device ``serial`` (``HOST:PORT`` serials are connected on first use)."""
 
+    runs_at_once = "none"  # one connection to one runner: its calls are serialized
+
     measures_own_latency = True
 
     def __init__(self, serial: str, *, adb: str | Adb | None = None,
@@ -264,6 +266,12 @@ class AdbDeviceBackend(Backend):
         return self._error
 
     # -- the same model on this host ---------------------------------------------------------
+    def variants(self) -> dict[str, Backend]:
+        """The device's runtime (ONNX Runtime) on this host, with the device's thread setting."""
+        from conformance.backends.onnxrt import OnnxRuntimeBackend
+
+        return {"host": OnnxRuntimeBackend(threads=self.session_options.get("intra_op_num_threads"))}
+
     def pop_host_diff(self) -> HostDiff | None:
         """The largest device-vs-host difference since the last call (e.g. over one test's
         examples), then forget it. None when nothing was compared."""

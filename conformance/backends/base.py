@@ -54,6 +54,15 @@ def first_meaningful_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
+#: What each backend variant changes, as the diagnosis prints it (the hypothesis it tests).
+VARIANTS = {
+    "host": "the same runtime on this host",
+    "one-thread": "one thread instead of the runtime's default",
+    "no-graph-optimizations": "graph optimizations off",
+    "no-delegate": "the delegate off (the runtime's own kernels)",
+}
+
+
 @runtime_checkable
 class Session(Protocol):
     """A model prepared by a backend, ready to run many times."""
@@ -76,6 +85,11 @@ class Backend:
     format: str = "onnx"
     #: True when sessions have ``time(inputs, warmup, iterations)`` measuring on the backend itself.
     measures_own_latency: bool = False
+    #: What may run at once (deployments with several callers): "session" (one session from
+    #: several threads: documented thread-safe, as ONNX Runtime's ``run``), "sessions" (separate
+    #: sessions at once, each caller its own: what any runtime must allow), "none" (calls are
+    #: serialized anyway, as over one device connection: overlapping runs are not drawn).
+    runs_at_once: str = "sessions"
 
     def prepare(self, model: onnx.ModelProto) -> Session:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -86,6 +100,14 @@ class Backend:
 
     def close(self) -> None:
         """Release processes, connections or sessions held across cases."""
+
+    def variants(self) -> dict[str, "Backend"]:
+        """This runtime with one setting changed, by what it tests, for the diagnosis of a
+        failure (``conformance.engine.diagnosis``): keys from ``VARIANTS`` ("one-thread",
+        "no-graph-optimizations", "host", "no-delegate"). A variant passing where the runtime
+        fails names the setting as the cause. None by default; cheap to build (nothing loads
+        until it prepares a model)."""
+        return {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

@@ -14,6 +14,7 @@ outside them is one clear error rather than ExecuTorch's "set_inputs() failed wi
 
 from __future__ import annotations
 
+import hashlib
 from typing import Sequence
 
 import numpy as np
@@ -46,11 +47,31 @@ def dynamic_shapes(example_args, dynamic, *, max_batch: int, max_channels: int, 
     return tuple(specs)
 
 
+def delegation(edge) -> dict[str, str]:
+    """Each edge op of the lowered program -> where it runs: the delegate's backend id
+    (``XnnpackBackend``) for ops inside a delegate call, ``portable`` for the ops left outside."""
+    module = edge.exported_program().graph_module
+    found: dict[str, str] = {}
+    for node in module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        name = getattr(node.target, "__name__", str(node.target))
+        if "call_delegate" in name:
+            lowered = getattr(module, node.args[0].target)
+            for inner in lowered.original_module.graph.nodes:
+                if inner.op == "call_function":
+                    found[f"{inner.name} ({getattr(inner.target, '__name__', inner.target)})"] = lowered.backend_id
+        elif name != "getitem":
+            found[f"{node.name} ({name})"] = "portable"
+    return found
+
+
 class ExecutorchSession:
     """One loaded ``forward`` method; inputs are torch tensors sharing the numpy arrays' memory."""
 
-    def __init__(self, method, name: str, *, keep: tuple = ()):
+    def __init__(self, method, name: str, *, keep: tuple = (), delegated: dict[str, str] | None = None):
         self._method = method
+        self.delegated = delegated  # op -> where it runs, when this backend exported the program
         self._name = name
         # The Method points into its Program and the Program into the artifact's bytes: a
         # Method whose Program was collected crashed in set_inputs (a dangling pointer).
@@ -58,6 +79,10 @@ class ExecutorchSession:
         meta = method.metadata
         # The planned (upper-bound) sizes of each input: a larger shape cannot run.
         self._bounds = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
+
+    def placement(self) -> dict[str, str] | None:
+        """Each op of the program -> the delegate that runs it, or ``portable``."""
+        return self.delegated
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         import torch
@@ -89,6 +114,7 @@ class ExecutorchBackend(ProgramBackend):
         # ExecuTorch plans memory for the bounds' product, per planned tensor and per loaded program:
         # 4 x 64 x 256 x 256 float32 is 64 MiB; with batch <= 16 a parity run was killed for memory.
         self.max_batch, self.max_channels, self.max_side = max_batch, max_channels, max_side
+        self._placements: dict[str, dict[str, str]] = {}  # artifact digest -> op -> where it runs
 
     def export(self, module, example_args: tuple, dynamic: Sequence[Sequence[int]] | None) -> bytes:
         shapes = dynamic_shapes(example_args, dynamic, max_batch=self.max_batch, max_channels=self.max_channels,
@@ -115,7 +141,9 @@ class ExecutorchBackend(ProgramBackend):
             with failing(self.name, "to_edge_transform_and_lower"):
                 edge = exir.to_edge_transform_and_lower(program, partitioner=partitioners)
             with failing(self.name, "to_executorch"):
-                return bytes(edge.to_executorch().buffer)
+                artifact = bytes(edge.to_executorch().buffer)
+        self._placements[hashlib.sha256(artifact).hexdigest()] = delegation(edge)
+        return artifact
 
     def artifact_settings(self) -> dict:
         """Everything besides the module and its shapes that changes the ``.pte`` (its disk cache key)."""
@@ -129,7 +157,14 @@ class ExecutorchBackend(ProgramBackend):
         with failing(self.name, "load_program"):
             program = runtime.Runtime.get().load_program(artifact)
             method = program.load_method("forward")
-        return ExecutorchSession(method, self.name, keep=(program, artifact))
+        return ExecutorchSession(method, self.name, keep=(program, artifact),
+                                 delegated=self._placements.get(hashlib.sha256(artifact).hexdigest()))
+
+    def variants(self) -> dict[str, "ExecutorchBackend"]:
+        if self.delegate is None:
+            return {}
+        return {"no-delegate": ExecutorchBackend(delegate=None, max_batch=self.max_batch,
+                                                 max_channels=self.max_channels, max_side=self.max_side)}
 
     def versions(self) -> dict[str, str]:
         from importlib.metadata import version

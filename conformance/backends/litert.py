@@ -138,6 +138,12 @@ class LiteRtBackend(ProgramBackend):
             session = interpreter.Interpreter(model_content=artifact, **options)
         return LiteRtSession(session, self.name)
 
+    def variants(self) -> dict[str, "LiteRtBackend"]:
+        found = {"one-thread": LiteRtBackend(reference=self.reference, threads=1)}
+        if not self.reference:
+            found["no-delegate"] = LiteRtBackend(reference=True, threads=self.threads)
+        return found
+
     def versions(self) -> dict[str, str]:
         from importlib.metadata import version
 

@@ -117,6 +117,12 @@ class MnnBackend(Backend):
             raise BackendError(f"{self.name}: load_module_from_file returned nothing")
         return MnnSession(module, self.name, len(inputs), manager)
 
+    def variants(self) -> dict[str, Backend]:
+        found = {"one-thread": MnnBackend(default=self.default, threads=1)}
+        if self.default:  # Winograd and low precision rewrite the convolutions
+            found["no-graph-optimizations"] = MnnBackend(default=False, threads=self.threads)
+        return found
+
     def versions(self) -> dict[str, str]:
         mnn = load_module(self.name, "MNN")
         settings = ("MNN defaults (precision normal, Winograd on)" if self.default

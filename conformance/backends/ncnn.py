@@ -164,6 +164,12 @@ class NcnnBackend(Backend):
         ranks = [len(o.type.tensor_type.shape.dim) for o in model.graph.output]
         return NcnnSession(net, self.name, ranks, batched_inputs(model))
 
+    def variants(self) -> dict[str, Backend]:
+        found = {"one-thread": NcnnBackend(default=self.default, threads=1)}
+        if self.default:  # fp16 weights, Winograd and fp16 storage rewrite the graph's arithmetic
+            found["no-graph-optimizations"] = NcnnBackend(default=False, threads=self.threads)
+        return found
+
     def versions(self) -> dict[str, str]:
         ncnn = load_module(self.name, "ncnn")
         pnnx = load_module(self.name, "pnnx")

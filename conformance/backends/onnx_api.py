@@ -72,6 +72,23 @@ class OnnxApiBackend(Backend):
             raise BackendError(f"{self.name}: prepare failed: {type(exc).__name__}: {exc}", cause=exc) from exc
         return OnnxApiSession(rep, self.name)
 
+    def variants(self) -> dict[str, Backend]:
+        """A plug-in's own ``variants()`` (name -> module or class with the ONNX backend API),
+        when it has one: how a runtime outside this package offers one thread, no graph
+        optimizations and the like to the diagnosis."""
+        offered = getattr(self._target, "variants", None)
+        if not callable(offered):
+            return {}
+        return {name: OnnxApiBackend.wrapping(target, f"{self.name}[{name}]", self.device)
+                for name, target in offered().items()}
+
+    @classmethod
+    def wrapping(cls, target, name: str, device: str = "CPU") -> "OnnxApiBackend":
+        """An adapter for an already imported module or class (a plug-in's variant)."""
+        backend = cls.__new__(cls)
+        backend.spec, backend.device, backend._target, backend.name = name, device, target, name
+        return backend
+
     def versions(self) -> dict[str, str]:
         root = self.spec.split(":")[0].split(".")[0]
         try:

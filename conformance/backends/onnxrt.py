@@ -36,7 +36,10 @@ class OrtSession:
 class OnnxRuntimeBackend(Backend):
     """ONNX Runtime with one execution provider (CPU unless told otherwise)."""
 
-    def __init__(self, provider: str = "CPUExecutionProvider", *, threads: int | None = None):
+    runs_at_once = "session"  # InferenceSession.run is documented thread-safe
+
+    def __init__(self, provider: str = "CPUExecutionProvider", *, threads: int | None = None,
+                 optimizations: bool = True):
         providers = available_providers()
         if provider not in providers:
             raise BackendError(
@@ -45,6 +48,7 @@ class OnnxRuntimeBackend(Backend):
             )
         self.provider = provider
         self.threads = threads
+        self.optimizations = optimizations  # False: ORT_DISABLE_ALL (no graph rewrite)
         short = provider.removesuffix("ExecutionProvider").lower()
         self.name = "onnxruntime" if short == "cpu" else f"onnxruntime-{short}"
 
@@ -55,6 +59,8 @@ class OnnxRuntimeBackend(Backend):
         options.log_severity_level = 3  # errors only: warnings would flood the test output
         if self.threads:
             options.intra_op_num_threads = self.threads
+        if not self.optimizations:
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             session = onnxruntime.InferenceSession(
                 model.SerializeToString(), options, providers=[self.provider]
@@ -62,6 +68,11 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
             raise BackendError(f"{self.name}: cannot prepare model: {exc}", cause=exc) from exc
         return OrtSession(session, self.name)
+
+    def variants(self) -> dict[str, Backend]:
+        return {"one-thread": OnnxRuntimeBackend(self.provider, threads=1, optimizations=self.optimizations),
+                "no-graph-optimizations": OnnxRuntimeBackend(self.provider, threads=self.threads,
+                                                             optimizations=False)}
 
     def versions(self) -> dict[str, str]:
         import onnxruntime

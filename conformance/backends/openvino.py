@@ -16,6 +16,10 @@ from conformance.backends._runtime import expect_inputs, failing, graph_inputs, 
 from conformance.backends.base import Backend
 
 
+#: Runtime-graph layers that move data rather than compute an ONNX node's values.
+_PLUMBING = {"Const", "Reorder", "Parameter", "Output", "Input", "Result"}
+
+
 class OpenVinoSession:
     """One compiled model and one infer request (reused: creating one per run costs time)."""
 
@@ -24,6 +28,20 @@ class OpenVinoSession:
         self._request = compiled.create_infer_request()
         self._name = name
         self._n_inputs = n_inputs
+
+    def placement(self) -> dict[str, str]:
+        """ONNX node -> the precision the CPU plugin runs it in (its runtime graph's
+        ``runtimePrecision``: bf16 under the default hint on a CPU with AVX512_BF16 or AMX)."""
+        found = {}
+        with failing(self._name, "get_runtime_model"):
+            for op in self._compiled.get_runtime_model().get_ordered_ops():
+                info = op.get_rt_info()
+                kind = info["layerType"].astype(str)
+                if kind in _PLUMBING:
+                    continue
+                for node in filter(None, info["originalLayersNames"].astype(str).split(",")):
+                    found[node] = info["runtimePrecision"].astype(str)
+        return found
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         expect_inputs(self._name, self._n_inputs, inputs)
@@ -64,6 +82,12 @@ class OpenVinoBackend(Backend):
         with failing(self.name, "compile_model"):
             compiled = core.compile_model(ov_model, "CPU", self._config())
         return OpenVinoSession(compiled, self.name, len(graph_inputs(model)))
+
+    def variants(self) -> dict[str, Backend]:
+        found = {"one-thread": OpenVinoBackend(default=self.default, threads=1)}
+        if self.default:  # the default precision hint is the plugin's rewrite (bf16 on this CPU)
+            found["no-graph-optimizations"] = OpenVinoBackend(default=False, threads=self.threads)
+        return found
 
     def precision(self) -> str:
         """The inference precision in force: the pinned f32, or the CPU plugin's default here."""

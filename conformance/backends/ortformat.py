@@ -32,7 +32,8 @@ _DISABLED_OPTIMIZERS = ["NchwcTransformer"]
 _names = itertools.count()
 
 
-def to_ort_format(model: onnx.ModelProto | bytes, folder: str | os.PathLike | None = None) -> bytes:
+def to_ort_format(model: onnx.ModelProto | bytes, folder: str | os.PathLike | None = None, *,
+                  optimizations: bool = True) -> bytes:
     """The ORT-format bytes for ``model``, made as ``convert_onnx_models_to_ort`` makes them.
 
     ORT writes the converted model only to a file: it goes to a fresh name in ``folder`` (a
@@ -41,7 +42,7 @@ def to_ort_format(model: onnx.ModelProto | bytes, folder: str | os.PathLike | No
     """
     if folder is None:
         with tempfile.TemporaryDirectory(prefix="conformance-ort-", dir=fast_tmp()) as tmp:
-            return to_ort_format(model, tmp)
+            return to_ort_format(model, tmp, optimizations=optimizations)
     import onnxruntime as ort
 
     data = model if isinstance(model, bytes) else model.SerializeToString()
@@ -49,7 +50,8 @@ def to_ort_format(model: onnx.ModelProto | bytes, folder: str | os.PathLike | No
     options = _quiet_options()
     options.intra_op_num_threads = 1  # this session never runs: skip building a thread pool
     options.optimized_model_filepath = str(target)
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimizations
+                                        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     options.add_session_config_entry("session.qdqisint8allowed", "0")  # the converter's default
     options.add_session_config_entry("session.save_model_format", "ORT")
     try:
@@ -118,8 +120,11 @@ class OrtFormatBackend(Backend):
     """ONNX Runtime (CPU) on the ORT-format conversion of each model."""
 
     name = "onnxruntime-ort"
+    runs_at_once = "session"  # InferenceSession.run is documented thread-safe
 
-    def __init__(self) -> None:
+    def __init__(self, *, threads: int | None = None, optimizations: bool = True) -> None:
+        self.threads = threads
+        self.optimizations = optimizations  # False: converted and run with ORT_DISABLE_ALL
         # One private folder for the backend's life: creating a folder per prepare costs ~3 ms
         # on this machine's ext4, more than the conversion itself.
         self._folder: str | None = None
@@ -130,8 +135,12 @@ class OrtFormatBackend(Backend):
         if self._folder is None:
             self._folder = tempfile.mkdtemp(prefix="conformance-ort-", dir=fast_tmp())
         model = constant_initializers(model)
-        data = to_ort_format(model, self._folder)
+        data = to_ort_format(model, self._folder, optimizations=self.optimizations)
         options = _quiet_options()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        if not self.optimizations:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.add_session_config_entry("session.load_model_format", "ORT")
         try:
             session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
@@ -139,6 +148,10 @@ class OrtFormatBackend(Backend):
             raise BackendError(f"{self.name}: cannot load the ORT-format model: {exc}", cause=exc) from exc
         _check_inputs(model, session, self.name)
         return OrtSession(session, self.name)
+
+    def variants(self) -> dict[str, Backend]:
+        return {"one-thread": OrtFormatBackend(threads=1, optimizations=self.optimizations),
+                "no-graph-optimizations": OrtFormatBackend(threads=self.threads, optimizations=False)}
 
     def close(self) -> None:
         if self._folder is not None:

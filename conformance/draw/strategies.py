@@ -336,14 +336,46 @@ def weights() -> st.SearchStrategy[WeightRecipe]:
 
 
 class Deployment(NamedTuple):
-    """How the example is deployed: the export's shapes and how often its session runs."""
+    """How the example is deployed: the export's shapes, how often its session runs, how the
+    input's memory is laid out, and how many callers run it at once."""
 
     static: bool  # exported with every dim fixed at the drawn shape (the mobile/tutorial export)
     runs: int  # inputs of the same shape run through one prepared session, in turn
+    layout: str = "contiguous"  # or "strided": the input handed over as a non-contiguous view
+    callers: int = 1  # then this many threads run it at once, each on its own input (1: none)
+    sessions: int = 1  # the sessions those callers share: 1, or 2 prepared from the same model
 
     def inputs(self, recipe: InputRecipe) -> list[InputRecipe]:
         """``runs`` recipes: ``recipe`` first, then the same shape and kind with other seeds."""
         return [recipe] + [recipe._replace(seed=(recipe.seed + k) % 2**32) for k in range(1, self.runs)]
+
+    def overlap_inputs(self, recipe: InputRecipe) -> list[InputRecipe]:
+        """One recipe per caller running at once (none when ``callers`` is 1): other seeds again."""
+        if self.callers < 2:
+            return []
+        return [recipe._replace(seed=(recipe.seed + self.runs + k) % 2**32) for k in range(self.callers)]
+
+    def lay_out(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """``arrays`` as handed to the runtime: the first (the data input) as a non-contiguous
+        view under the strided layout, the rest (weights fed as inputs) as they are."""
+        if self.layout == "contiguous" or not arrays:
+            return list(arrays)
+        return [strided_view(arrays[0])] + list(arrays[1:])
+
+
+def strided_view(x: np.ndarray) -> np.ndarray:
+    """``x``'s values in non-contiguous memory, as callers hand them over: a 4-D array as a
+    channels-last (NHWC) buffer seen as NCHW (an image pipeline's transposed frame); any other
+    as every other element of a buffer twice as long on its last axis (a crop of a wider row).
+    One channel in NHWC is NCHW's own order, so such inputs take the second form."""
+    x = np.asarray(x)
+    if x.ndim == 4 and x.shape[1] > 1:
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    if x.ndim == 0 or x.shape[-1] == 0:
+        return x.copy()
+    wide = np.zeros(x.shape[:-1] + (2 * x.shape[-1],), x.dtype)
+    wide[..., ::2] = x
+    return wide[..., ::2]
 
 
 def deployments(*, static: bool = True, max_runs: int = 3) -> st.SearchStrategy[Deployment]:

@@ -10,7 +10,9 @@ the cat pipeline) runs examples through ``Harness.run``; ``conformance.engine.dr
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Hashable
 
@@ -21,6 +23,7 @@ import torch
 from conformance.backends.base import Backend, BackendError, ProgramBackend
 from conformance.engine.compare import CompareResult, compare
 from conformance.engine.deadline import CaseTimeout, Deadline
+from conformance.engine.overlap import run_at_once, snapshot, written
 from conformance.formats.onnx_export import (
     ExportCache,
     ExportTarget,
@@ -84,6 +87,9 @@ class Outcome:
     oracle: Callable[[], list[np.ndarray]] | None = None  # the float64 run, computed on demand
     worst_output: int = 0  # the output ``result`` describes
     run_index: int = 0  # which run of the prepared session (deployments run it several times)
+    wrote_inputs: tuple[int, ...] = ()  # inputs the run wrote into (``result`` then compares input i)
+    overlap: str = ""  # how the run overlapped others ("" when run alone)
+    placement: Callable[[], dict | None] | None = None  # the session's node -> where it ran, if it says
 
 
 class WouldExport(Exception):
@@ -171,10 +177,12 @@ class Harness:
                           "initializers")
         return self._deployed(case, Target(Backend(), export_target), example, module, weights)[1]
 
-    def localize(self, outcome: Outcome, *, deadline: Deadline | None = None):
+    def localize(self, outcome: Outcome, *, deadline: Deadline | None = None, wrap=None):
         """The per-layer error profile of a failing ONNX outcome (``conformance.localize.onnx_graph``): the
         deployed model (weights as initializers) run with every intermediate marked, each layer
-        against its PyTorch module's output, suspects rerun alone on the reference's inputs."""
+        against its PyTorch module's output, suspects rerun alone on the reference's inputs.
+        ``wrap(session)`` gives the session the runs go through (the diagnosis' failing condition)."""
+        wrap = wrap or (lambda session: session)
         from conformance.localize.onnx_graph import localize
 
         case, target, example = outcome.case, outcome.target, outcome.example
@@ -182,20 +190,20 @@ class Harness:
         weights = example.weights.materialize(module)
         module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
         if isinstance(target.backend, ProgramBackend):
-            return self._localize_program(target.backend, module, outcome, deadline)
+            return self._localize_program(target.backend, module, outcome, deadline, wrap)
         _, bound, _ = self._deployed(case, target, example, module, weights)
-        return localize(bound, outcome.fed_inputs[:1], lambda m: prepare_model(target.backend, m, deadline),
+        return localize(bound, outcome.fed_inputs[:1], lambda m: wrap(prepare_model(target.backend, m, deadline)),
                         module=module, decimal=outcome.result.decimal)
 
     @staticmethod
-    def _localize_program(backend: ProgramBackend, module, outcome: Outcome, deadline: Deadline | None):
+    def _localize_program(backend: ProgramBackend, module, outcome: Outcome, deadline: Deadline | None, wrap):
         """Each layer exported alone through the program runtime (``conformance.localize.program``)."""
         from conformance.localize.program import localize_program
 
         def export_and_load(leaf, args):
             dynamic = None if backend.per_shape else [() for _ in args]  # static: the shape it saw
             artifact = backend.export(leaf, args, dynamic)  # in this thread, as the cases' exports
-            return _ProgramSession(backend, load_program(backend, artifact, deadline), deadline)
+            return wrap(_ProgramSession(backend, load_program(backend, artifact, deadline), deadline))
 
         return localize_program(module, outcome.fed_inputs[:1], export_and_load, decimal=outcome.result.decimal)
 
@@ -227,33 +235,83 @@ class Harness:
         decimal = self.decimal if decimal is None else decimal
         worst: Outcome | None = None
         prepared = None
-        for run_index, recipe in enumerate(example.deployment.inputs(example.inputs)):
+        deployment = example.deployment
+        for run_index, recipe in enumerate(deployment.inputs(example.inputs)):
             x = recipe.materialize()
             expected = torch_run(module, [x])
             trail = {"model": None, "inputs": [x]}  # what the runtime was given, for a reproducer
-            try:
+            with _as_example_error(trail, expected):
                 if prepared is None:
                     prepared = self._prepare(case, target, example, module, weights, x, deadline, trail)
                 model, session, arrays_for = prepared
-                arrays = arrays_for(x)
+                arrays = deployment.lay_out(arrays_for(x))
                 trail.update(model=model, inputs=arrays)
+                kept = snapshot(arrays)
                 actual = run_session(target.backend, session, arrays, deadline)
-            except UnsupportedExport:
-                raise  # this format cannot be made here: the case is skipped with the reason
-            except Exception as exc:
-                raise ExampleError(exc, trail["model"], trail["inputs"], expected) from exc
-            if len(actual) != len(expected):
-                error = BackendError(f"{target.backend.name}: returned {len(actual)} outputs, "
-                                     f"the reference has {len(expected)}")
-                raise ExampleError(error, model, arrays, expected)
-            index, results = compare_outputs(actual, expected, decimal)
-            oracle_input = (case, example.structure, weights, x)
-            outcome = Outcome(case, target, example, results[index], model, expected, actual, fed_inputs=arrays,
-                              oracle=lambda args=oracle_input: self._oracle(*args), worst_output=index,
-                              run_index=run_index)
-            if worst is None or outcome.result.severity < worst.result.severity:
-                worst = outcome
+            outcome = self._judge(case, target, example, weights, x, expected, actual, arrays, kept, decimal,
+                                  model=model, run_index=run_index)
+            worst = _worse(worst, outcome)
+        for outcome in self._overlapped(case, target, example, module, weights, prepared, decimal, deadline):
+            worst = _worse(worst, outcome)
+        worst.placement = getattr(prepared[1], "placement", None)  # read only for the outcome reported
         return worst
+
+    def _judge(self, case, target, example, weights, x, expected, actual, arrays, kept, decimal, *, model,
+               run_index, overlap="") -> Outcome:
+        """One run's outcome: its worst output against the reference, or, where the run wrote into
+        an input it was handed, that input against its copy from before the run (a failure of
+        its own, whatever the outputs)."""
+        if len(actual) != len(expected):
+            error = BackendError(f"{target.backend.name}: returned {len(actual)} outputs, "
+                                 f"the reference has {len(expected)}")
+            raise ExampleError(error, model, kept, expected)
+        index, results = compare_outputs(actual, expected, decimal)
+        result, changed = results[index], written(arrays, kept)
+        if changed:
+            result = dataclasses.replace(compare(np.asarray(arrays[changed[0]]), kept[changed[0]], decimal), ok=False)
+        oracle_input = (case, example.structure, weights, x)
+        return Outcome(case, target, example, result, model, expected, actual, fed_inputs=kept,
+                       oracle=lambda args=oracle_input: self._oracle(*args), worst_output=index,
+                       run_index=run_index, wrote_inputs=tuple(changed), overlap=overlap)
+
+    def _overlapped(self, case, target, example, module, weights, prepared, decimal, deadline) -> list[Outcome]:
+        """The deployment's callers at once (``conformance.engine.overlap``), each on its own input,
+        on the prepared session and (with two sessions) one more of the same model; each judged."""
+        deployment = example.deployment
+        recipes = deployment.overlap_inputs(example.inputs)
+        at_once = getattr(target.backend, "runs_at_once", "sessions")
+        if not recipes or prepared is None or at_once == "none":
+            return []
+        # A runtime that does not document its sessions as thread-safe gets one per caller.
+        n_sessions = deployment.sessions if at_once == "session" else len(recipes)
+        xs = [r.materialize() for r in recipes]
+        expected = [torch_run(module, [x]) for x in xs]
+        model, session, arrays_for = prepared
+        feeds = [deployment.lay_out(arrays_for(x)) for x in xs]
+        kept = [snapshot(feed) for feed in feeds]
+        trail = {"model": model, "inputs": kept[0]}
+        with _as_example_error(trail, expected[0]):
+            sessions = [session] + [self._prepare(case, target, example, module, weights, xs[0], deadline, trail,
+                                                  fresh=True)[1] for _ in range(n_sessions - 1)]
+            actual = run_at_once(lambda s, feed: run_session(target.backend, s, feed, deadline), sessions, feeds)
+        where = "one prepared session" if len(sessions) == 1 else f"{len(sessions)} sessions of the model"
+        return [self._judge(case, target, example, weights, xs[i], expected[i], actual[i], feeds[i], kept[i],
+                            decimal, model=model, run_index=deployment.runs + i,
+                            overlap=f"caller {i + 1} of {len(xs)} running at once on {where}")
+                for i in range(len(xs))]
+
+    def fresh_session(self, outcome: Outcome, backend: Backend | None = None, deadline: Deadline | None = None):
+        """``(session, arrays_for)``: ``outcome``'s artifact prepared anew (nothing run before
+        carries over) on ``backend``, a variant of its runtime (its own runtime by default);
+        ``arrays_for(x)`` gives the arrays a run on input ``x`` takes."""
+        case, example = outcome.case, outcome.example
+        target = outcome.target if backend is None else Target(backend, outcome.target.export)
+        module = self.module_for(case, example.structure)
+        weights = example.weights.materialize(module)
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+        x = example.inputs.materialize()
+        _, session, arrays_for = self._prepare(case, target, example, module, weights, x, deadline, {}, fresh=True)
+        return session, arrays_for
 
     def _oracle(self, case: Case, structure: Hashable, weights: dict, x: np.ndarray) -> list[np.ndarray]:
         """The module in float64 on the same weights and input (no fast float64 kernels: dear,
@@ -262,11 +320,12 @@ class Harness:
         module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
         return torch_run(module, [x], dtype=torch.float64)
 
-    def _prepare(self, case, target, example, module, weights, x, deadline, trail):
-        """(model run, session, arrays_for(x)): the artifact, prepared once for the example."""
+    def _prepare(self, case, target, example, module, weights, x, deadline, trail, fresh=False):
+        """(model run, session, arrays_for(x)): the artifact, prepared once for the example
+        (``fresh``: a session of its own, never one kept from earlier examples)."""
         if isinstance(target.backend, ProgramBackend):
-            return None, self._prepare_program(case, target, example, module, x, deadline), lambda x: [x]
-        return self._prepare_onnx(case, target, example, module, weights, x, deadline, trail)
+            return None, self._prepare_program(case, target, example, module, x, deadline, fresh), lambda x: [x]
+        return self._prepare_onnx(case, target, example, module, weights, x, deadline, trail, fresh)
 
     # ONNX runtimes -------------------------------------------------------------------------
 
@@ -283,7 +342,7 @@ class Harness:
         key = (*self._artifact_key(case, target, example), example.weights)
         return model, self.exports.get(key, lambda: self._export(module, case, target, example)), False
 
-    def _prepare_onnx(self, case, target, example, module, weights, x, deadline, trail: dict):
+    def _prepare_onnx(self, case, target, example, module, weights, x, deadline, trail: dict, fresh=False):
         model, bound, swappable = self._deployed(case, target, example, module, weights)
         if swappable and example.feed == "inputs":
             names = list(weights)
@@ -291,7 +350,7 @@ class Harness:
                                      lambda: weights_as_inputs(model, names))
             trail["model"] = fed_model
             session = self._session(("fed", target.id, *self._artifact_key(case, target, example)),
-                                    target.backend, fed_model, deadline)
+                                    target.backend, fed_model, deadline, fresh=fresh)
             return fed_model, session, lambda x: [x] + [weights[n] for n in names]
         trail["model"] = bound
         session = prepare_model(target.backend, bound, deadline)  # weights baked in: one per draw
@@ -317,13 +376,13 @@ class Harness:
 
     # Runtimes that take a torch program --------------------------------------------------
 
-    def _prepare_program(self, case, target, example, module, x, deadline):
+    def _prepare_program(self, case, target, example, module, x, deadline, fresh=False):
         backend: ProgramBackend = target.backend
         key = self._artifact_key(case, target, example)
         shape = x.shape if backend.per_shape else case.example_shape(example.structure)
         dynamic = None if backend.per_shape else [case.dynamic]
         artifact = self.exports.get(key, lambda: program_export(backend, module, (torch.zeros(shape),), dynamic))
-        return self._session(("program", key), backend, artifact, deadline, load=True)
+        return self._session(("program", key), backend, artifact, deadline, load=True, fresh=fresh)
 
     # Sessions, each call under the case's deadline -----------------------------------------
 
@@ -332,7 +391,10 @@ class Harness:
             self._sessions[key] = build()
         return self._sessions[key]
 
-    def _session(self, key, backend: Backend, artifact, deadline: Deadline, *, load: bool = False):
+    def _session(self, key, backend: Backend, artifact, deadline: Deadline, *, load: bool = False,
+                 fresh: bool = False):
+        if fresh:  # a session of its own: neither taken from nor kept in the cache
+            return load_program(backend, artifact, deadline) if load else prepare_model(backend, artifact, deadline)
         if key not in self._sessions:
             self._sessions[key] = (load_program(backend, artifact, deadline) if load
                                    else prepare_model(backend, artifact, deadline))
@@ -377,6 +439,24 @@ def load_program(backend: ProgramBackend, artifact: bytes, deadline: Deadline | 
 def run_session(backend: Backend, session, arrays, deadline: Deadline | None = None) -> list[np.ndarray]:
     """``session.run(arrays)``, as numpy arrays."""
     return [np.asarray(o) for o in _call(backend, "run", lambda: session.run(arrays), deadline)]
+
+
+def _worse(worst: Outcome | None, outcome: Outcome) -> Outcome:
+    """The worse of two outcomes: a failure before a pass, then the larger error."""
+    if worst is None or outcome.result.severity < worst.result.severity:
+        return outcome
+    return worst
+
+
+@contextlib.contextmanager
+def _as_example_error(trail: dict, expected):
+    """A runtime's or exporter's failure as an ``ExampleError`` carrying what it was given."""
+    try:
+        yield
+    except UnsupportedExport:
+        raise  # this format cannot be made here: the case is skipped with the reason
+    except Exception as exc:
+        raise ExampleError(exc, trail["model"], trail["inputs"], expected) from exc
 
 
 def compare_outputs(actual, expected, decimal: int) -> tuple[int, list[CompareResult]]:

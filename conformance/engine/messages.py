@@ -13,8 +13,9 @@ def _where(target) -> str:
     return what if place == "host" else f"{what}, on {place}"
 
 
-def failure_message(outcome, nodeid: str, *, localization: str = "") -> str:
-    """A parity mismatch: what was drawn, how far off, which side the oracle blames, how to rerun."""
+def failure_message(outcome, nodeid: str, *, localization: str = "", diagnosis=None) -> str:
+    """A parity mismatch: what was drawn, how far off, which side the oracle blames, how to rerun;
+    with a diagnosis, its trials and, last, the ``cause:`` line."""
     if getattr(outcome, "quantized", None) is not None:
         from conformance.engine.qmessages import quant_failure_message
 
@@ -25,16 +26,34 @@ def failure_message(outcome, nodeid: str, *, localization: str = "") -> str:
         f"  structure: {c.describe(ex.structure)}",
         f"  input {ex.inputs.shape} at {ex.inputs.scale} scale ({_distribution(ex.inputs)}), "
         f"weights {ex.weights.init} with {ex.weights.zero_fraction:.0%} zeros, fed as {ex.feed}",
-        f"  {'static' if ex.deployment.static else 'dynamic'}-shape export; run {outcome.run_index + 1} of "
-        f"{ex.deployment.runs} of one prepared session",
-        f"  output {tuple(outcome.expected[outcome.worst_output].shape)}: {r.summary()}",
+        f"  {_deployment(outcome)}",
     ]
-    if r.oracle is not None:
+    if outcome.wrote_inputs:
+        i = outcome.wrote_inputs[0]
+        lines.append(f"  the run wrote into its input {i} (after the run vs before): {r.summary()}")
+    else:
+        lines.append(f"  output {tuple(outcome.expected[outcome.worst_output].shape)}: {r.summary()}")
+    if r.oracle is not None and not outcome.wrote_inputs:
         lines.append(f"  {r.oracle.describe(r.tolerance)}")
     if localization:
         lines.append(f"  {localization}")
+    if diagnosis is not None:
+        lines += [f"  {line}" for line in diagnosis.lines()]
     lines += _footer(outcome.reproducer, nodeid)
+    if diagnosis is not None and diagnosis.cause:
+        lines.append(f"  cause: {diagnosis.cause}")
     return "\n".join(lines)
+
+
+def _deployment(outcome) -> str:
+    ex = outcome.example
+    d = ex.deployment
+    text = f"{'static' if d.static else 'dynamic'}-shape export"
+    if d.layout != "contiguous":
+        text += f", the input handed over as a {d.layout} (non-contiguous) view"
+    if outcome.overlap:
+        return f"{text}; after {d.runs} run{'s' if d.runs != 1 else ''} in turn, {outcome.overlap}"
+    return f"{text}; run {outcome.run_index + 1} of {d.runs} of one prepared session"
 
 
 def _distribution(recipe) -> str:

@@ -51,6 +51,8 @@ class CaseRecord:
     shard: str = ""  # "I/N": the shard of the run that ran it ("1/1" unsharded)
     machine: str = ""  # "host/cpu_id" of the machine that ran it (conformance.engine.machine)
     run_id: str = ""  # the run (pytest session) that ran it
+    diagnosis: dict | None = None  # a failure's reruns under variations and their cause (engine.diagnosis)
+    placement: dict | None = None  # where the reported outcome's nodes ran: {"counts": {...}, "nodes": {...}}
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -66,6 +66,8 @@ def _from_record(rec: dict, decimal: int) -> dict:
         "summary": rec.get("summary", ""), "example": rec.get("example", ""),
         "host_diff": rec.get("host_diff"), "machine": rec.get("machine", ""), "shard": rec.get("shard", ""),
         "seconds": rec.get("seconds", 0.0),
+        "cause": (rec.get("diagnosis") or {}).get("cause", ""),
+        "placement": (rec.get("placement") or {}).get("counts"),
         "decimal": row_decimal, "tolerance": tolerance(row_decimal),
         "max_abs": worst.get("max_abs"), "max_rel": worst.get("max_rel"), "ulp": worst.get("ulp"),
         "margin": worst.get("margin"), "worst_index": worst.get("worst_index"),

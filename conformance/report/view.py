@@ -44,6 +44,8 @@ def detail(row: dict) -> str:
         if oracle:
             text += (f"; float64 oracle: backend err {oracle['backend_error']:.3g}, "
                      f"torch err {oracle['reference_error']:.3g}")
+        if row.get("cause"):
+            text += f"; cause: {row['cause']}"
         return text
     first = [line for line in one_screen(row.get("message") or "").splitlines() if line.strip()]
     return first[0][:200] if first else "failed"
@@ -171,6 +173,9 @@ def build_view(report: dict, figures: dict[str, Path] | None = None) -> dict:
         "details": [{"nodeid": r["nodeid"], "reproducer": r["reproducer"], "message": one_screen(r["message"])}
                     for r in rows if r["status"] in ("fail", "xfail")],
         "expected": [r for r in rows if r["status"] == "xfail"], "stale": report["stale"],
+        "placements": [{"nodeid": r["nodeid"], "text": ", ".join(f"{where}: {n}" for where, n in
+                                                                  sorted(r["placement"].items()))}
+                       for r in rows if r.get("placement")],
         "run": report["meta"].get("header", []) + [
             f"created {report['meta']['created']}" + (f", run {report['meta']['run_id']}"
                                                        if report["meta"].get("run_id") else ""),
