@@ -76,6 +76,10 @@ def single_node_model(model: onnx.ModelProto, node: onnx.NodeProto, values: Mapp
         if name not in values:
             raise KeyError(f"no value for input {name!r} of node {node.name!r}")
         array = np.asarray(values[name])
+        declared = types.get(name)
+        if array.dtype.kind == "f" and declared and declared != helper.np_dtype_to_tensor_dtype(array.dtype):
+            # a float64 oracle's value feeds the node in the type the model declares
+            array = array.astype(helper.tensor_dtype_to_np_dtype(declared))
         if array.dtype.kind in "fc":
             graph_inputs.append(helper.make_tensor_value_info(
                 name, helper.np_dtype_to_tensor_dtype(array.dtype), list(array.shape)))
