@@ -192,3 +192,33 @@ def test_fast_pools_agree_with_onnxruntime(case):
         reject()
     assert ours.shape == theirs.shape
     np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
+
+
+def test_references_that_disagree_leave_the_example_out_never_fail_the_runtime(monkeypatch, tmp_path):
+    """The evaluator made wrong on purpose (opset-9 Softmax with opset-13 semantics, the old
+    bug): ONNX Runtime with optimizations off disagrees with it, so no runtime is blamed."""
+    from byom_helpers import save
+
+    from conformance.backends import load_backend
+    from conformance.byom import reference_model
+    from conformance.byom.drive import drive
+    from conformance.byom.model_check import ModelCheck
+    from conformance.byom.onnx_reference import DEFAULT_REFERENCE, second_reference
+    from conformance.engine.deadline import Deadline
+
+    monkeypatch.setattr(onnx_reference, "upgrade", lambda model: (model, ""))
+    monkeypatch.setattr(reference_model, "_CHANGED_BEFORE", {})
+    model = _model([helper.make_node("Softmax", ["x"], ["y"])], (1, 5, 1, 1), (1, 5, 1, 1), opset=9)
+    path = save(model, tmp_path / "softmax9.onnx")
+    for spec in ("onnxruntime", "conformance.faults:OffBy2e3"):
+        reference = load_backend(DEFAULT_REFERENCE)
+        check = ModelCheck(path, reference, second=second_reference(reference.name))
+        verdict = drive(check, load_backend(spec), max_examples=3, deadline=Deadline(60), derandomize=True)
+        assert verdict.failure is None and verdict.error is None and verdict.examples == 0, verdict
+        assert verdict.nonfinite == 3
+        assert verdict.nonfinite_note.startswith(
+            "the reference is uncertain here: conformance.byom.onnx_reference and onnxruntime (no optimizations) "
+            "disagree on output 'y' by ")
+    alone = ModelCheck(path, load_backend(DEFAULT_REFERENCE))  # one reference: the runtime is blamed
+    verdict = drive(alone, load_backend("onnxruntime"), max_examples=3, deadline=Deadline(60), derandomize=True)
+    assert verdict.failure is not None

@@ -36,7 +36,8 @@ class OrtSession:
 class OnnxRuntimeBackend(Backend):
     """ONNX Runtime with one execution provider (CPU unless told otherwise)."""
 
-    def __init__(self, provider: str = "CPUExecutionProvider", *, threads: int | None = None):
+    def __init__(self, provider: str = "CPUExecutionProvider", *, threads: int | None = None,
+                 optimize: bool = True):
         providers = available_providers()
         if provider not in providers:
             raise BackendError(
@@ -47,6 +48,10 @@ class OnnxRuntimeBackend(Backend):
         self.threads = threads
         short = provider.removesuffix("ExecutionProvider").lower()
         self.name = "onnxruntime" if short == "cpu" else f"onnxruntime-{short}"
+        # optimize=False: no graph rewrites (fusions, constant folding), each node by its own kernel
+        self.optimize = optimize
+        if not optimize:
+            self.name += " (no optimizations)"
 
     def prepare(self, model: onnx.ModelProto) -> OrtSession:
         import onnxruntime
@@ -55,6 +60,8 @@ class OnnxRuntimeBackend(Backend):
         options.log_severity_level = 3  # errors only: warnings would flood the test output
         if self.threads:
             options.intra_op_num_threads = self.threads
+        if not self.optimize:
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             session = onnxruntime.InferenceSession(
                 model.SerializeToString(), options, providers=[self.provider]

@@ -117,6 +117,21 @@ def _widen(x) -> np.ndarray:
     return x.astype(np.float64) if x.dtype.kind == "f" else x
 
 
+def second_reference(reference_name: str):
+    """The second reference beside the default one: ONNX Runtime (CPU) with its graph
+    optimizations off, each node by its own kernel. None beside any other reference, or
+    where ONNX Runtime's CPU provider is missing."""
+    from conformance.backends.base import BackendError
+    from conformance.backends.onnxrt import OnnxRuntimeBackend
+
+    if reference_name != DEFAULT_REFERENCE:
+        return None
+    try:
+        return OnnxRuntimeBackend(optimize=False)
+    except BackendError:
+        return None
+
+
 def prepare(model: onnx.ModelProto, device: str = "CPU", **_) -> ReferenceRep:
     """The ONNX backend API's ``prepare``: CPU only."""
     if device.upper() != "CPU":

@@ -98,6 +98,7 @@ def run(args) -> int:
     from conformance.byom.model_file import ModelError
     from conformance.byom.onnx_inputs import parse_dim_specs
     from conformance.byom.model_check import ModelCheck
+    from conformance.byom.onnx_reference import second_reference
 
     problem = _validate(args)
     if problem:
@@ -105,13 +106,16 @@ def run(args) -> int:
     try:
         dims = parse_dim_specs(args.dim)
         backends, reference = _backends(args)
-        check = ModelCheck(Path(args.model), reference, dims, args.max_elements, args.decimal)
+        check = ModelCheck(Path(args.model), reference, dims, args.max_elements, args.decimal,
+                           second=second_reference(reference.name))
         started = time.perf_counter()
         print(f"preparing the reference {reference.name}...", flush=True)
         check.prepare_reference(args.case_timeout)
     except (ModelError, BackendError, CaseTimeout, _SameAsReference) as exc:
         return _usage(str(exc))
-    print(f"reference {reference.name} ready in {time.perf_counter() - started:.1f} s", flush=True)
+    notes = "; ".join(check.reference_notes() + ([f"second reference {check.second.name}"] if check.second else []))
+    print(f"reference {reference.name} ready in {time.perf_counter() - started:.1f} s"
+          + (f" ({notes})" if notes else ""), flush=True)
     print(f"{args.model}: opset {_imports(check)}; inputs "
           + "; ".join(s.describe() for s in check.specs)
           + (f"; dims {', '.join(f'{n}={lo}:{hi}' for n, (lo, hi) in check.ranges.items())}" if check.ranges else "")
@@ -133,10 +137,12 @@ def _check_all(args, check, backends, reference) -> int:
     from conformance.byom.model_file import ModelError
 
     status = EXIT_OK
+    # One key for every backend: with --seed they all draw the same examples, and the reference's
+    # outputs for each (computed once) serve them all.
     for backend in backends:
         progress = Progress(backend.name, reference.name, args.examples)
         verdict = drive(check, backend, max_examples=args.examples, deadline=Deadline(args.case_timeout),
-                        derandomize=args.seed is not None, key=f"{check.case.name}-{backend.name}-{args.seed}",
+                        derandomize=args.seed is not None, key=f"{check.case.name}-{args.seed}",
                         reproducers=Path(args.reports) / "reproducers", on_outcome=progress)
         problem = verdict.problem(reference.name)
         if isinstance(verdict.error, ModelError) or (problem and verdict.examples == 0 and verdict.error is None):

@@ -27,6 +27,7 @@ from conformance.formats.onnx_export import (
     ProgramFormat,
     UnsupportedExport,
     export,
+    export_example_shape,
 )
 from conformance.formats.graph import bind_weights, weights_as_inputs
 from conformance.draw.spec import Case
@@ -312,7 +313,7 @@ class Harness:
         at the drawn shape, as mobile exports (the tutorial's too) are made."""
         if example.deployment.static:
             return export(module, (torch.zeros(example.inputs.shape),), target.export, dynamic=[()])
-        args = (torch.zeros(case.example_shape(example.structure)),)
+        args = (torch.zeros(export_example_shape(case.example_shape(example.structure), case.dynamic)),)
         return export(module, args, target.export, dynamic=[case.dynamic])
 
     # Runtimes that take a torch program --------------------------------------------------
@@ -320,7 +321,8 @@ class Harness:
     def _prepare_program(self, case, target, example, module, x, deadline):
         backend: ProgramBackend = target.backend
         key = self._artifact_key(case, target, example)
-        shape = x.shape if backend.per_shape else case.example_shape(example.structure)
+        shape = x.shape if backend.per_shape else export_example_shape(case.example_shape(example.structure),
+                                                                      case.dynamic)
         dynamic = None if backend.per_shape else [case.dynamic]
         artifact = self.exports.get(key, lambda: backend.export(module, (torch.zeros(shape),), dynamic))
         return self._session(("program", key), backend, artifact, deadline, load=True)

@@ -258,13 +258,15 @@ def default_oracle(model: onnx.ModelProto):
 
 def localize(model: onnx.ModelProto, inputs: Sequence[np.ndarray], prepare: Prepare, *,
              module=None, reference: Prepare = reference_prepare, decimal: int = 3,
-             oracle: Prepare | None = default_oracle) -> Localization:
+             oracle: Prepare | None = default_oracle, first_only: bool = False) -> Localization:
     """The per-layer error profile of ``model`` on the runtime ``prepare`` makes sessions of.
 
     ``module`` is the torch module ``model`` was exported from (eval mode, float32 weights as in
     the export); without it the reference runtime runs the whole model. ``inputs`` are the model's
     inputs in order. ``oracle`` judges each suspect alone (float64; None: against the reference's
-    values, tolerance only). Raises ``LocalizationError`` when a runtime cannot run a marked model.
+    values, tolerance only). ``first_only`` stops running suspects alone at the first diverging
+    one (later layers keep their full-model errors: a big model's every layer may be a suspect).
+    Raises ``LocalizationError`` when a runtime cannot run a marked model.
     """
     start = time.perf_counter()
     arrays = [np.asarray(a) for a in inputs]
@@ -277,7 +279,7 @@ def localize(model: onnx.ModelProto, inputs: Sequence[np.ndarray], prepare: Prep
         values, paths = _run_all(reference, model, arrays, "the reference runtime failed"), {}
         values.update({i.name: a for i, a in zip(_graph_inputs(model), arrays)})
         source = "reference runtime"
-    layers = []
+    layers, found_one = [], False
     for index, node in enumerate(model.graph.node):
         names = [o for o in _float_outputs(node, values) if o in actual]
         if not names:
@@ -286,10 +288,11 @@ def localize(model: onnx.ModelProto, inputs: Sequence[np.ndarray], prepare: Prep
         path = paths.get(index) or None
         tol = tolerance(decimal)
         layer = LayerError(path or node.name, path, node.name, node.op_type, worst, worst / tol, tolerance=tol)
-        if not worst < tol:
+        if not worst < tol and not (first_only and found_one):
             found = _isolated(model, node, values, prepare, decimal, types, oracle)
             if found is not None:
                 layer.isolated, layer.excess, layer.explained = found
+                found_one = layer.diverges
         layers.append(layer)
     return Localization(layers, decimal, source, seconds=time.perf_counter() - start)
 

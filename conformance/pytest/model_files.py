@@ -43,6 +43,8 @@ def pytest_configure(config):
         _import(target)
     try:
         session = ByomSession.from_config(config)
+        for path in session.models:
+            _readable(path)
     except ModelError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION] = session
@@ -75,6 +77,23 @@ def pytest_sessionstart(session):
 
 
 SESSION = pytest.StashKey["ByomSession"]()
+
+
+def _readable(path: str) -> None:
+    """A --model that is missing or unreadable is a usage error (one line, exit 4) before any
+    case: a file that is there but is not a valid model fails its own cases."""
+    from conformance.byom.model_file import ModelError
+
+    file = Path(path)
+    if not file.exists():
+        raise ModelError(f"--model {path}: no such file")
+    if not file.is_file():
+        raise ModelError(f"--model {path}: not a file")
+    try:
+        with file.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise ModelError(f"--model {path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _import(target: str) -> None:

@@ -100,7 +100,14 @@ def row_label(row: dict) -> str:
 
 
 def column_label(row: dict) -> str:
-    return f"{row['backend']} · {row['exporter']} · opset {row['opset']}"
+    """``backend · exporter · opset N``; a runtime's own format has no opset (``executorch · pte``)
+    and the cat pipeline neither exporter nor opset: its column is the runtime alone."""
+    parts = [row["backend"]]
+    if row.get("exporter") not in (None, "", "-"):
+        parts.append(row["exporter"])
+    if row.get("opset"):
+        parts.append(f"opset {row['opset']}")
+    return " · ".join(parts)
 
 
 def matrix(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str], dict]]:
