@@ -31,8 +31,9 @@ def register(subparsers) -> None:
     add_backend_arguments(p)
     p.add_argument("--reference", default=DEFAULT_REFERENCE, metavar="BACKEND",
                    help="the backend whose outputs are the truth; it may not also be under test. Default: "
-                        "ONNX's reference evaluator (conformance.byom.onnx_reference: slow, but written from the "
-                        "operator specs, independent of ONNX Runtime)")
+                        "ONNX's reference evaluator (conformance.byom.onnx_reference: written from the operator specs, "
+                        "independent of ONNX Runtime, at the newest opset and in float64), with ONNX Runtime "
+                        "without optimizations as a second opinion")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=MIN:MAX",
                    help=f"range of a symbolic dimension (repeatable; unnamed ones are INPUT[AXIS]). "
                         f"Default: {DEFAULT_DIM_RANGE[0]}:{DEFAULT_DIM_RANGE[1]}")

@@ -28,7 +28,8 @@ def pytest_addoption(parser):
                     help=f"range of a symbolic input dimension of the --model files (repeatable; unnamed "
                          f"ones are INPUT[AXIS]). Default: {DEFAULT_DIM_RANGE[0]}:{DEFAULT_DIM_RANGE[1]}")
     group.addoption("--reference", default=DEFAULT_REFERENCE, metavar="BACKEND",
-                    help="the backend whose outputs are the truth for --model files. Default: onnxruntime (CPU)")
+                    help=f"the backend whose outputs are the truth for --model files. Default: {DEFAULT_REFERENCE} "
+                         "(onnx's evaluator in float64)")
     group.addoption("--max-elements", type=int, default=DEFAULT_MAX_ELEMENTS, metavar="N",
                     help=f"refuse --model files whose inputs could hold more elements. Default: {DEFAULT_MAX_ELEMENTS}")
     group.addoption("--register", action="append", default=[], metavar="MODULE",
