@@ -147,6 +147,19 @@ _NONDETERMINISTIC = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLik
                                "Bernoulli", "Multinomial", "Dropout"})
 
 
+def _constant_nodes(graph: onnx.GraphProto) -> set[int]:
+    """Indices of the nodes whose every input is an initializer or another such node's output."""
+    known = {i.name for i in graph.initializer}
+    found: set[int] = set()
+    for index, node in enumerate(graph.node):
+        if (node.op_type not in _NONDETERMINISTIC and not node.domain
+                and all(not i or i in known for i in node.input)
+                and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)):
+            found.add(index)
+            known.update(o for o in node.output if o)
+    return found
+
+
 def split_constants(model: onnx.ModelProto) -> tuple[onnx.ModelProto | None, onnx.ModelProto]:
     """(a model computing every value that depends on no input, the rest of the graph taking
     those values as inputs); ``(None, model)`` when nothing is constant.
@@ -155,16 +168,8 @@ def split_constants(model: onnx.ModelProto) -> tuple[onnx.ModelProto | None, onn
     are then computed once, not on every run: in float64, an ImageNet model's are 1 GB a run.
     """
     graph = model.graph
-    known = {i.name for i in graph.initializer}
-    folded: list[onnx.NodeProto] = []
-    foldable: set[int] = set()
-    for index, node in enumerate(graph.node):
-        if (node.op_type not in _NONDETERMINISTIC and not node.domain
-                and all(not i or i in known for i in node.input)
-                and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)):
-            folded.append(node)
-            foldable.add(index)
-            known.update(o for o in node.output if o)
+    foldable = _constant_nodes(graph)
+    folded = [n for i, n in enumerate(graph.node) if i in foldable]
     if not folded:
         return None, model
     made = {o for n in folded for o in n.output if o}
