@@ -47,24 +47,27 @@ def arrays(check: ModelCheck, seed: int, distribution: str) -> list[np.ndarray]:
             for i, s in enumerate(check.specs)]
 
 
-def measure(path: Path, examples: int) -> tuple[float, float, int, float]:
-    """(prepare s, median s per example, false alarms, worst error against ORT)."""
+def measure(path: Path, examples: int) -> tuple[float, float, float, int, float]:
+    """(prepare s, median s per example, median CPU s per example, false alarms, worst error
+    against ORT). CPU seconds (all threads of the process) tell apart a slow reference from a
+    busy machine: on a shared machine, wall time grows with the load."""
     check = ModelCheck(path, load_backend(DEFAULT_REFERENCE))
     start = time.perf_counter()
     check.prepare_reference(None)
     prepared = time.perf_counter() - start
     ort = load_backend("onnxruntime")
-    times, alarms, worst = [], 0, 0.0
+    times, cpu, alarms, worst = [], [], 0, 0.0
     for k in range(examples):
         feed = arrays(check, 1000 * k, ("unit", "normal", "wide")[k % 3])
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         expected = check.reference_outputs(feed, Deadline(None))
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
         actual = check.run(ort, feed, Deadline(None))
         results = [compare(actual[i], expected[i], 3) for i in check.compared]
         alarms += not all(results)
         worst = max([worst] + [r.max_abs for r in results])
-    return prepared, statistics.median(times), alarms, worst
+    return prepared, statistics.median(times), statistics.median(cpu), alarms, worst
 
 
 def main() -> None:
@@ -73,14 +76,14 @@ def main() -> None:
     parser.add_argument("--only", default="", help="models whose path contains this")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    print(f"{'model':34} {'prepare s':>9} {'s/example':>9} {'false alarms':>12} {'worst err vs ORT':>16}")
+    print(f"{'model':34} {'prepare s':>9} {'s/example':>9} {'CPU s/ex':>8} {'false alarms':>12} {'worst err vs ORT':>16}")
     for path in model_paths():
         if args.only not in str(path):
             continue
         name = path.stem if path.parent.name == "light" else path.parent.name
-        prepared, per_example, alarms, worst = measure(path, args.examples)
-        print(f"{name:34} {prepared:9.2f} {per_example:9.3f} {alarms:>6} of {args.examples:<3} {worst:16.3g}",
-              flush=True)
+        prepared, per_example, cpu, alarms, worst = measure(path, args.examples)
+        print(f"{name:34} {prepared:9.2f} {per_example:9.3f} {cpu:8.3f} {alarms:>6} of {args.examples:<3} "
+              f"{worst:16.3g}", flush=True)
 
 
 if __name__ == "__main__":

@@ -222,6 +222,8 @@ def _isolated(model, node, values, prepare: Prepare, decimal: int, types, oracle
 
 
 def _against_oracle(alone, feeds, outs, oracle: Prepare):
+    """(max abs error, excess, explained) of the runtime's ``outs`` against the float64 oracle
+    of the node on the same ``feeds``, net of float32 rounding; None where it cannot judge."""
     from conformance.localize.rounding import allowance
 
     def evaluate(model, arrays):
@@ -235,17 +237,19 @@ def _against_oracle(alone, feeds, outs, oracle: Prepare):
     worst, excess, explained = 0.0, -np.inf, 0.0
     for out, want, allow in zip(outs, exact, allowed):
         out, want = np.asarray(out, np.float64), np.asarray(want, np.float64)
-        if out.shape != want.shape or out.dtype.kind != "f":
+        if out.shape != want.shape:
             return None
         with np.errstate(invalid="ignore"):
-            error = np.abs(out - want)
-            over = np.nan_to_num(error - np.broadcast_to(allow, error.shape), nan=np.inf)
+            same = (out == want) | (np.isnan(out) & np.isnan(want))  # NaN and Inf where the oracle has them
+            error = np.where(same, 0.0, np.abs(out - want))
+            allow = np.broadcast_to(allow, error.shape)
+            over = np.nan_to_num(error - allow, nan=np.inf)
         if error.size:
             at = np.unravel_index(int(np.argmax(over)), over.shape)
-            worst = max(worst, float(np.nanmax(error)) if np.isfinite(error).all() else float("inf"))
+            worst = max(worst, float(np.max(np.nan_to_num(error, nan=np.inf))))
             if over[at] > excess:
-                excess, explained = float(over[at]), float(np.broadcast_to(allow, error.shape)[at])
-    return worst, (excess if np.isfinite(excess) or excess > 0 else 0.0), explained
+                excess, explained = float(over[at]), float(allow[at])
+    return worst, (excess if excess > -np.inf else 0.0), explained
 
 
 def default_oracle(model: onnx.ModelProto):
