@@ -30,12 +30,16 @@ from conformance.engine.compare import CompareResult
 from conformance.engine.harness import compare_outputs, prepare_model, run_session
 
 
-class NonFiniteReference(Exception):
-    """The reference produced NaN or Inf for this example, so it cannot judge the backend."""
+class CannotJudge(Exception):
+    """The reference cannot judge the backend on this example: it is left out and counted."""
 
 
-class UncertainReference(NonFiniteReference):
-    """The two references disagree on this example, so neither can judge the backend."""
+class NonFiniteReference(CannotJudge):
+    """The reference produced NaN or Inf for this example."""
+
+
+class UncertainReference(CannotJudge):
+    """The two references disagree on this example."""
 
 #: Drawn inputs whose reference outputs are kept (shrinking and other backends reuse them).
 REFERENCE_CACHE = 64
