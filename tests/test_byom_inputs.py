@@ -97,3 +97,17 @@ def test_factory_must_return_a_module(registry):
     case = register_module("notmod", lambda: 42, (1, 2))
     with pytest.raises(TypeError, match="not a torch.nn.Module"):
         case.build(0)
+
+
+def test_a_batch_one_example_is_exported_at_two_and_still_drawn(registry):
+    """torch.export specializes a size of 1: the export takes 2 on a dynamic axis, the draws
+    (and per-shape runtimes such as LiteRT, which convert at the example shape) keep the user's."""
+    import torch
+
+    from conformance.formats.onnx_export import export_example_shape
+
+    case = register_module("b1", lambda: torch.nn.Linear(4, 2), torch.zeros(1, 4), input_shapes=[(1, 4), (3, 4)])
+    assert case.dynamic == (0,) and case.example_shape(0) == (1, 4)
+    assert export_example_shape(case.example_shape(0), case.dynamic) == (2, 4)
+    assert export_example_shape((1, 1, 5), (0, 2)) == (2, 1, 5)  # a static axis keeps its 1
+    assert find(case.input_shapes(0), lambda s: s[0] == 1) == (1, 4)

@@ -13,7 +13,7 @@ from test_hardening import check  # noqa: F401  (the fixture: exit code, stdout 
 
 def test_default_reference_is_not_the_runtime_under_test(check, tmp_path):
     code, out = check(save(relu(), tmp_path / "r.onnx"))
-    assert code == 0 and "PASS onnxruntime vs conformance.byom.onnx_reference: 3 examples" in out
+    assert code == 0 and "PASS onnxruntime vs conformance.backends.onnx_reference: 3 examples" in out
 
 
 def test_reference_under_test_is_refused_with_why(check, tmp_path):
@@ -24,7 +24,7 @@ def test_reference_under_test_is_refused_with_why(check, tmp_path):
 
 def test_unreleased_opset_is_one_line(check, tmp_path):
     code, out = check(save(relu(opset=99), tmp_path / "r99.onnx"), "--reference", "onnxruntime",
-                      "--backend", "conformance.byom.onnx_reference")
+                      "--backend", "conformance.backends.onnx_reference")
     assert code == 2 and "Opset 99" in out
     assert out.count("\n") == 2  # "preparing the reference ..." and the one error line
     assert "onnxruntime_src" not in out and "ValidateOpsetForDomain" not in out  # no C++ location or signature

@@ -79,7 +79,7 @@ def test_opset_a_backend_does_not_support(check, tmp_path):
 
 def test_opset_the_reference_does_not_support(check, tmp_path):
     path = save(relu(opset=30), tmp_path / "relu30.onnx")
-    code, out = check(path, "--reference", "onnxruntime", "--backend", "conformance.byom.onnx_reference")
+    code, out = check(path, "--reference", "onnxruntime", "--backend", "conformance.backends.onnx_reference")
     assert code == 2 and "the reference cannot prepare the model" in out and "ai.onnx 30" in out
     code, out = check(path)  # the default reference, onnx's evaluator, takes it
     assert code == 1 and "FAIL onnxruntime" in out and "ai.onnx 30" in out

@@ -89,8 +89,8 @@ def test_the_message_names_the_module(model_name, export_id):
         node = [n for n in model.graph.node if n.op_type == op][occurrence]
         result = localize(model, [x], faults.perturbed_node(node.name, 0.41).prepare, module=module)
         assert result.first_diverging.module == path
-        assert result.describe() == (f"first diverging layer: {path} ({op} {node.name}): "
-                                     f"max abs error 0.41 alone on the reference's inputs")
+        assert result.describe().startswith(f"first diverging layer: {path} ({op} {node.name}): "
+                                            f"max abs error 0.41 alone on the reference's inputs")
 
 
 def test_torchscript_scopes_map_every_call_of_a_reused_module():

@@ -199,3 +199,12 @@ def test_report_command_rebuilds_from_saved_files(tmp_path, capsys):
     assert main(["report", "--reports", str(tmp_path), "--expected-failures", str(listed), "--baseline", "first"]) == 0
     assert "1 expected failures" in capsys.readouterr().out
     assert main(["report", "--reports", str(tmp_path / "empty")]) == 2
+
+
+def test_columns_without_an_opset_name_the_runtime_and_format_alone():
+    """Before: the cat pipeline's column read "onnxruntime · - · opset 0"."""
+    from conformance.report.parity_rows import column_label
+
+    assert column_label({"backend": "onnxruntime", "exporter": "-", "opset": 0}) == "onnxruntime"
+    assert column_label({"backend": "executorch", "exporter": "pte", "opset": 0}) == "executorch · pte"
+    assert column_label({"backend": "ort", "exporter": "torchscript", "opset": 17}) == "ort · torchscript · opset 17"

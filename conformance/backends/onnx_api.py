@@ -49,6 +49,11 @@ class OnnxApiSession:
         outputs = self._rep.run(list(inputs))
         return [np.asarray(o) for o in outputs]
 
+    @property
+    def notes(self) -> list[str]:
+        """What the backend says it did to the model (``conformance.backends.onnx_reference``)."""
+        return list(getattr(self._rep, "notes", []))
+
 
 class OnnxApiBackend(Backend):
     """Adapts a module or class with the ONNX backend API to this suite's ``Backend``."""

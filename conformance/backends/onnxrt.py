@@ -51,6 +51,8 @@ class OnnxRuntimeBackend(Backend):
         self.optimizations = optimizations  # False: ORT_DISABLE_ALL (no graph rewrite)
         short = provider.removesuffix("ExecutionProvider").lower()
         self.name = "onnxruntime" if short == "cpu" else f"onnxruntime-{short}"
+        if not optimizations:  # no graph rewrites (fusions, constant folding), each node by its own kernel
+            self.name += " (no optimizations)"
 
     def prepare(self, model: onnx.ModelProto) -> OrtSession:
         import onnxruntime

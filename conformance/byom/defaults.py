@@ -7,4 +7,4 @@ DEFAULT_DIM_RANGE = (1, 4)
 DEFAULT_MAX_ELEMENTS = 1 << 24
 #: The reference of `conformance check` and `pytest --model`: ONNX's own evaluator, never a
 #: runtime under test.
-DEFAULT_REFERENCE = "conformance.byom.onnx_reference"
+DEFAULT_REFERENCE = "conformance.backends.onnx_reference"

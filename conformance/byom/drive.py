@@ -2,8 +2,8 @@
 
 The case loop itself is ``conformance.engine.driver.drive`` (shared by every entry point): a parity
 mismatch is shrunk on a budget, a backend error or a timeout ends the case at once (a hanging
-backend is called once, never once per shrink step). Examples whose reference output is not
-finite are left out and counted.
+backend is called once, never once per shrink step). Examples the reference cannot judge
+(its output is not finite, or the second reference disagrees with it) are left out and counted.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Callable
 
 from conformance.backends.base import Backend, BackendError
 from conformance.byom.model_file import ModelError
-from conformance.byom.model_check import FileOutcome, ModelCheck, NonFiniteReference, failure_message
+from conformance.byom.model_check import CannotJudge, FileOutcome, ModelCheck, failure_message
 from conformance.engine.deadline import Deadline
 from conformance.engine.driver import LeftOut
 from conformance.engine.driver import drive as drive_case
@@ -69,7 +69,7 @@ def drive(check: ModelCheck, backend: Backend, *, max_examples: int, deadline: D
     def run(recipe, shrinking: bool) -> FileOutcome:
         try:
             outcome = check.run_example(backend, recipe, deadline)
-        except NonFiniteReference as exc:
+        except CannotJudge as exc:  # NaN/Inf from the reference, or two references that disagree
             raise LeftOut(str(exc)) from None
         except (BackendError, ModelError) as exc:
             raise ExampleError(exc, None, [], []) from None

@@ -1,8 +1,13 @@
 """Parity of one ONNX file: reference backend vs backend under test, on drawn inputs.
 
-ONNX Runtime's CPU provider is the reference unless told otherwise (there is no PyTorch module
-to compare with). Sessions are prepared once per (model, backend); every call to a backend goes
-through the case's ``Deadline`` so a hanging backend fails the case instead of the run.
+The reference is onnx's evaluator as a float64 oracle (``conformance.backends.onnx_reference``)
+unless told otherwise (there is no PyTorch module to compare with); its outputs are computed
+once per drawn input and reused by every backend and shrink step. Where a second, independent
+reference is at hand (ONNX Runtime with its optimizations off, ``second``), a backend that
+fails is only blamed when the second reference agrees with the first on that input: when they
+disagree, the reference is uncertain there and the example is left out, said, and counted.
+Sessions are prepared once per (model, backend); every call to a backend goes through the
+case's ``Deadline`` so a hanging backend fails the case instead of the run.
 """
 
 from __future__ import annotations
@@ -25,8 +30,19 @@ from conformance.engine.compare import CompareResult
 from conformance.engine.harness import compare_outputs, prepare_model, run_session
 
 
-class NonFiniteReference(Exception):
-    """The reference produced NaN or Inf for this example, so it cannot judge the backend."""
+class CannotJudge(Exception):
+    """The reference cannot judge the backend on this example: it is left out and counted."""
+
+
+class NonFiniteReference(CannotJudge):
+    """The reference produced NaN or Inf for this example."""
+
+
+class UncertainReference(CannotJudge):
+    """The two references disagree on this example."""
+
+#: Drawn inputs whose reference outputs are kept (shrinking and other backends reuse them).
+REFERENCE_CACHE = 64
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,7 @@ class ModelCheck:
     dims: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     max_elements: int = DEFAULT_MAX_ELEMENTS
     decimal: int = 3
+    second: Backend | None = None  # an independent second reference (None: the first alone)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -126,6 +143,7 @@ class ModelCheck:
 
         self.steps = quantized_outputs(self.model)
         self._sessions: dict[int, object] = {}
+        self._computed: dict[tuple[int, FeedRecipe], list[np.ndarray]] = {}
 
     def strategy(self):
         """Hypothesis strategy of ``FeedRecipe`` for this model."""
@@ -157,6 +175,20 @@ class ModelCheck:
         """``backend``'s outputs for ``arrays``; BackendError names the backend and the step."""
         return run_session(backend, self.session(backend, deadline), arrays, deadline)
 
+    def reference_notes(self) -> list[str]:
+        """What the reference did to the model (opset conversion, precision), once prepared."""
+        session = self._sessions.get(id(self.reference))
+        return list(getattr(session, "notes", []) or [])
+
+    def _once(self, backend: Backend, recipe: FeedRecipe, compute) -> list[np.ndarray]:
+        """``compute()`` for (``backend``, ``recipe``), kept for the next backend or shrink step."""
+        key = (id(backend), recipe)
+        if key not in self._computed:
+            if len(self._computed) >= REFERENCE_CACHE:
+                self._computed.pop(next(iter(self._computed)))
+            self._computed[key] = compute()
+        return self._computed[key]
+
     def reference_outputs(self, arrays: list[np.ndarray], deadline: Deadline) -> list[np.ndarray]:
         """The reference's outputs; ModelError when the reference cannot run the model at all."""
         try:
@@ -178,21 +210,52 @@ class ModelCheck:
         from conformance.localize.onnx_graph import localize
 
         return localize(self.model, outcome.inputs, lambda m: prepare_model(backend, m, deadline),
-                        reference=lambda m: prepare_model(self.reference, m, deadline), decimal=self.decimal)
+                        reference=lambda m: prepare_model(self.reference, m, deadline), decimal=self.decimal,
+                        first_only=True)
 
     def run_example(self, backend: Backend, recipe: FeedRecipe, deadline: Deadline) -> FileOutcome:
-        """Reference and backend on one drawn example, compared output by output."""
+        """Reference and backend on one drawn example, compared output by output; a failure the
+        second reference shares with the backend (the references disagree) is ``UncertainReference``."""
         arrays = recipe.materialize()
-        expected = self.reference_outputs(arrays, deadline)
+        expected = self._once(self.reference, recipe, lambda: self.reference_outputs(arrays, deadline))
         if len(expected) != len(self.outputs):
             raise ModelError(f"{self.path}: the reference returned {len(expected)} outputs, "
                              f"the model declares {len(self.outputs)}")
         actual = self.run(backend, arrays, deadline)
         if len(actual) != len(expected):
             raise BackendError(f"{backend.name} returned {len(actual)} outputs, the model declares {len(expected)}")
-        k, results = self._compare(actual, expected)
+        k, results = compare_outputs([actual[i] for i in self.compared], [expected[i] for i in self.compared],
+                                     self.decimal)
+        if not results[k]:
+            self._second_opinion(recipe, arrays, expected, deadline)
+        # compared in float64; kept in the declared types (the reproducer's output_N.pb)
+        kept = [self._declared(i, expected[i]) for i in self.compared]
         return FileOutcome(self.case, self.target(backend), recipe, results[k], self.model,
-                           arrays, [expected[i] for i in self.compared], self.outputs[self.compared[k]])
+                           arrays, kept, self.outputs[self.compared[k]])
+
+    def _declared(self, index: int, array) -> np.ndarray:
+        array = np.asarray(array)
+        elem = self.model.graph.output[index].type.tensor_type.elem_type
+        if array.dtype.kind != "f" or not elem:
+            return array
+        return array.astype(onnx.helper.tensor_dtype_to_np_dtype(elem), copy=False)
+
+    def _second_opinion(self, recipe: FeedRecipe, arrays, expected, deadline: Deadline) -> None:
+        """Raise ``UncertainReference`` when the second reference is off from the first too."""
+        if self.second is None:
+            return
+        try:
+            other = self._once(self.second, recipe, lambda: self.run(self.second, arrays, deadline))
+        except BackendError:
+            return  # it cannot run the model: the first reference judges alone
+        if len(other) != len(expected):
+            return
+        k, results = compare_outputs([other[i] for i in self.compared], [expected[i] for i in self.compared],
+                                     self.decimal)
+        if not results[k]:
+            raise UncertainReference(
+                f"the reference is uncertain here: {self.reference.name} and {self.second.name} disagree on "
+                f"output {self.outputs[self.compared[k]]!r} by {results[k].max_abs:.3g}")
 
 
     def _compare(self, actual, expected) -> tuple[int, list[CompareResult]]:

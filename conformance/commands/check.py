@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from conformance.byom.onnx_reference import DEFAULT_REFERENCE  # ONNX's own evaluator: never ORT vs itself
+from conformance.byom.defaults import DEFAULT_REFERENCE  # ONNX's own evaluator: never ORT vs itself
 from conformance.commands import add_backend_arguments
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -31,8 +31,9 @@ def register(subparsers) -> None:
     add_backend_arguments(p)
     p.add_argument("--reference", default=DEFAULT_REFERENCE, metavar="BACKEND",
                    help="the backend whose outputs are the truth; it may not also be under test. Default: "
-                        "ONNX's reference evaluator (conformance.byom.onnx_reference: slow, but written from the "
-                        "operator specs, independent of ONNX Runtime)")
+                        "ONNX's reference evaluator (conformance.backends.onnx_reference: written from the operator specs, "
+                        "independent of ONNX Runtime, at the newest opset and in float64), with ONNX Runtime "
+                        "without optimizations as a second opinion")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=MIN:MAX",
                    help=f"range of a symbolic dimension (repeatable; unnamed ones are INPUT[AXIS]). "
                         f"Default: {DEFAULT_DIM_RANGE[0]}:{DEFAULT_DIM_RANGE[1]}")
@@ -98,6 +99,7 @@ def run(args) -> int:
     from conformance.byom.model_file import ModelError
     from conformance.byom.onnx_inputs import parse_dim_specs
     from conformance.byom.model_check import ModelCheck
+    from conformance.backends.onnx_reference import second_reference
 
     problem = _validate(args)
     if problem:
@@ -105,13 +107,16 @@ def run(args) -> int:
     try:
         dims = parse_dim_specs(args.dim)
         backends, reference = _backends(args)
-        check = ModelCheck(Path(args.model), reference, dims, args.max_elements, args.decimal)
+        check = ModelCheck(Path(args.model), reference, dims, args.max_elements, args.decimal,
+                           second=second_reference(reference.name))
         started = time.perf_counter()
         print(f"preparing the reference {reference.name}...", flush=True)
         check.prepare_reference(args.case_timeout)
     except (ModelError, BackendError, CaseTimeout, _SameAsReference) as exc:
         return _usage(str(exc))
-    print(f"reference {reference.name} ready in {time.perf_counter() - started:.1f} s", flush=True)
+    notes = "; ".join(check.reference_notes() + ([f"second reference {check.second.name}"] if check.second else []))
+    print(f"reference {reference.name} ready in {time.perf_counter() - started:.1f} s"
+          + (f" ({notes})" if notes else ""), flush=True)
     print(f"{args.model}: opset {_imports(check)}; inputs "
           + "; ".join(s.describe() for s in check.specs)
           + (f"; dims {', '.join(f'{n}={lo}:{hi}' for n, (lo, hi) in check.ranges.items())}" if check.ranges else "")
@@ -137,10 +142,12 @@ def _check_all(args, check, backends, reference) -> int:
     from conformance.byom.model_file import ModelError
 
     status = EXIT_OK
+    # One key for every backend: with --seed they all draw the same examples, and the reference's
+    # outputs for each (computed once) serve them all.
     for backend in backends:
         progress = Progress(backend.name, reference.name, args.examples)
         verdict = drive(check, backend, max_examples=args.examples, deadline=Deadline(args.case_timeout),
-                        derandomize=args.seed is not None, key=f"{check.case.name}-{backend.name}-{args.seed}",
+                        derandomize=args.seed is not None, key=f"{check.case.name}-{args.seed}",
                         reproducers=Path(args.reports) / "reproducers", on_outcome=progress)
         problem = verdict.problem(reference.name)
         if isinstance(verdict.error, ModelError) or (problem and verdict.examples == 0 and verdict.error is None):

@@ -267,7 +267,7 @@ def _reference_trial(probe: _Probe) -> Trial | None:
     outcome = probe.outcome
     if outcome.model is None or isinstance(probe.backend, ProgramBackend):
         return None
-    from conformance.byom import onnx_reference
+    from conformance.backends import onnx_reference
 
     variation = "onnx's reference evaluator on the same file"
 

@@ -29,6 +29,7 @@ from conformance.formats.onnx_export import (
     ExportTarget,
     ProgramFormat,
     UnsupportedExport,
+    export_example_shape,
 )
 from conformance.formats.artifact_cache import onnx_export, program_export
 from conformance.formats.graph import bind_weights, weights_as_inputs
@@ -371,7 +372,7 @@ class Harness:
         at the drawn shape, as mobile exports (the tutorial's too) are made."""
         if example.deployment.static:
             return onnx_export(module, (torch.zeros(example.inputs.shape),), target.export, dynamic=[()])
-        args = (torch.zeros(case.example_shape(example.structure)),)
+        args = (torch.zeros(export_example_shape(case.example_shape(example.structure), case.dynamic)),)
         return onnx_export(module, args, target.export, dynamic=[case.dynamic])
 
     # Runtimes that take a torch program --------------------------------------------------
@@ -379,7 +380,8 @@ class Harness:
     def _prepare_program(self, case, target, example, module, x, deadline, fresh=False):
         backend: ProgramBackend = target.backend
         key = self._artifact_key(case, target, example)
-        shape = x.shape if backend.per_shape else case.example_shape(example.structure)
+        shape = x.shape if backend.per_shape else export_example_shape(case.example_shape(example.structure),
+                                                                      case.dynamic)
         dynamic = None if backend.per_shape else [case.dynamic]
         artifact = self.exports.get(key, lambda: program_export(backend, module, (torch.zeros(shape),), dynamic))
         return self._session(("program", key), backend, artifact, deadline, load=True, fresh=fresh)

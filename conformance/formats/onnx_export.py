@@ -149,6 +149,14 @@ def export_dynamo(module, args, target, input_names, output_names, dynamic):
     return program.model_proto
 
 
+def export_example_shape(shape: Sequence[int], dynamic: Sequence[int]) -> tuple[int, ...]:
+    """The example shape to export at with ``dynamic`` axes: a size of 1 on a dynamic axis
+    becomes 2. ``torch.export`` (the dynamo exporter, ExecuTorch, LiteRT) specializes sizes 0
+    and 1, and the TorchScript exporter may fold them into constants, so a batch-1 example
+    (a user's most natural one) would export a static axis. The drawn shapes stay the case's."""
+    return tuple(2 if axis in dynamic and size == 1 else size for axis, size in enumerate(shape))
+
+
 def export(
     module: torch.nn.Module,
     args: Sequence[torch.Tensor],

@@ -31,13 +31,13 @@ def value_types(model: onnx.ModelProto) -> dict[str, int]:
     return types
 
 
-def mark_all(model: onnx.ModelProto) -> onnx.ModelProto:
+def mark_all(model: onnx.ModelProto, skip=frozenset()) -> onnx.ModelProto:
     """A copy whose graph outputs are the original outputs followed by every node output
-    (in node order) that is not one already; the nodes and their order are unchanged."""
+    (in node order) that is not one already, nor in ``skip``; the nodes and their order are unchanged."""
     types = value_types(model)
     marked = onnx.ModelProto()
     marked.CopyFrom(model)
-    present = {o.name for o in marked.graph.output}
+    present = {o.name for o in marked.graph.output} | set(skip)
     for node in marked.graph.node:
         for name in node.output:
             if name and name not in present:
@@ -45,6 +45,20 @@ def mark_all(model: onnx.ModelProto) -> onnx.ModelProto:
                 marked.graph.output.append(
                     helper.make_tensor_value_info(name, types.get(name, onnx.TensorProto.FLOAT), None))
     return marked
+
+
+def constant_outputs(model: onnx.ModelProto) -> set[str]:
+    """Node outputs that depend on no graph input (weights made by ``ConstantOfShape`` or
+    ``Constant``, shapes of initializers): the same on any runtime, and not layers."""
+    known = {i.name for i in model.graph.initializer}
+    made: set[str] = set()
+    for node in model.graph.node:
+        if not node.op_type.startswith("Random") and all(not i or i in known for i in node.input) \
+                and not has_subgraph(node):
+            outputs = {o for o in node.output if o}
+            known |= outputs
+            made |= outputs
+    return made
 
 
 def output_names(model: onnx.ModelProto) -> list[str]:
@@ -76,6 +90,10 @@ def single_node_model(model: onnx.ModelProto, node: onnx.NodeProto, values: Mapp
         if name not in values:
             raise KeyError(f"no value for input {name!r} of node {node.name!r}")
         array = np.asarray(values[name])
+        declared = types.get(name)
+        if array.dtype.kind == "f" and declared and declared != helper.np_dtype_to_tensor_dtype(array.dtype):
+            # a float64 oracle's value feeds the node in the type the model declares
+            array = array.astype(helper.tensor_dtype_to_np_dtype(declared))
         if array.dtype.kind in "fc":
             graph_inputs.append(helper.make_tensor_value_info(
                 name, helper.np_dtype_to_tensor_dtype(array.dtype), list(array.shape)))

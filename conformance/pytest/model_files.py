@@ -27,7 +27,8 @@ def pytest_addoption(parser):
                     help=f"range of a symbolic input dimension of the --model files (repeatable; unnamed "
                          f"ones are INPUT[AXIS]). Default: {DEFAULT_DIM_RANGE[0]}:{DEFAULT_DIM_RANGE[1]}")
     option(group, "--reference", default=DEFAULT_REFERENCE, metavar="BACKEND",
-                    help="the backend whose outputs are the truth for --model files. Default: onnxruntime (CPU)")
+                    help=f"the backend whose outputs are the truth for --model files. Default: {DEFAULT_REFERENCE} "
+                         "(onnx's evaluator in float64)")
     option(group, "--max-elements", type=int, default=DEFAULT_MAX_ELEMENTS, metavar="N",
                     help=f"refuse --model files whose inputs could hold more elements. Default: {DEFAULT_MAX_ELEMENTS}")
     option(group, "--register", action="append", default=[], metavar="MODULE",
@@ -43,6 +44,8 @@ def activate(config) -> None:
         _import(target)
     try:
         session = ByomSession.from_config(config)
+        for path in session.models:
+            _readable(path)
     except ModelError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION] = session
@@ -75,6 +78,23 @@ def pytest_sessionstart(session):
 
 
 SESSION = pytest.StashKey["ByomSession"]()
+
+
+def _readable(path: str) -> None:
+    """A --model that is missing or unreadable is a usage error (one line, exit 4) before any
+    case: a file that is there but is not a valid model fails its own cases."""
+    from conformance.byom.model_file import ModelError
+
+    file = Path(path)
+    if not file.exists():
+        raise ModelError(f"--model {path}: no such file")
+    if not file.is_file():
+        raise ModelError(f"--model {path}: not a file")
+    try:
+        with file.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise ModelError(f"--model {path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _import(target: str) -> None:

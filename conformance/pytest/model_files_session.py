@@ -54,7 +54,10 @@ class ByomSession:
         key = (path, decimal)
         if key not in self._checks:
             try:
-                check = ModelCheck(Path(path), self.reference, self.dims, self.max_elements, decimal)
+                from conformance.backends.onnx_reference import second_reference
+
+                check = ModelCheck(Path(path), self.reference, self.dims, self.max_elements, decimal,
+                                   second=second_reference(self.reference.name))
                 check.prepare_reference(self.case_timeout)
                 self._checks[key] = check
             except (ModelError, CaseTimeout) as exc:

@@ -106,10 +106,18 @@ def row_label(row: dict) -> str:
 
 
 def column_label(row: dict) -> str:
-    if str(row["exporter"]).startswith("int8-"):  # int8 columns: judged in steps, not decimal-3
+    """``backend · exporter · opset N``; a runtime's own format has no opset (``executorch · pte``),
+    the cat pipeline neither exporter nor opset (its column is the runtime alone), and an int8
+    column is judged in steps, not decimal-3."""
+    if str(row["exporter"]).startswith("int8-"):
         fmt = row["exporter"].removeprefix("int8-")
         return f"{row['backend']} · int8 {fmt}" + (f" · opset {row['opset']}" if row["opset"] else "")
-    return f"{row['backend']} · {row['exporter']} · opset {row['opset']}"
+    parts = [row["backend"]]
+    if row.get("exporter") not in (None, "", "-"):
+        parts.append(row["exporter"])
+    if row.get("opset"):
+        parts.append(f"opset {row['opset']}")
+    return " · ".join(parts)
 
 
 def matrix(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str], dict]]:

@@ -1,0 +1,212 @@
+"""Operators the float64 oracle evaluates in onnx's reference evaluator's place (``new_ops``).
+
+Two kinds:
+
+* Semantics the evaluator lacks. It implements Softmax, LogSoftmax and Hardmax at opset 13 only
+  (one axis, default -1); before 13 they coerce the input to 2-D at ``axis`` (default 1). Its
+  opset-9 BatchNormalization reads the ``momentum`` attribute as training mode; before 14 a
+  BatchNormalization with one output is inference. These replace the evaluator's only where the
+  model's opset predates the change and the version converter could not upgrade the model.
+* Speed. The evaluator's Conv is an ``im2col`` with fancy indexing and its pools loop in Python
+  (seconds per ImageNet-size layer). Here a Conv is one BLAS matrix product per kernel offset
+  and a pool one vectorized maximum or sum per offset: the same sums, in the same precision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from onnx import helper
+from onnx.reference.op_run import OpRun
+
+
+def _attrs(node) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _as_2d(x: np.ndarray, axis: int) -> np.ndarray:
+    """Opset < 13's coercion: ``[prod(shape[:axis]), prod(shape[axis:])]``."""
+    axis = axis + x.ndim if axis < 0 else axis
+    return x.reshape(math.prod(x.shape[:axis]), -1)
+
+
+class _Coerced2D(OpRun):
+    op_domain = ""
+
+    def _run(self, x, **_):
+        if x.size == 0:
+            return (x,)
+        rows = _as_2d(x, _attrs(self.onnx_node).get("axis", 1))
+        return (self._rows(rows).reshape(x.shape).astype(x.dtype),)
+
+
+class Softmax(_Coerced2D):
+    """Softmax before opset 13."""
+
+    @staticmethod
+    def _rows(x):
+        y = np.exp(x - x.max(axis=1, keepdims=True))
+        return y / y.sum(axis=1, keepdims=True)
+
+
+class LogSoftmax(_Coerced2D):
+    """LogSoftmax before opset 13."""
+
+    @staticmethod
+    def _rows(x):
+        shifted = x - x.max(axis=1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+class Hardmax(_Coerced2D):
+    """Hardmax before opset 13: 1 at the first maximum of each coerced row."""
+
+    @staticmethod
+    def _rows(x):
+        y = np.zeros_like(x)
+        y[np.arange(x.shape[0]), x.argmax(axis=1)] = 1
+        return y
+
+
+class BatchNormalization(OpRun):
+    """BatchNormalization before opset 14: inference (running statistics) when the node has one
+    output, or ``is_test`` (opset 6) is set; ``spatial=0`` (opsets 6-7) normalizes per element."""
+
+    op_domain = ""
+
+    def _run(self, x, scale, bias, mean, var, **_):
+        attrs = _attrs(self.onnx_node)
+        outputs = [o for o in self.onnx_node.output if o]
+        if len(outputs) > 1 and not attrs.get("is_test", 0):
+            raise NotImplementedError("BatchNormalization in training mode (several outputs) before opset 14")
+        shape = x.shape[1:] if attrs.get("spatial", 1) == 0 else (-1,) + (1,) * (x.ndim - 2)
+        scale, bias, mean, var = (np.reshape(p, shape) for p in (scale, bias, mean, var))
+        y = scale * (x - mean) / np.sqrt(var + attrs.get("epsilon", 1e-5)) + bias
+        return (y.astype(x.dtype),)
+
+
+class _Fast(OpRun):
+    """A faster kernel where it applies (``_fast`` returns None elsewhere: the evaluator's own
+    implementation of the node's opset runs instead)."""
+
+    op_domain = ""
+
+    def _run(self, *inputs, **_):
+        found = self._fast(_attrs(self.onnx_node), *inputs)
+        if found is not None:
+            return (found,)
+        if not hasattr(self, "_own"):
+            from onnx.reference.ops import load_op
+
+            own = load_op("", self.onnx_node.op_type, self.run_params["opsets"][""])
+            self._own = own(self.onnx_node, self.run_params)
+        return self._own.run(*inputs)
+
+
+class Conv(_Fast):
+    """Conv as one matrix product (numpy's BLAS) per kernel offset, summed in the input's
+    precision: no im2col copy of the whole input, any number of spatial axes and groups."""
+
+    @staticmethod
+    def _fast(attrs, x, w, b=None):
+        if x.dtype.kind != "f" or x.ndim < 3:
+            return None
+        kernel = list(w.shape[2:])
+        x, out, strides, dilations = _windows(attrs, x, kernel, 0)
+        n, groups = x.shape[0], int(attrs.get("group", 1))
+        per_in, per_out = x.shape[1] // groups, w.shape[0] // groups
+        wg = np.asarray(w, x.dtype).reshape(groups, per_out, per_in, *kernel)
+        y = np.zeros((n, groups, per_out, math.prod(out)), x.dtype)
+        for offset, view in _shifts(x, kernel, out, strides, dilations):
+            xs = view.reshape(n, groups, per_in, -1)
+            wk = wg[(...,) + offset]
+            if per_in == 1:  # depthwise: a product per channel, not a 1x1 matrix product each
+                y += wk[None, :, :, :] * xs
+            else:
+                y += np.matmul(wk, xs)
+        y = y.reshape(n, -1, *out)
+        if b is not None:
+            y += np.asarray(b, x.dtype).reshape(-1, *([1] * len(out)))
+        return y
+
+
+class MaxPool(_Fast):
+    """MaxPool as a maximum over kernel offsets (``ceil_mode=0``, the values output only)."""
+
+    def _fast(self, attrs, x):
+        if x.dtype.kind != "f" or len([o for o in self.onnx_node.output if o]) > 1 or attrs.get("ceil_mode", 0):
+            return None
+        kernel = list(attrs["kernel_shape"])
+        xp, out, strides, dilations = _windows(attrs, x, kernel, -np.inf)
+        y = np.full(xp.shape[:2] + tuple(out), -np.inf, x.dtype)
+        for _, view in _shifts(xp, kernel, out, strides, dilations):
+            np.maximum(y, view, out=y)
+        return y
+
+
+class AveragePool(_Fast):
+    """AveragePool as a sum over kernel offsets (``ceil_mode=0``), divided by the kernel size or,
+    without ``count_include_pad``, by the number of input elements in each window."""
+
+    @staticmethod
+    def _fast(attrs, x):
+        if x.dtype.kind != "f" or attrs.get("ceil_mode", 0):
+            return None
+        kernel = list(attrs["kernel_shape"])
+        xp, out, strides, dilations = _windows(attrs, x, kernel, 0)
+        y = np.zeros(xp.shape[:2] + tuple(out), x.dtype)
+        for _, view in _shifts(xp, kernel, out, strides, dilations):
+            y += view
+        if attrs.get("count_include_pad", 0):
+            return y / math.prod(kernel)
+        ones, _, _, _ = _windows(attrs, np.ones((1, 1) + x.shape[2:], x.dtype), kernel, 0)
+        count = np.zeros((1, 1) + tuple(out), x.dtype)
+        for _, view in _shifts(ones, kernel, out, strides, dilations):
+            count += view
+        return y / count
+
+
+def _windows(attrs: dict, x: np.ndarray, kernel, fill):
+    """``x`` padded with ``fill``, the output size, strides and dilations (``ceil_mode=0``)."""
+    spatial = len(kernel)
+    strides = list(attrs.get("strides", [1] * spatial))
+    dilations = list(attrs.get("dilations", [1] * spatial))
+    pads = _pads(attrs, x.shape[2:], kernel, strides, dilations)
+    widths = [(0, 0), (0, 0)] + [(pads[i], pads[i + spatial]) for i in range(spatial)]
+    xp = np.pad(x, widths, constant_values=fill) if any(pads) else x
+    out = [(xp.shape[2 + i] - (kernel[i] - 1) * dilations[i] - 1) // strides[i] + 1 for i in range(spatial)]
+    return xp, out, strides, dilations
+
+
+def _shifts(xp: np.ndarray, kernel, out, strides, dilations):
+    """(kernel offset, the strided view of ``xp`` that offset multiplies), for every offset."""
+    for offset in np.ndindex(*kernel):
+        index = tuple(slice(o * d, o * d + s * (n - 1) + 1, s)
+                      for o, d, s, n in zip(offset, dilations, strides, out))
+        yield offset, xp[(slice(None), slice(None)) + index]
+
+
+def _pads(attrs: dict, size, kernel, strides, dilations) -> list[int]:
+    """Begin pads then end pads, from ``pads`` or ``auto_pad``."""
+    spatial = len(kernel)
+    auto = attrs.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        begin, end = [], []
+        for n, k, s, d in zip(size, kernel, strides, dilations):
+            total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
+            small, large = total // 2, total - total // 2
+            begin.append(small if auto == "SAME_UPPER" else large)
+            end.append(large if auto == "SAME_UPPER" else small)
+        return begin + end
+    if auto == "VALID":
+        return [0] * (2 * spatial)
+    return list(attrs.get("pads", [0] * (2 * spatial)))
+
+
+#: Replacements of the evaluator's old-opset semantics, by operator.
+OLD_SEMANTICS = {"Softmax": Softmax, "LogSoftmax": LogSoftmax, "Hardmax": Hardmax,
+                 "BatchNormalization": BatchNormalization}
+#: Faster equivalents of the evaluator's kernels.
+FAST = (Conv, MaxPool, AveragePool)
