@@ -160,6 +160,8 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(
             f"SLOWER {change['fullname']}: {change['before'] * 1e3:.3g} ms -> {change['after'] * 1e3:.3g} ms "
             f"({change['why']}; limit {change['threshold']:.0%})", red=True)
+    for change in verdict.get("inconclusive", []):
+        terminalreporter.write_line(f"INCONCLUSIVE {change['fullname']}: {change['why']}", yellow=True)
     for nodeid in verdict.get("missing", []):
         terminalreporter.write_line(f"MISSING {nodeid} (in the baseline, not run"
                                     + (")" if verdict["missing_fails"] else "; allowed)"), red=verdict["missing_fails"])
@@ -167,7 +169,7 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(f"note: {verdict['hint']}", yellow=True)
     for stale in state.report["stale"]:
         terminalreporter.write_line(f"STALE expected-failure entry {stale['entry']}: {stale['why']}", yellow=True)
-    word = "PASS" if verdict["ok"] else "FAIL"
+    word = verdict.get("word") or ("PASS" if verdict["ok"] else "FAIL")
     terminalreporter.write_line(f"{word}: {verdict['headline']}", green=verdict["ok"], red=not verdict["ok"])
     terminalreporter.write_line(f"report: {state.paths.get('html')}  (summary: {state.paths.get('markdown')})")
     if state.saved:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Sequence
+
+from conformance.engine import timed_rounds
 
 #: Timed rounds per latency case: enough for the U test of a slowdown verdict
 #: (``conformance.report.slowdown``) to reach p < 0.01 on a real 25% change under load.
@@ -22,23 +24,35 @@ def record_device_timings(benchmark, seconds: Sequence[float]) -> None:
         return
     if not seconds:
         raise ValueError("the device returned no timings")
-    stats = benchmark._make_stats(1)
-    for value in seconds:
-        stats.update(float(value))
-    benchmark._mode = "device-timed"
+    _record(benchmark, seconds, "device-timed")
     benchmark.extra_info["measured_on"] = "device"
 
 
-def time_session(benchmark, session, arrays, measures_own_latency: bool) -> None:
+def _record(benchmark, seconds: Sequence[float], mode: str) -> None:
+    stats = benchmark._make_stats(1)
+    for value in seconds:
+        stats.update(float(value))
+    benchmark._mode = mode
+
+
+def time_session(benchmark, session, arrays, measures_own_latency: bool,
+                 reference: Callable[[], object] | None = None, reference_name: str | None = None) -> None:
     """Time ``session.run(arrays)``: on the device when the backend measures itself, else on
-    the host with pytest-benchmark (warm-up rounds first, then ``ROUNDS`` timed ones)."""
+    the host (warm-up rounds first, then ``ROUNDS`` timed ones), each call between two rounds
+    of ``reference`` (a fixed workload, e.g. the PyTorch eager model) and with the machine's
+    contention gauges (``conformance.engine.timed_rounds``), saved in ``extra_info`` for the
+    gate's slowdown verdict (``conformance.report.slowdown``). The wall times go into
+    pytest-benchmark's statistics the way device timings do."""
     if measures_own_latency:
         record_device_timings(benchmark, session.time(arrays, warmup=WARMUP, iterations=ROUNDS))
-    else:
-        benchmark.extra_info["measured_on"] = "host"
-        run, cpu = with_cpu_time(session.run)
-        benchmark.pedantic(run, args=(arrays,), rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
-        benchmark.extra_info["cpu_times"] = cpu[-ROUNDS:]  # the timed rounds, after the warm-up
+        return
+    benchmark.extra_info["measured_on"] = "host"
+    if benchmark.disabled:  # --benchmark-disable: run once, as pytest-benchmark would
+        session.run(arrays)
+        return
+    measured = timed_rounds.measure(lambda: session.run(arrays), ROUNDS, WARMUP, reference)
+    _record(benchmark, measured["times"], "host-timed")
+    benchmark.extra_info.update(timed_rounds.extra_info(measured, reference_name))
 
 
 def with_cpu_time(call):

@@ -76,11 +76,14 @@ def compare_with(root: Path, spec: str, rows: list[dict], latency: list[dict], m
 
 def verdict(report: dict) -> dict:
     """Pass unless a parity case failed (not an expected failure), another test failed, a case
-    got slower, or baseline cases were not run (unless ``allow_missing``)."""
+    got slower, or baseline cases were not run (unless ``allow_missing``): then FAIL. With
+    nothing failed but a latency case the busy machine left undecided, INCONCLUSIVE (not a
+    pass: ``ok`` is false; ``word`` says which)."""
     rows, comparison = report["parity"], report["comparison"] or {}
     failed = [r["nodeid"] for r in rows if r["status"] == "fail"]
     errors = [e for e in report.get("errors", []) if e not in failed]
     slower = [c for c in comparison.get("latency", []) if c["verdict"] == "slower"]
+    inconclusive = [c for c in comparison.get("latency", []) if c["verdict"] == "inconclusive"]
     gone = comparison.get("missing") or {"parity": [], "latency": []}
     missing = gone["parity"] + gone["latency"]
     tally = counts(rows)
@@ -101,15 +104,21 @@ def verdict(report: dict) -> dict:
         else:
             parts.append(f"{len(slower)} slower than {comparison['baseline']} by more than {pct:.0%}"
                          if slower else f"no significant slowdown beyond {pct:.0%} vs {comparison['baseline']}")
+        if inconclusive:
+            parts.append(f"{len(inconclusive)} latency case{'s' if len(inconclusive) != 1 else ''} inconclusive "
+                         "(the machine was busy or slower than at the baseline)")
         drift = [c for c in comparison.get("latency", []) if c.get("reference") and abs(c["raw_change"]) > pct]
         if drift:
             hint = (f"the PyTorch reference ran {max((c['raw_change'] for c in drift), key=abs):+.0%} vs the "
-                    "baseline: this machine is busier or slower than then (backends are judged on their CPU time "
-                    "per call, which that barely moves)")
+                    "baseline: this machine is busier or slower than then")
+        if inconclusive:
+            hint = (hint + "; " if hint else "") + ("an inconclusive latency case is neither a pass nor a "
+                                                    "slowdown: rerun on a quieter machine")
     missing_fails = bool(missing) and not report["meta"].get("allow_missing")
-    return {"ok": not failed and not errors and not slower and not missing_fails, "failed": failed,
-            "errors": errors, "slower": slower, "missing": missing, "missing_fails": missing_fails,
-            "stale": len(report["stale"]), "headline": "; ".join(parts), "hint": hint}
+    fails = bool(failed or errors or slower or missing_fails)
+    return {"ok": not fails and not inconclusive, "word": "FAIL" if fails else "INCONCLUSIVE" if inconclusive else "PASS",
+            "failed": failed, "errors": errors, "slower": slower, "inconclusive": inconclusive, "missing": missing,
+            "missing_fails": missing_fails, "stale": len(report["stale"]), "headline": "; ".join(parts), "hint": hint}
 
 
 def _machine_and_commit(bench: dict | None) -> dict:

@@ -85,6 +85,10 @@ def _row(bench: dict, peak: float | None) -> dict:
         "rounds": int(stats.get("rounds", 0)),
         "data": stats.get("data"),
         "cpu": extra.get("cpu_times"),  # process CPU time per timed round (host backends)
+        # Saved since the paired rule (conformance.report.slowdown); absent in older runs:
+        "ref_times": extra.get("reference_times"),  # the reference workload around each round
+        "run_delay": extra.get("run_delay"),  # seconds the threads waited for a core, per round
+        "contention": extra.get("contention"),  # gauges over the timed rounds
         "flops": flops,
         "gflops": gflops,
         "peak_share": gflops / peak if gflops and peak else None,

@@ -1,0 +1,138 @@
+"""Timed rounds of a call, interleaved with a reference workload, and how busy the machine was.
+
+A latency number taken on a shared machine mixes the runtime's own cost with whatever the
+neighbours took. Each timed round here records, besides the call's wall time:
+
+* the **reference workload** (fixed code, e.g. the PyTorch eager model) timed just before the
+  call, plus once after the last round, so each call sits between two reference rounds that
+  met the same neighbours at the same moments;
+* the process **CPU time** of the call (all threads);
+* the **run delay** of the call: the time this process's threads spent runnable but waiting for
+  a core (``/proc/self/task/*/schedstat``, Linux);
+
+and over all the rounds, the **contention gauges**: the share of the machine's cores that other
+processes used (``/proc/stat`` minus this process's own CPU time), the share the hypervisor stole,
+the load average, and involuntary context switches per call. ``conformance.report.slowdown``
+judges with them; nothing here imports pytest, so the noise benchmark times the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from typing import Callable
+
+PROC_STAT = "/proc/stat"
+
+
+def run_delay() -> float | None:
+    """Seconds this process's threads have spent waiting on a run queue (None off Linux)."""
+    total, seen = 0, False
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+                seen = True
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended between listing and reading
+    return total * 1e-9 if seen else None
+
+
+def _machine_ticks() -> tuple[int, int] | None:
+    """(busy, stolen) clock ticks of all cores since boot, from /proc/stat's first line."""
+    try:
+        with open(PROC_STAT) as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 8:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return user + nice + system + irq + softirq, steal
+
+
+def _load() -> float | None:
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Gauges:
+    """Contention over a window: start it before the timed rounds, ``read`` it after them."""
+
+    def __init__(self):
+        self.ticks = _machine_ticks()
+        self.usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.load = _load()
+        self.wall = time.perf_counter()
+
+    def read(self, calls: int) -> dict:
+        """The window's gauges as plain data (shares of all cores; None where unreadable)."""
+        wall = time.perf_counter() - self.wall
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        own = (usage.ru_utime + usage.ru_stime) - (self.usage.ru_utime + self.usage.ru_stime)
+        cpus = os.cpu_count() or 1
+        gauges = {"cpus": cpus, "window_s": wall, "load": [self.load, _load()],
+                  "nivcsw_per_call": (usage.ru_nivcsw - self.usage.ru_nivcsw) / max(calls, 1),
+                  "others_share": None, "steal_share": None}
+        ticks, hz = _machine_ticks(), os.sysconf("SC_CLK_TCK")
+        if self.ticks and ticks and wall > 0:
+            busy, steal = (ticks[i] - self.ticks[i] for i in range(2))
+            gauges["others_share"] = min(1.0, max(0.0, (busy / hz - own) / (cpus * wall)))
+            gauges["steal_share"] = min(1.0, max(0.0, steal / hz / (cpus * wall)))
+        return gauges
+
+
+def _wall(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def measure(call: Callable[[], object], rounds: int, warmup: int,
+            reference: Callable[[], object] | None = None) -> dict:
+    """Time ``call`` ``rounds`` times after ``warmup`` untimed rounds.
+
+    Returns ``times`` (wall seconds per call), ``cpu_times``, ``run_delay`` (None entries off
+    Linux), ``reference_times`` (``rounds + 1`` of them, reference round i just before call i
+    and the last one after the last call; empty without a reference) and ``contention``."""
+    for _ in range(warmup):
+        if reference is not None:
+            reference()
+        call()
+    gauges = Gauges()
+    times, cpu, delay, ref = [], [], [], []
+    for _ in range(rounds):
+        if reference is not None:
+            ref.append(_wall(reference))
+        d0 = run_delay()
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        call()
+        t1 = time.perf_counter()
+        c1 = time.process_time()
+        d1 = run_delay()
+        times.append(t1 - t0)
+        cpu.append(c1 - c0)
+        delay.append(d1 - d0 if d0 is not None and d1 is not None else None)
+    if reference is not None:
+        ref.append(_wall(reference))
+    return {"times": times, "cpu_times": cpu, "run_delay": delay, "reference_times": ref,
+            "contention": gauges.read(rounds)}
+
+
+def extra_info(measured: dict, reference_name: str | None) -> dict:
+    """What a latency case saves in pytest-benchmark's ``extra_info`` from ``measure``'s result."""
+    info = {"cpu_times": measured["cpu_times"], "run_delay": measured["run_delay"],
+            "contention": measured["contention"]}
+    if measured["reference_times"]:
+        info["reference_times"] = measured["reference_times"]
+        info["reference_workload"] = reference_name
+    return info

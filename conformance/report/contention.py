@@ -1,0 +1,52 @@
+"""Was the machine busier during a run's timed rounds than when the baseline was saved?
+
+Reads the gauges ``conformance.engine.timed_rounds`` saves beside each host latency case:
+the share of all cores that other processes used, the share the hypervisor stole, and the run
+delay of the case's own threads (time runnable but waiting for a core) per call. Each gauge
+that moved past its margin since the baseline is one reason, in words, to answer
+"inconclusive: the machine was busy" instead of "slower". A baseline saved before these gauges
+existed counts as a quiet one (gauge 0), so a busy run against it is still recognised.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+#: Other processes used this much more of all cores than at the baseline (0.25 of 2 cores is
+#: half a core taken from a 2-thread runtime).
+OTHERS_MARGIN = 0.25
+#: The hypervisor stole this much more of all cores than at the baseline.
+STEAL_MARGIN = 0.05
+#: The case's threads waited for a core this much longer per call, as a share of the call's
+#: wall time, than at the baseline.
+DELAY_MARGIN = 0.5
+
+
+def delay_share(row: dict) -> float | None:
+    """Median over rounds of run delay / wall time (None without recorded delays)."""
+    delays, walls = row.get("run_delay") or [], row.get("data") or []
+    shares = [d / w for d, w in zip(delays, walls) if d is not None and w]
+    return statistics.median(shares) if shares else None
+
+
+def _gauge(row: dict | None, key: str) -> float | None:
+    value = ((row or {}).get("contention") or {}).get(key)
+    return float(value) if value is not None else None
+
+
+def busy_reasons(new: dict, old: dict | None) -> list[str]:
+    """Why this run's timed rounds met a busier machine than the baseline's (empty: not busier)."""
+    reasons = []
+    for key, margin, what in (("others_share", OTHERS_MARGIN, "other processes used"),
+                              ("steal_share", STEAL_MARGIN, "the hypervisor stole")):
+        now, then = _gauge(new, key), _gauge(old, key)
+        if now is not None and now - (then or 0.0) > margin:
+            reasons.append(f"{what} {now:.0%} of the cores (baseline {_pct(then)})")
+    now, then = delay_share(new), delay_share(old or {})
+    if now is not None and now - (then or 0.0) > DELAY_MARGIN:
+        reasons.append(f"its threads waited for a core {now:.0%} of each call (baseline {_pct(then)})")
+    return reasons
+
+
+def _pct(value: float | None) -> str:
+    return "not recorded" if value is None else f"{value:.0%}"
