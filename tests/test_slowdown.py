@@ -82,12 +82,23 @@ def test_unchanged_runtime_whose_wall_time_held_is_same_even_on_a_busy_machine()
 
 
 def test_a_baseline_saved_on_a_busier_machine_cannot_hide_a_slowdown():
-    # The baseline's rounds were stretched by load; this quiet run does 25% more work: its wall
-    # time is below the baseline's, but relative to the reference rounds it grew. Not a pass.
-    busy_base = [paired(10, 20, load=1.6, seed=8, gauges=BUSY, delay_share=0.9)]
-    change = verdict(busy_base, [paired(12.5, 20, seed=9)])["ort"]
+    # The baseline's rounds were stretched by load its gauges did not call busy; this quiet run
+    # does 25% more work: its wall time is below the baseline's, but relative to the reference
+    # rounds it grew. Not a pass.
+    livelier = {**QUIET, "others_share": 0.3}
+    busier_base = [paired(10, 20, load=1.6, seed=8, gauges=livelier, delay_share=0.5)]
+    change = verdict(busier_base, [paired(12.5, 20, seed=9)])["ort"]
     assert change["verdict"] == "inconclusive" and change["wall_change"] < 0, change["why"]
     assert "a baseline saved on a busier machine?" in change["why"]
+
+
+def test_a_baseline_saved_on_a_busy_machine_judges_nothing():
+    busy_base = [paired(10, 20, load=1.6, seed=8, gauges=BUSY, delay_share=1.5)]
+    for run in (paired(10, 20, seed=2), paired(12.5, 20, seed=9), paired(20, 20, seed=3)):
+        change = verdict(busy_base, [run])["ort"]
+        assert change["verdict"] == "inconclusive", change["why"]
+        assert ("the baseline was saved on a busy machine (other processes used 55% of the cores; its threads "
+                "waited for a core 150% of each call): save it again on a quieter one") in change["why"]
 
 
 def test_real_slowdown_on_a_quiet_machine_is_slower():

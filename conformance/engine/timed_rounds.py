@@ -10,9 +10,10 @@ neighbours took. Each timed round here records, besides the call's wall time:
 * the **run delay** of the call: the time this process's threads spent runnable but waiting for
   a core (``/proc/self/task/*/schedstat``, Linux);
 
-and over all the rounds, the **contention gauges**: the share of the machine's cores that other
-processes used (``/proc/stat`` minus this process's own CPU time), the share the hypervisor stole,
-the load average, and involuntary context switches per call. ``conformance.report.slowdown``
+and over all the rounds, the **contention gauges**: the share of this process's cores that other
+processes at its priority used (``/proc/stat`` minus this process's own CPU time), the share
+niced processes used (shown, not judged: they yield), the share the hypervisor stole, the load
+average, and involuntary context switches per call. ``conformance.report.slowdown``
 judges with them; nothing here imports pytest, so the noise benchmark times the same way.
 """
 
@@ -43,17 +44,31 @@ def run_delay() -> float | None:
     return total * 1e-9 if seen else None
 
 
-def _machine_ticks() -> tuple[int, int] | None:
-    """(busy, stolen) clock ticks of all cores since boot, from /proc/stat's first line."""
+def _cpus() -> list[int]:
+    """The cores this process may run on (its affinity), else all."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return list(range(os.cpu_count() or 1))
+
+
+def _machine_ticks(cpus: list[int]) -> tuple[int, int, int] | None:
+    """(busy at nice <= 0, busy at nice > 0, stolen) clock ticks since boot, summed over
+    ``cpus`` (their ``cpuN`` lines of /proc/stat)."""
+    wanted = {f"cpu{n}" for n in cpus}
+    busy = niced = stolen = 0
     try:
         with open(PROC_STAT) as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
+            lines = [line.split() for line in f if line.startswith("cpu")]
+    except OSError:
         return None
-    if len(fields) < 8:
+    rows = [row for row in lines if row[0] in wanted]
+    if not rows:
         return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    return user + nice + system + irq + softirq, steal
+    for row in rows:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in row[1:9])
+        busy, niced, stolen = busy + user + system + irq + softirq, niced + nice, stolen + steal
+    return busy, niced, stolen
 
 
 def _load() -> float | None:
@@ -65,28 +80,37 @@ def _load() -> float | None:
 
 
 class Gauges:
-    """Contention over a window: start it before the timed rounds, ``read`` it after them."""
+    """Contention over a window: start it before the timed rounds, ``read`` it after them.
+
+    Other processes' time is split by priority: a process at a higher nice value (a
+    neighbour's ``nice pytest``) yields the core to this one within a scheduler tick and
+    barely stretches its calls; one at the same priority shares the core evenly. Only the
+    cores this process may run on count."""
 
     def __init__(self):
-        self.ticks = _machine_ticks()
+        self.cpus = _cpus()
+        self.ticks = _machine_ticks(self.cpus)
         self.usage = resource.getrusage(resource.RUSAGE_SELF)
         self.load = _load()
         self.wall = time.perf_counter()
 
     def read(self, calls: int) -> dict:
-        """The window's gauges as plain data (shares of all cores; None where unreadable)."""
+        """The window's gauges as plain data (shares of the cores; None where unreadable)."""
         wall = time.perf_counter() - self.wall
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        own = (usage.ru_utime + usage.ru_stime) - (self.usage.ru_utime + self.usage.ru_stime)
-        cpus = os.cpu_count() or 1
-        gauges = {"cpus": cpus, "window_s": wall, "load": [self.load, _load()],
+        user, system = usage.ru_utime - self.usage.ru_utime, usage.ru_stime - self.usage.ru_stime
+        cores = len(self.cpus)
+        gauges = {"cpus": cores, "window_s": wall, "load": [self.load, _load()],
                   "nivcsw_per_call": (usage.ru_nivcsw - self.usage.ru_nivcsw) / max(calls, 1),
-                  "others_share": None, "steal_share": None}
-        ticks, hz = _machine_ticks(), os.sysconf("SC_CLK_TCK")
+                  "others_share": None, "niced_share": None, "steal_share": None}
+        ticks, hz = _machine_ticks(self.cpus), os.sysconf("SC_CLK_TCK")
         if self.ticks and ticks and wall > 0:
-            busy, steal = (ticks[i] - self.ticks[i] for i in range(2))
-            gauges["others_share"] = min(1.0, max(0.0, (busy / hz - own) / (cpus * wall)))
-            gauges["steal_share"] = min(1.0, max(0.0, steal / hz / (cpus * wall)))
+            busy, niced, steal = ((ticks[i] - self.ticks[i]) / hz for i in range(3))
+            own_niced = os.getpriority(os.PRIO_PROCESS, 0) > 0  # then our user time is in "nice"
+            others = busy - system - (0.0 if own_niced else user)
+            others_niced = niced - (user if own_niced else 0.0)
+            share = lambda seconds: min(1.0, max(0.0, seconds / (cores * wall)))  # noqa: E731
+            gauges.update(others_share=share(others), niced_share=share(others_niced), steal_share=share(steal))
         return gauges
 
 

@@ -26,6 +26,9 @@ adds mostly cancels).
    while the relative measure grew: a baseline taken on a busier machine). Never a pass: the
    gate answers inconclusive with its own exit status.
 
+Before all three: a baseline whose own rounds met a busy machine (``contention.baseline_reasons``)
+judges nothing; every case against it is **inconclusive** until it is saved again.
+
 Previous rules, for baselines saved before the reference was interleaved (old JSON):
 ``cpu`` (process CPU time per call: stable under load for runtimes that block while waiting,
 not for a thread pool that spins), else ``reference`` (wall time over the median of the PyTorch
@@ -41,7 +44,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from conformance.report.contention import busy_reasons
+from conformance.report.contention import baseline_reasons, busy_reasons
 
 #: Significance level of the U test. asv uses 0.002 with few samples; Google Benchmark 0.05.
 #: 0.01 with 30 rounds a side keeps false alarms rare while a 25% change stays detectable.
@@ -121,7 +124,12 @@ def _judge_paired(old: dict, new: dict, before: list[float], after: list[float],
     both = (f"{wall['change']:+.0%} wall time (U test p={wall['p_slower']:.2g}), "
             f"{ratio['change']:+.0%} relative to the reference rounds around each call (p={ratio['p_slower']:.2g})")
     grew_wall, grew_ratio = _grew(wall, limit), _grew(ratio, limit)
-    if not grew_wall and not grew_ratio:
+    busy_base = baseline_reasons(old)
+    if busy_base:
+        verdict = "inconclusive"
+        why = (f"{both}; the baseline was saved on a busy machine ({'; '.join(busy_base)}): "
+               "save it again on a quieter one")
+    elif not grew_wall and not grew_ratio:
         verdict = "faster" if _shrank(wall, limit) and _shrank(ratio, limit) else "same"
         why = f"{both}: neither grew beyond {limit:.0%}"
     elif grew_wall and grew_ratio and not busy:
