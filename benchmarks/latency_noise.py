@@ -148,7 +148,7 @@ def measure_all(args) -> dict:
         print(f"\n{kind}: baseline saved while other processes used {gauges['others_share'] or 0:.0%} of the cores "
               f"(the quietest of {args.baseline_tries} runs)")
         phases = []
-        for scenario, load, work in SCENARIOS:
+        for scenario, load, work in [SCENARIOS[i] for i in args.scenarios]:
             procs = start_load(load)
             try:
                 runs = [one_run(session, module, x, args.rounds, work) for _ in range(args.reruns)]
@@ -204,6 +204,9 @@ def main() -> None:
     parser.add_argument("--reruns", type=int, default=10, help="reruns per scenario. Default: 10")
     parser.add_argument("--max-slowdown", type=float, default=10.0, help="the gate's limit, percent. Default: 10")
     parser.add_argument("--backends", nargs="+", default=["onnxruntime", "onnxruntime.backend"])
+    parser.add_argument("--scenarios", type=int, nargs="+", default=list(range(len(SCENARIOS))),
+                        help="which scenarios, by number: " + ", ".join(f"{i} {s.replace('%', '%%')} ({load})" for i, (s, load, _)
+                                                                       in enumerate(SCENARIOS)) + ". Default: all")
     parser.add_argument("--baseline-tries", type=int, default=3,
                         help="runs to pick the baseline from (the quietest). Default: 3")
     parser.add_argument("--save", metavar="FILE", help="write every run's timings here (for --rejudge)")

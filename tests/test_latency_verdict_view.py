@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_slowdown import BUSY, paired, without_new_fields  # noqa: E402
 
 from conformance.commands import gate  # noqa: E402
-from conformance.report import build  # noqa: E402
+from conformance.report import build, junit  # noqa: E402
 from conformance.report.view import render_html, render_markdown  # noqa: E402
 
 PARITY = {"meta": {"decimal": 3}, "cases": []}
@@ -33,6 +33,11 @@ def test_inconclusive_is_its_own_verdict_everywhere(tmp_path, capsys):
     for text in (render_markdown(report), render_html(report)):
         assert "Conformance: INCONCLUSIVE" in text and "Inconclusive (not a pass)" in text
         assert "paired rule" in text and why.replace("'", "&#39;") in text
+    xml = tmp_path / "junit.xml"
+    xml.write_text('<testsuites><testsuite name="pytest" errors="0" failures="0" skipped="0" tests="1">'
+                   '<testcase classname="c" name="t[ort]" time="0.1"/></testsuite></testsuites>')
+    assert junit.add_verdict(xml, report)
+    assert 'errors="1"' in xml.read_text() and '<error message="latency inconclusive against' in xml.read_text()
     assert gate.verdict(1, report, tmp_path) == gate.EXIT_INCONCLUSIVE  # pytest exits 1, the gate 3
     out = capsys.readouterr().out
     assert "conformance gate: INCONCLUSIVE" in out and "INCONCLUSIVE c.py::t[ort] [paired rule]: " in out
@@ -74,3 +79,11 @@ def test_a_report_saved_before_rules_had_names_still_renders(tmp_path):
     report["verdict"].pop("word")
     report["verdict"].pop("inconclusive")
     assert "judged by the cpu rule" in render_markdown(report) and "Conformance: PASS" in render_html(report)
+
+
+def test_a_run_on_a_busy_machine_warns_that_it_makes_a_poor_baseline(tmp_path):
+    report = runs(tmp_path, [paired(10, 20, seed=1)], [paired(10, 20, seed=2, gauges=BUSY, delay_share=1.5)])
+    assert "c.py::t[ort] met a busy machine (other processes used 55% of the cores" in report["verdict"]["hint"]
+    assert "saved as a baseline, this run would judge nothing" in render_markdown(report)
+    calm = runs(tmp_path, [paired(10, 20, seed=1)], [paired(10, 20, seed=2)])
+    assert "busy machine" not in calm["verdict"]["hint"]

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from conformance.engine import timed_rounds
-from conformance.pytest.timing import with_cpu_time
 from conformance.report import contention
 from conformance.report.baseline import compare_latency
 from conformance.report.latency_rows import latency_rows
@@ -176,12 +175,6 @@ def test_measure_interleaves_the_reference_and_records_the_gauges():
     info = timed_rounds.extra_info(measured, "sleep")
     assert info["reference_workload"] == "sleep" and "reference_times" in info
     assert "reference_times" not in timed_rounds.extra_info(timed_rounds.measure(lambda: None, 3, 0), None)
-
-
-def test_with_cpu_time_records_each_call():
-    call, cpu = with_cpu_time(lambda n: sum(range(n)))
-    assert call(200_000) == sum(range(200_000)) and call(10) == 45
-    assert len(cpu) == 2 and cpu[0] > cpu[1] >= 0
 
 
 @pytest.mark.parametrize("load", [1.0, 1.5])

@@ -53,7 +53,8 @@ def pytest_addoption(parser):
                     help="compare with baseline NAME (newest of that name; or NNNN, NNNN_NAME, a folder). Default: off")
     group.addoption("--max-slowdown", type=float, default=build.DEFAULT_MAX_SLOWDOWN * 100, metavar="PCT",
                     help="a backend's latency case that grew by more than PCT%% vs the baseline, significantly "
-                         "(Mann-Whitney U, p < 0.01; see conformance/report/slowdown.py), fails the run. Default: 10")
+                         "(Mann-Whitney U, p < 0.01) on a machine no busier than at the baseline, fails the run; "
+                         "on a busier one the case is inconclusive, which fails it too (docs/gate.md). Default: 10")
     group.addoption("--allow-missing", action="store_true",
                     help="baseline cases this run did not run are listed but do not fail it. Default: they fail it")
     group.addoption("--expected-failures", metavar="FILE",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Callable, Sequence
 
 from conformance.engine import timed_rounds
@@ -54,18 +53,3 @@ def time_session(benchmark, session, arrays, measures_own_latency: bool,
     _record(benchmark, measured["times"], "host-timed")
     benchmark.extra_info.update(timed_rounds.extra_info(measured, reference_name))
 
-
-def with_cpu_time(call):
-    """``call`` wrapped to note the process CPU time of each call (all threads): the gate's
-    slowdown verdict reads it, because other processes on a busy machine stretch wall time but
-    not the CPU time this process spends (see ``conformance.report.slowdown``)."""
-    cpu: list[float] = []
-
-    def timed(*args, **kwargs):
-        start = time.process_time()
-        try:
-            return call(*args, **kwargs)
-        finally:
-            cpu.append(time.process_time() - start)
-
-    return timed, cpu

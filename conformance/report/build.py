@@ -114,11 +114,25 @@ def verdict(report: dict) -> dict:
         if inconclusive:
             hint = (hint + "; " if hint else "") + ("an inconclusive latency case is neither a pass nor a "
                                                     "slowdown: rerun on a quieter machine")
+    busy_rounds = _busy_rounds(report["latency"])
+    if busy_rounds:
+        hint = (hint + "; " if hint else "") + (f"{busy_rounds[0]['fullname']} met a busy machine "
+                                                 f"({busy_rounds[0]['why']}): saved as a baseline, this run would "
+                                                 "judge nothing (every later latency verdict inconclusive)")
     missing_fails = bool(missing) and not report["meta"].get("allow_missing")
     fails = bool(failed or errors or slower or missing_fails)
     return {"ok": not fails and not inconclusive, "word": "FAIL" if fails else "INCONCLUSIVE" if inconclusive else "PASS",
             "failed": failed, "errors": errors, "slower": slower, "inconclusive": inconclusive, "missing": missing,
             "missing_fails": missing_fails, "stale": len(report["stale"]), "headline": "; ".join(parts), "hint": hint}
+
+
+def _busy_rounds(latency: list[dict]) -> list[dict]:
+    """This run's latency cases whose timed rounds met a busy machine (their gauges past the
+    absolute limits of ``conformance.report.contention``)."""
+    from conformance.report.contention import baseline_reasons
+
+    return [{"fullname": row["fullname"], "why": "; ".join(reasons)} for row in latency
+            for reasons in [baseline_reasons(row)] if reasons]
 
 
 def _machine_and_commit(bench: dict | None) -> dict:
