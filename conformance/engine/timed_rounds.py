@@ -11,10 +11,11 @@ neighbours took. Each timed round here records, besides the call's wall time:
   a core (``/proc/self/task/*/schedstat``, Linux);
 
 and over all the rounds, the **contention gauges**: the share of this process's cores that other
-processes at its priority used (``/proc/stat`` minus this process's own CPU time), the share
-niced processes used (shown, not judged: they yield), the share the hypervisor stole, the load
-average, and involuntary context switches per call. ``conformance.report.slowdown``
-judges with them; nothing here imports pytest, so the noise benchmark times the same way.
+processes competing with it used (``/proc/stat`` minus this process's own CPU time; niced ones
+only where nice orders them below it, i.e. without autogroups), the share niced processes
+used, the share the hypervisor stole, the load average, and involuntary context switches per
+call. ``conformance.report.slowdown`` judges with them; nothing here imports pytest, so the
+noise benchmark times the same way.
 """
 
 from __future__ import annotations
@@ -71,6 +72,17 @@ def _machine_ticks(cpus: list[int]) -> tuple[int, int, int] | None:
     return busy, niced, stolen
 
 
+def _nice_yields() -> bool:
+    """Whether a niced process yields to this one. Not with the scheduler's autogroups (Linux
+    puts each session in a group and shares the cores between groups evenly, whatever the
+    nice values inside them): there another session's ``nice pytest`` competes in full."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            return f.read().strip() != "1"
+    except OSError:
+        return True
+
+
 def _load() -> float | None:
     try:
         with open("/proc/loadavg") as f:
@@ -84,8 +96,10 @@ class Gauges:
 
     Other processes' time is split by priority: a process at a higher nice value (a
     neighbour's ``nice pytest``) yields the core to this one within a scheduler tick and
-    barely stretches its calls; one at the same priority shares the core evenly. Only the
-    cores this process may run on count."""
+    barely stretches its calls, so it counts in ``niced_share`` only; one at the same
+    priority shares the core evenly. With autogroups nice does not order processes of
+    different sessions, and niced time counts as contention too. Only the cores this process
+    may run on count."""
 
     def __init__(self):
         self.cpus = _cpus()
@@ -109,6 +123,8 @@ class Gauges:
             own_niced = os.getpriority(os.PRIO_PROCESS, 0) > 0  # then our user time is in "nice"
             others = busy - system - (0.0 if own_niced else user)
             others_niced = niced - (user if own_niced else 0.0)
+            if not _nice_yields():
+                others, others_niced = others + others_niced, others_niced
             share = lambda seconds: min(1.0, max(0.0, seconds / (cores * wall)))  # noqa: E731
             gauges.update(others_share=share(others), niced_share=share(others_niced), steal_share=share(steal))
         return gauges
