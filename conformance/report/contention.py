@@ -54,6 +54,18 @@ def busy_reasons(new: dict, old: dict | None) -> list[str]:
     return reasons
 
 
+def busier_baseline(new: dict, old: dict) -> list[str]:
+    """Why the baseline's rounds met a busier machine than this run's (by the same margins)."""
+    reasons = []
+    now, then = _gauge(new, "others_share"), _gauge(old, "others_share")
+    if now is not None and then is not None and then - now > OTHERS_MARGIN:
+        reasons.append(f"other processes used {then:.0%} of the cores then, {now:.0%} now")
+    now, then = delay_share(new), delay_share(old)
+    if now is not None and then is not None and then - now > DELAY_MARGIN:
+        reasons.append(f"its threads waited for a core {then:.0%} of each call then, {now:.0%} now")
+    return reasons
+
+
 def baseline_reasons(old: dict) -> list[str]:
     """Why the baseline's own timed rounds met a busy machine (absolute limits only; empty
     when calm or not recorded). Against such a baseline no verdict is safe: its rounds were

@@ -15,16 +15,19 @@ Two measures, each "grew" when big and real: the call's **wall time**, and its w
 eager, that met the same neighbours in the same instants, so what a slower or busier machine
 adds mostly cancels).
 
-1. **same** when neither grew. Load only adds wall time, so a runtime whose wall time held did
-   not get slower; the relative measure guards the one way that fails, a baseline saved on a
-   busier machine than this run.
-2. **slower** when both grew and the machine was not busier than at the baseline
-   (``conformance.report.contention``: other processes' share of the cores, steal, the
-   case's own threads waiting for a core).
-3. **inconclusive** otherwise: both grew on a busier machine (the gauges say how), or only one
-   grew (the reference slowed as much as the call: a slower machine; or the wall time held
-   while the relative measure grew: a baseline taken on a busier machine). Never a pass: the
-   gate answers inconclusive with its own exit status.
+1. **slower** when both grew and the machine was not busier than at the baseline
+   (``conformance.report.contention``: other competing processes' share of the cores, steal,
+   the case's own threads waiting for a core).
+2. **same** when the wall time's median is *confidently below* the baseline's grown by the
+   limit (a seeded bootstrap of the median ratio, p < ``ALPHA``) and the relative measure did
+   not grow, on a machine no calmer than the baseline's. Load only adds wall time, so a runtime whose wall time held
+   did not get slower, however busy the machine; but a baseline that met a busier machine
+   than this run had its rounds stretched, and a slowdown could hide behind that.
+3. **inconclusive** otherwise, with the reason: both grew on a busier machine; only one grew
+   (the reference slowed as much as the call: a slower machine; or the wall time held while
+   the relative measure grew); the baseline met a busier machine; or the rounds were too
+   noisy to say either way. Never a pass: the gate answers inconclusive with its own exit
+   status.
 
 Before all three: a baseline whose own rounds met a busy machine (``contention.baseline_reasons``)
 judges nothing; every case against it is **inconclusive** until it is saved again.
@@ -44,7 +47,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from conformance.report.contention import baseline_reasons, busy_reasons
+from conformance.report.contention import baseline_reasons, busier_baseline, busy_reasons
 
 #: Significance level of the U test. asv uses 0.002 with few samples; Google Benchmark 0.05.
 #: 0.01 with 30 rounds a side keeps false alarms rare while a 25% change stays detectable.
@@ -86,10 +89,30 @@ def paired_ratios(row: dict) -> list[float] | None:
     return [w / math.sqrt(refs[i] * refs[i + 1]) for i, w in enumerate(walls)]
 
 
-def compare(before: list[float], after: list[float]) -> dict:
-    """Median change of ``after`` over ``before`` and both one-sided U-test p-values."""
+#: Bootstrap resamples for "the median grew by less than the limit" (seeded: the same rounds
+#: always get the same verdict).
+RESAMPLES = 2000
+
+
+def within_p(before: list[float], after: list[float], limit: float) -> float:
+    """Bootstrap p-value that the median of ``after`` over that of ``before`` is *not* below
+    ``1 + limit``: the share of resampled median ratios at or above it. Medians, not ranks: a
+    few contended rounds in the tail do not make a held runtime look uncertain."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    old, new = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    ratios = (np.median(rng.choice(new, (RESAMPLES, new.size)), axis=1)
+              / np.median(rng.choice(old, (RESAMPLES, old.size)), axis=1))
+    return float(np.mean(ratios >= 1.0 + limit))
+
+
+def compare(before: list[float], after: list[float], limit: float) -> dict:
+    """Median change of ``after`` over ``before``, the one-sided U-test p-values that it is
+    slower and faster, and ``p_within``: that it is not below ``before`` grown by ``limit``."""
     return {"change": statistics.median(after) / statistics.median(before) - 1.0,
-            "p_slower": u_test_p(after, before), "p_faster": u_test_p(before, after)}
+            "p_slower": u_test_p(after, before), "p_faster": u_test_p(before, after),
+            "p_within": within_p(before, after, limit)}
 
 
 def _grew(test: dict | None, limit: float) -> bool:
@@ -118,33 +141,36 @@ def judge(old: dict, new: dict, old_rows: list[dict], new_rows: list[dict], limi
 
 
 def _judge_paired(old: dict, new: dict, before: list[float], after: list[float], limit: float) -> dict:
-    wall, ratio = compare(old["data"], new["data"]), compare(before, after)
-    busy = busy_reasons(new, old)
+    wall, ratio = compare(old["data"], new["data"], limit), compare(before, after, limit)
+    busy, busier_base, busy_base = busy_reasons(new, old), busier_baseline(new, old), baseline_reasons(old)
     ref = statistics.median(new["ref_times"]) / statistics.median(old["ref_times"]) - 1.0
     both = (f"{wall['change']:+.0%} wall time (U test p={wall['p_slower']:.2g}), "
             f"{ratio['change']:+.0%} relative to the reference rounds around each call (p={ratio['p_slower']:.2g})")
     grew_wall, grew_ratio = _grew(wall, limit), _grew(ratio, limit)
-    busy_base = baseline_reasons(old)
+    verdict = "inconclusive"
     if busy_base:
-        verdict = "inconclusive"
-        why = (f"{both}; the baseline was saved on a busy machine ({'; '.join(busy_base)}): "
-               "save it again on a quieter one")
-    elif not grew_wall and not grew_ratio:
-        verdict = "faster" if _shrank(wall, limit) and _shrank(ratio, limit) else "same"
-        why = f"{both}: neither grew beyond {limit:.0%}"
-    elif grew_wall and grew_ratio and not busy:
-        verdict, why = "slower", f"{both}; the machine was not busier than at the baseline"
-    elif busy:
-        verdict, why = "inconclusive", f"{both}; the machine was busy: {'; '.join(busy)}"
+        why = f"the baseline was saved on a busy machine ({'; '.join(busy_base)}): save it again on a quieter one"
+    elif grew_wall and grew_ratio:
+        verdict, why = ("inconclusive", f"the machine was busy: {'; '.join(busy)}") if busy else (
+            "slower", "the machine was not busier than at the baseline")
+    elif busier_base:
+        why = f"the baseline met a busier machine than this run ({'; '.join(busier_base)}): a slowdown could hide"
+    elif wall["p_within"] < ALPHA and not grew_ratio:
+        verdict = "faster" if _shrank(wall, limit) and _shrank(ratio, limit) and not busy else "same"
+        why = f"median wall time below +{limit:.0%} (bootstrap p={wall['p_within']:.2g})"
+    elif busy and (grew_wall or grew_ratio):
+        why = f"the machine was busy: {'; '.join(busy)}"
     elif grew_wall:
-        verdict = "inconclusive"
-        why = f"{both}; the reference rounds ran {ref:+.0%} too: the machine was slower, not (provably) the runtime"
+        why = (f"the reference rounds ran {ref:+.0%} too: the machine was slower, not (provably) the runtime"
+               if ref > limit else "the relative measure did not confirm it")
+    elif grew_ratio:
+        why = (f"but not the wall time: the reference rounds ran {ref:+.0%} (a baseline saved on a busier "
+               "machine?)" if ref < -limit else "but the wall time did not confirm it")
     else:
-        verdict = "inconclusive"
-        why = (f"{both}, but its wall time did not grow beyond {limit:.0%}: the reference rounds ran {ref:+.0%} "
-               "vs the baseline's (a baseline saved on a busier machine?)")
+        why = f"too noisy to tell either way: wall time neither above nor below +{limit:.0%} (p<{ALPHA:g})"
     return {"change": ratio["change"], "verdict": verdict, "p_value": ratio["p_slower"], "basis": RULES["paired"],
-            "rule": "paired", "busy": busy, "wall_change": wall["change"], "reference_change": ref, "why": why}
+            "rule": "paired", "busy": busy or busier_base or busy_base, "wall_change": wall["change"],
+            "reference_change": ref, "why": f"{both}; {why}"}
 
 
 def _basis(old: dict, new: dict, old_rows: list[dict], new_rows: list[dict]):
