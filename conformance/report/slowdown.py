@@ -20,12 +20,13 @@ adds mostly cancels).
    the case's own threads waiting for a core).
 2. **same** when the wall time's median is *confidently below* the baseline's grown by the
    limit (a seeded bootstrap of the median ratio, p < ``ALPHA``) and the relative measure did
-   not grow, on a machine no calmer than the baseline's. Load only adds wall time, so a runtime whose wall time held
-   did not get slower, however busy the machine; but a baseline that met a busier machine
-   than this run had its rounds stretched, and a slowdown could hide behind that.
+   not grow, on a machine no calmer than the baseline's. Load only adds wall time, so a
+   runtime whose wall time held did not get slower, however busy the machine; but a baseline
+   that met a busier machine than this run had its rounds stretched, and a slowdown could
+   hide behind that.
 3. **inconclusive** otherwise, with the reason: both grew on a busier machine; only one grew
-   (the reference slowed as much as the call: a slower machine; or the wall time held while
-   the relative measure grew); the baseline met a busier machine; or the rounds were too
+   (the reference slowed as much as the call: a slower machine; or the wall time did not
+   confirm the relative measure); the baseline met a busier machine; or the rounds were too
    noisy to say either way. Never a pass: the gate answers inconclusive with its own exit
    status.
 
