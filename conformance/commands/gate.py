@@ -131,9 +131,11 @@ def verdict(rc: int, report: dict | None, reports: Path) -> int:
         print(f"  FAILED {nodeid}")
     for nodeid in v.get("errors", [])[:10]:
         print(f"  FAILED {nodeid}")
+    from conformance.report.view import rule_of
+
     for change in latency_changes(report):
         print(f"  {change['verdict'].upper() if change['verdict'] in LOUD else change['verdict']:12} "
-              f"{change['fullname']} [{change.get('rule', '?')} rule]: {change['why']} "
+              f"{change['fullname']} [{rule_of(change)} rule]: {change['why']} "
               f"(limit {change['threshold']:.0%})")
     missing = v.get("missing", [])
     for nodeid in missing:
@@ -163,7 +165,8 @@ def latency_changes(report: dict) -> list[dict]:
     verdict's own list when the report has no comparison, as in older reports)."""
     changes = [c for c in ((report.get("comparison") or {}).get("latency") or []) if c["verdict"] != "reference"]
     if not changes:
-        changes = list(report["verdict"].get("slower", [])) + list(report["verdict"].get("inconclusive", []))
+        changes = ([{"verdict": "slower", **c} for c in report["verdict"].get("slower", [])]
+                   + [{"verdict": "inconclusive", **c} for c in report["verdict"].get("inconclusive", [])])
     return sorted(changes, key=lambda c: c["verdict"] not in LOUD)
 
 

@@ -109,8 +109,9 @@ def verdict(report: dict) -> dict:
                          "(the machine was busy or slower than at the baseline)")
         drift = [c for c in comparison.get("latency", []) if c.get("reference") and abs(c["raw_change"]) > pct]
         if drift:
-            hint = (f"the PyTorch reference ran {max((c['raw_change'] for c in drift), key=abs):+.0%} vs the "
-                    "baseline: this machine is busier or slower than then")
+            moved = max((c["raw_change"] for c in drift), key=abs)
+            hint = (f"the PyTorch reference ran {moved:+.0%} vs the baseline: this machine is "
+                    f"{'busier or slower' if moved > 0 else 'quieter or faster'} than then")
         if inconclusive:
             hint = (hint + "; " if hint else "") + ("an inconclusive latency case is neither a pass nor a "
                                                     "slowdown: rerun on a quieter machine")
