@@ -1,7 +1,8 @@
 """Latency rows from pytest-benchmark's saved JSON, and this machine's peak GFLOP/s.
 
 No second timing system: every number comes from the JSON pytest-benchmark saves (median, IQR,
-quartiles, ops/s, and the raw rounds when ``--benchmark-save-data`` is on). The peak is measured
+quartiles, ops/s, and the raw rounds when ``--benchmark-save-data`` is on); host cases are timed
+by ``conformance.engine.timed_rounds`` and recorded into pytest-benchmark's statistics. The peak is measured
 once per run by a large float32 matrix product and stored in that JSON (``conformance_peak``),
 so a saved run carries the peak it was measured against.
 
