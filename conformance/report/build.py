@@ -96,7 +96,6 @@ def verdict(report: dict) -> dict:
     if missing:
         parts.append(f"{len(missing)} baseline cases not run"
                      + (" (allowed)" if report["meta"].get("allow_missing") else ""))
-    hint = ""
     if comparison:
         pct = report["meta"]["max_slowdown"]
         if not comparison.get("latency"):
@@ -107,24 +106,30 @@ def verdict(report: dict) -> dict:
         if inconclusive:
             parts.append(f"{len(inconclusive)} latency case{'s' if len(inconclusive) != 1 else ''} inconclusive "
                          "(the machine was busy or slower than at the baseline)")
-        drift = [c for c in comparison.get("latency", []) if c.get("reference") and abs(c["raw_change"]) > pct]
-        if drift:
-            moved = max((c["raw_change"] for c in drift), key=abs)
-            hint = (f"the PyTorch reference ran {moved:+.0%} vs the baseline: this machine is "
-                    f"{'busier or slower' if moved > 0 else 'quieter or faster'} than then")
-        if inconclusive:
-            hint = (hint + "; " if hint else "") + ("an inconclusive latency case is neither a pass nor a "
-                                                    "slowdown: rerun on a quieter machine")
-    busy_rounds = _busy_rounds(report["latency"])
-    if busy_rounds:
-        hint = (hint + "; " if hint else "") + (f"{busy_rounds[0]['fullname']} met a busy machine "
-                                                 f"({busy_rounds[0]['why']}): saved as a baseline, this run would "
-                                                 "judge nothing (every later latency verdict inconclusive)")
+    hint = _latency_hint(comparison, report["latency"], report["meta"]["max_slowdown"], bool(inconclusive))
     missing_fails = bool(missing) and not report["meta"].get("allow_missing")
     fails = bool(failed or errors or slower or missing_fails)
     return {"ok": not fails and not inconclusive, "word": "FAIL" if fails else "INCONCLUSIVE" if inconclusive else "PASS",
             "failed": failed, "errors": errors, "slower": slower, "inconclusive": inconclusive, "missing": missing,
             "missing_fails": missing_fails, "stale": len(report["stale"]), "headline": "; ".join(parts), "hint": hint}
+
+
+def _latency_hint(comparison: dict, latency: list[dict], pct: float, inconclusive: bool) -> str:
+    """Notes on the latency verdicts: the PyTorch reference row's drift since the baseline,
+    what an inconclusive case means, and a run too busy to serve as a baseline."""
+    notes = []
+    drift = [c for c in comparison.get("latency", []) if c.get("reference") and abs(c["raw_change"]) > pct]
+    if drift:
+        moved = max((c["raw_change"] for c in drift), key=abs)
+        notes.append(f"the PyTorch reference ran {moved:+.0%} vs the baseline: this machine is "
+                     f"{'busier or slower' if moved > 0 else 'quieter or faster'} than then")
+    if inconclusive:
+        notes.append("an inconclusive latency case is neither a pass nor a slowdown: rerun on a quieter machine")
+    busy = _busy_rounds(latency)
+    if busy:
+        notes.append(f"{busy[0]['fullname']} met a busy machine ({busy[0]['why']}): saved as a baseline, this run "
+                     "would judge nothing (every later latency verdict inconclusive)")
+    return "; ".join(notes)
 
 
 def _busy_rounds(latency: list[dict]) -> list[dict]:
