@@ -1,30 +1,40 @@
 """Do latency verdicts flip on machine noise, and do they catch a real slowdown?
 
-Times SuperResolutionNet(3) the way the latency case does (PyTorch eager reference, then ONNX
-Runtime; warm-up rounds, then timed rounds), saves one run as the baseline, then:
+Times SuperResolutionNet(3) the way the latency case does (``conformance.engine.timed_rounds``:
+each backend round between two PyTorch eager rounds, CPU time, run delay and contention gauges),
+for two backend kinds:
 
-* ``--reruns`` unchanged reruns with a CPU hog (one busy process per core) running:
-  every "slower" verdict is a false failure;
-* ``--reruns`` reruns of a runtime slowed by ``--slowdown`` percent (a wrapper that, after each
-  call, runs the same model on an input with that share of the pixels: the same kind of work,
-  on the same threads): every "slower" verdict is a catch.
+* ``onnxruntime``: the project's ONNX Runtime backend (``conformance.backends.onnxrt``);
+* ``onnxruntime.backend``: ONNX Runtime through the ONNX backend API with default options
+  (``conformance.backends.onnx_api``), whose thread pool spins while it waits.
 
-Each rerun is judged by the gate's rule (``conformance.report.baseline.compare_latency``: the
-process CPU time per call recorded the way ``conformance.pytest.timing.time_session`` records it,
-beyond ``--max-slowdown`` and significant by a Mann-Whitney U test) and by the rule it replaced
-(wall-time medians beyond the limit with quartiles apart), on the same measurements.
+Per backend it saves one run as the baseline (no load started), then ``--reruns`` reruns of each
+scenario:
 
-    .venv/bin/python benchmarks/latency_noise.py [--size 128] [--rounds 15] [--reruns 10]
+* unchanged, under each load: none, one busy process, one busy process per core, and a
+  memory-bandwidth hog; every SLOWER is a false failure;
+* the runtime doing 25% more work, no load started: every SLOWER is a catch;
+* the runtime doing 50% more work under one busy process: SLOWER or INCONCLUSIVE, never SAME.
+
+"More work" is a wrapper that, after each call, runs the same model on an input with that share
+of the pixels (the same kind of work on the same threads). Each rerun is judged by the gate's
+rule (``conformance.report.baseline.compare_latency``) and by the previous release's (the same
+data without the new fields: CPU time per call and a U test).
+
+    .venv/bin/python benchmarks/latency_noise.py [--size 128] [--rounds 30] [--reruns 10] [--save runs.json]
+    .venv/bin/python benchmarks/latency_noise.py --rejudge runs.json   # judge saved runs again
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the suite sets it (cases/conftest.py)
@@ -34,126 +44,186 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conformance.pytest.timing import ROUNDS, WARMUP, with_cpu_time  # noqa: E402
+from conformance.engine import timed_rounds  # noqa: E402
+from conformance.pytest.timing import ROUNDS, WARMUP  # noqa: E402
 from conformance.models.superres import SuperResolutionNet  # noqa: E402
 from conformance.report.baseline import compare_latency  # noqa: E402
 from conformance.report.latency_rows import latency_rows  # noqa: E402
 
 GROUP = "superres-x3"
+BUSY = "while True: pass"
+MEMORY_HOG = "import numpy as np\na = np.ones(2**25)\nb = np.empty_like(a)\nwhile True: np.copyto(b, a)"
+LOADS = {"none": [], "one busy process": [BUSY], "one busy process per core": [BUSY] * (os.cpu_count() or 2),
+         "memory-bandwidth hog": [MEMORY_HOG]}
+#: (scenario, load, extra work): what each phase runs.
+SCENARIOS = [("unchanged", load, 0.0) for load in LOADS] + [
+    ("25% more work", "none", 0.25), ("50% more work", "one busy process", 0.5)]
+NEW_FIELDS = ("reference_times", "run_delay", "contention", "reference_workload")
 
 
-def ort_session(module: torch.nn.Module, size: int):
-    """An ONNX Runtime session of the module (TorchScript exporter, opset 17)."""
+def onnx_model(module: torch.nn.Module, size: int):
+    """The module exported by TorchScript at opset 17, with free height and width."""
     import io
 
-    import onnxruntime
+    import onnx
 
     buffer = io.BytesIO()
     torch.onnx.export(module, (torch.zeros(1, 1, size, size),), buffer, dynamo=False, opset_version=17,
                       input_names=["x"], dynamic_axes={"x": {2: "h", 3: "w"}})
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    return onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    return onnx.load_from_string(buffer.getvalue())
 
 
-def timed(call, rounds: int) -> list[float]:
-    for _ in range(WARMUP):
-        call()
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return times
+def backend_session(kind: str, model):
+    if kind == "onnxruntime":
+        from conformance.backends.onnxrt import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend().prepare(model)
+    from conformance.backends.onnx_api import OnnxApiBackend
+
+    return OnnxApiBackend(kind).prepare(model)
 
 
-def one_run(module, session, x: np.ndarray, rounds: int, slowdown: float = 0.0) -> dict:
+def one_run(session, module, x: np.ndarray, rounds: int, extra_work: float = 0.0) -> dict:
     """One run's timings, shaped like pytest-benchmark's JSON (with raw rounds)."""
     tensor = torch.from_numpy(x)
-    side = round(x.shape[-1] * slowdown ** 0.5)  # the work grows with the pixels
-    extra = x[..., :side, :side].copy() if slowdown else None
+    side = round(x.shape[-1] * extra_work ** 0.5)  # the work grows with the pixels
+    extra = x[..., :side, :side].copy() if extra_work else None
 
     def reference():
         with torch.no_grad():
             module(tensor)
 
     def backend():
-        session.run(None, {"x": x})
+        session.run([x])
         if extra is not None:
-            session.run(None, {"x": extra})
+            session.run([extra])
 
-    call, cpu = with_cpu_time(backend)
-    ort = _bench("onnxruntime", timed(call, rounds))
-    ort["extra_info"]["cpu_times"] = cpu[-rounds:]
-    return {"benchmarks": [_bench("pytorch", timed(reference, rounds)), ort]}
+    measured = timed_rounds.measure(backend, rounds, WARMUP, reference)
+    info = {"backend": "backend", **timed_rounds.extra_info(measured, "PyTorch eager SuperResolutionNet(3)")}
+    return {"benchmarks": [_bench(measured["times"], info)]}
 
 
-def _bench(backend: str, data: list[float]) -> dict:
+def _bench(data: list[float], extra_info: dict) -> dict:
     q1, median, q3 = statistics.quantiles(data, n=4)
-    return {"group": GROUP, "name": f"test_latency[{backend}]", "fullname": f"latency_noise::test_latency[{backend}]",
-            "extra_info": {"backend": backend},
+    return {"group": GROUP, "name": "test_latency[backend]", "fullname": "latency_noise::test_latency[backend]",
+            "extra_info": extra_info,
             "stats": {"median": statistics.median(data), "q1": q1, "q3": q3, "iqr": q3 - q1, "min": min(data),
                       "max": max(data), "ops": 1 / statistics.median(data), "rounds": len(data), "data": data}}
 
 
-def verdicts(base: list[dict], run: dict, limit: float) -> tuple[dict, bool]:
-    """The gate's verdict on the backend row, and the old rule's (raw medians, quartiles apart)."""
-    rows = latency_rows(run)
-    change = next(c for c in compare_latency(base, rows, limit) if c["backend"] == "onnxruntime")
-    old, new = (next(r for r in rs if r["backend"] == "onnxruntime") for rs in (base, rows))
-    old_rule = new["median"] / old["median"] - 1 > limit and new["q1"] > old["q3"]
-    return change, old_rule
+def previous_format(run: dict) -> dict:
+    """The run as the previous release saved it (no interleaved reference, no gauges)."""
+    benches = [{**b, "extra_info": {k: v for k, v in b["extra_info"].items() if k not in NEW_FIELDS}}
+               for b in run["benchmarks"]]
+    return {**run, "benchmarks": benches}
 
 
-def hogs(count: int) -> list[subprocess.Popen]:
-    """Busy processes, one per core: the "loaded machine" of the issue."""
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+def judge(base: dict, run: dict, limit: float) -> dict:
+    return compare_latency(latency_rows(base), latency_rows(run), limit)[0]
 
 
-def phase(title: str, base, module, session, x, args, slowdown: float = 0.0) -> tuple[int, int]:
-    print(f"\n{title}")
-    gate_hits = old_hits = 0
-    for i in range(args.reruns):
-        change, old_rule = verdicts(base, one_run(module, session, x, args.rounds, slowdown), args.max_slowdown / 100)
-        gate_hits += change["verdict"] == "slower"
-        old_hits += old_rule
-        print(f"  rerun {i + 1:2d}: wall {change['raw_change']:+7.1%}, CPU {change['change']:+7.1%}, "
-              f"U p={change['p_value']:.2g} -> gate: {change['verdict']:6s} old rule: {'slower' if old_rule else 'same'}")
-    return gate_hits, old_hits
+def start_load(load: str) -> list[subprocess.Popen]:
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for code in LOADS[load]]
+    time.sleep(0.5 if procs else 0)  # let them get going
+    return procs
+
+
+def stop_load(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def measure_all(args) -> dict:
+    """Every backend's baseline and reruns: {backend: {"baseline": run, "phases": [...]}}."""
+    torch.manual_seed(0)
+    module = SuperResolutionNet(3).eval()
+    model = onnx_model(module, args.size)
+    x = np.random.default_rng(0).uniform(0, 255, (1, 1, args.size, args.size)).astype(np.float32)
+    saved = {"size": args.size, "rounds": args.rounds, "cpus": os.cpu_count(), "backends": {}}
+    for kind in args.backends:
+        session = backend_session(kind, model)
+        base = quietest([one_run(session, module, x, args.rounds) for _ in range(args.baseline_tries)])
+        gauges = base["benchmarks"][0]["extra_info"]["contention"]
+        print(f"\n{kind}: baseline saved while other processes used {gauges['others_share'] or 0:.0%} of the cores "
+              f"(the quietest of {args.baseline_tries} runs)")
+        phases = []
+        for scenario, load, work in [SCENARIOS[i] for i in args.scenarios]:
+            procs = start_load(load)
+            try:
+                runs = [one_run(session, module, x, args.rounds, work) for _ in range(args.reruns)]
+            finally:
+                stop_load(procs)
+            phases.append({"scenario": scenario, "load": load, "work": work, "runs": runs})
+            report_phase(kind, base, phases[-1], args.max_slowdown / 100)
+        saved["backends"][kind] = {"baseline": base, "phases": phases}
+    return saved
+
+
+def quietest(runs: list[dict]) -> dict:
+    """The run whose timed rounds met the fewest other processes: "save a baseline on a quiet
+    machine", on a machine that is never quiet."""
+    return min(runs, key=lambda r: r["benchmarks"][0]["extra_info"]["contention"]["others_share"] or 0.0)
+
+
+def report_phase(kind: str, base: dict, phase: dict, limit: float, echo: bool = True) -> dict:
+    """Print each rerun's verdict (``echo``); returns the tallies for the table."""
+    if echo:
+        print(f"\n{kind}: {phase['scenario']}, load: {phase['load']}")
+    gate, old = Counter(), Counter()
+    for i, run in enumerate(phase["runs"]):
+        change = judge(base, run, limit)
+        previous = judge(previous_format(base), previous_format(run), limit)
+        gate[change["verdict"]] += 1
+        old[previous["verdict"]] += 1
+        gauges = run["benchmarks"][0]["extra_info"]["contention"]
+        if echo:
+            print(f"  {i + 1:2d}: {change['verdict']:12s} [{change['rule']}] {change['why']} | others "
+                  f"{gauges['others_share'] or 0:.0%} | previous rule: {previous['verdict']}")
+    return {"gate": gate, "old": old}
+
+
+def table(saved: dict, limit: float, rejudge: bool = False) -> str:
+    lines = ["| backend | scenario | load | gate: SLOWER / INCONCLUSIVE / same | previous rule: SLOWER |",
+             "|---|---|---|---:|---:|"]
+    for kind, data in saved["backends"].items():
+        for phase in data["phases"]:
+            tally = report_phase(kind, data["baseline"], phase, limit, echo=rejudge)
+            n = len(phase["runs"])
+            gate = tally["gate"]
+            lines.append(f"| {kind} | {phase['scenario']} | {phase['load']} | "
+                         f"{gate['slower']} / {gate['inconclusive']} / {n - gate['slower'] - gate['inconclusive']} "
+                         f"| {tally['old']['slower']} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=128, help="input side (1x1xSxS). Default: 128")
-    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"timed rounds per case. Default: {ROUNDS} (the suite's)")
-    parser.add_argument("--reruns", type=int, default=10, help="reruns per phase. Default: 10")
-    parser.add_argument("--slowdown", type=float, default=25.0, help="injected slowdown, percent. Default: 25")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"timed rounds per run. Default: {ROUNDS} (the suite's)")
+    parser.add_argument("--reruns", type=int, default=10, help="reruns per scenario. Default: 10")
     parser.add_argument("--max-slowdown", type=float, default=10.0, help="the gate's limit, percent. Default: 10")
-    parser.add_argument("--hogs", type=int, default=os.cpu_count() or 2, help="busy processes. Default: one per core")
+    parser.add_argument("--backends", nargs="+", default=["onnxruntime", "onnxruntime.backend"])
+    parser.add_argument("--scenarios", type=int, nargs="+", default=list(range(len(SCENARIOS))),
+                        help="which scenarios, by number: " + ", ".join(f"{i} {s.replace('%', '%%')} ({load})" for i, (s, load, _)
+                                                                       in enumerate(SCENARIOS)) + ". Default: all")
+    parser.add_argument("--baseline-tries", type=int, default=3,
+                        help="runs to pick the baseline from (the quietest). Default: 3")
+    parser.add_argument("--save", metavar="FILE", help="write every run's timings here (for --rejudge)")
+    parser.add_argument("--rejudge", metavar="FILE", help="judge the runs saved in FILE again, measure nothing")
     args = parser.parse_args()
-
-    torch.manual_seed(0)
-    module = SuperResolutionNet(3).eval()
-    session = ort_session(module, args.size)
-    x = np.random.default_rng(0).uniform(0, 255, (1, 1, args.size, args.size)).astype(np.float32)
-    print(f"SuperResolutionNet(3) at 1x1x{args.size}x{args.size}; {args.rounds} rounds (+{WARMUP} warm-up) per case; "
-          f"limit {args.max_slowdown:g}%; torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{os.cpu_count()} cores")
-    base = latency_rows(one_run(module, session, x, args.rounds))
-    print("baseline: " + ", ".join(f"{r['backend']} {r['median'] * 1e3:.2f} ms (IQR {r['iqr'] * 1e3:.2f})" for r in base))
-
-    procs = hogs(args.hogs)
-    try:
-        time.sleep(0.5)  # let the hogs get going
-        false_gate, false_old = phase(f"unchanged, {args.hogs} CPU hog(s) running:", base, module, session, x, args)
-    finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
-    caught_gate, caught_old = phase(f"ONNX Runtime slowed by {args.slowdown:g}%:", base, module, session, x, args,
-                                    slowdown=args.slowdown / 100)
-    print(f"\nfalse failures under load: gate {false_gate}/{args.reruns} (old rule {false_old}/{args.reruns})")
-    print(f"{args.slowdown:g}% slowdown caught:      gate {caught_gate}/{args.reruns} (old rule {caught_old}/{args.reruns})")
+    started = time.time()
+    if args.rejudge:
+        saved = json.loads(Path(args.rejudge).read_text())
+    else:
+        print(f"SuperResolutionNet(3) at 1x1x{args.size}x{args.size}; {args.rounds} rounds (+{WARMUP} warm-up) "
+              f"per run; limit {args.max_slowdown:g}%; torch {torch.__version__}, {torch.get_num_threads()} "
+              f"threads; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
+        saved = measure_all(args)
+        if args.save:
+            Path(args.save).write_text(json.dumps(saved))
+    print("\n" + table(saved, args.max_slowdown / 100, rejudge=bool(args.rejudge)))
+    print(f"\n{time.time() - started:.0f} s; load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -24,13 +24,13 @@ def test_superres_latency(latency_runner, benchmark, harness, conformance_sessio
     module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
     x = InputRecipe(SHAPE, "pixel", "integers", 0, 0).materialize()
     benchmark.extra_info.update(model="SuperResolutionNet(3)", input_shape=list(SHAPE), gflop=GFLOP)
+    tensor = torch.from_numpy(x)
+
+    def run():
+        with torch.no_grad():
+            return module(tensor)
+
     if latency_runner == "pytorch":
-        tensor = torch.from_numpy(x)
-
-        def run():
-            with torch.no_grad():
-                return module(tensor)
-
         benchmark.extra_info.update(backend="pytorch", measured_on="host")
         benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
         return
@@ -45,7 +45,9 @@ def test_superres_latency(latency_runner, benchmark, harness, conformance_sessio
         model = harness.onnx_model_for(SUPERRES, 3, export, recipe)
         session = backend.prepare(model)
         benchmark.extra_info.update(backend=backend.name, exporter=export.exporter, opset=export.opset)
-    time_session(benchmark, session, [x], backend.measures_own_latency)
+    # Each backend round sits between two PyTorch eager rounds: the same neighbours slow both.
+    time_session(benchmark, session, [x], backend.measures_own_latency, reference=run,
+                 reference_name="PyTorch eager SuperResolutionNet(3)")
 
 
 @pytest.mark.benchmark(group=f"superres-x3-{'x'.join(map(str, SHAPE))}")

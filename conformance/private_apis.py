@@ -72,9 +72,10 @@ def mark_expected_failure(report, reason: str) -> None:
 
 # pytest-benchmark (tested 4.x-5.x) ---------------------------------------------------------------
 
-def record_external_timings(benchmark, seconds) -> None:
-    """Put timings measured elsewhere (a device's own clock) into pytest-benchmark's statistics,
-    as ``pedantic`` fills them; pytest-benchmark has no public API for external timings."""
+def record_external_timings(benchmark, seconds, mode: str = "device-timed") -> None:
+    """Put timings measured outside its own loop (a device's clock, rounds interleaved with a
+    reference workload) into pytest-benchmark's statistics, as ``pedantic`` fills them;
+    pytest-benchmark has no public API for external timings."""
     import pytest_benchmark
 
     version = getattr(pytest_benchmark, "__version__", "?")
@@ -83,4 +84,4 @@ def record_external_timings(benchmark, seconds) -> None:
     stats = benchmark._make_stats(1)
     for value in seconds:
         stats.update(float(value))
-    benchmark._mode = "device-timed"  # the fixture counts as used, as after pedantic()
+    benchmark._mode = mode  # the fixture counts as used, as after pedantic()

@@ -49,10 +49,12 @@ def report(ok=True, failed=(), slower=()):
 def test_verdict_exit_status(capsys, tmp_path):
     assert gate.verdict(0, report(), tmp_path) == 0
     assert "conformance gate: PASS — 3 parity cases" in capsys.readouterr().out
-    slow = {"fullname": "t[ort]", "change": 0.5, "threshold": 0.12, "why": "+50% CPU time per call; U test p=0.001"}
+    slow = {"fullname": "t[ort]", "change": 0.5, "threshold": 0.12, "why": "+50% CPU time per call; U test p=0.001",
+            "basis": "CPU time per call"}  # as reports saved before rules had names
     assert gate.verdict(1, report(False, ["t[relu]"], [slow]), tmp_path) == 1
     out = capsys.readouterr().out
-    assert "FAILED t[relu]" in out and "SLOWER t[ort]: +50% CPU time per call; U test p=0.001 (limit 12%)" in out and "1 stale" in out
+    assert "FAILED t[relu]" in out and "1 stale" in out
+    assert "SLOWER       t[ort] [cpu rule]: +50% CPU time per call; U test p=0.001 (limit 12%)" in out
     assert gate.verdict(1, report(), tmp_path) == 1  # e.g. a latency case errored
     assert gate.verdict(4, None, tmp_path) == 4
     assert "usage error" in capsys.readouterr().out

@@ -1,8 +1,10 @@
 """``conformance gate``: the pre-release step. Runs the parity and latency cases in a pytest
 subprocess (progress streamed), writes JUnit XML and the reports, compares with a baseline,
-prints a short verdict with the report's path, and exits non-zero when a parity case fails
+prints a short verdict with the report's path, and exits 1 (FAIL) when a parity case fails
 (other than a listed expected failure) or a case got slower than the baseline beyond the
-threshold. Arguments after ``--`` go to pytest (``-- --device SERIAL -k conv``)."""
+threshold, 3 (INCONCLUSIVE) when nothing failed but the machine was too busy to judge a latency
+case (rerun it on a quieter machine; never a pass), 0 (PASS) only when everything held.
+Arguments after ``--`` go to pytest (``-- --device SERIAL -k conv``)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 PLUGIN = "conformance.pytest.reports"
 
 
@@ -23,9 +25,10 @@ def register(subparsers) -> None:
     parser.add_argument("--baseline", metavar="NAME", help="compare with this saved run. Default: no comparison")
     parser.add_argument("--save-baseline", metavar="NAME", help="keep this run as a numbered baseline NAME")
     parser.add_argument("--max-slowdown", type=float, default=10.0, metavar="PCT",
-                        help="fail when a backend's latency, relative to the PyTorch reference of the same run, "
-                             "grew by more than PCT%% and a Mann-Whitney U test finds the change significant "
-                             "(p < 0.01). Default: 10")
+                        help="fail when a backend's latency grew by more than PCT%% and a Mann-Whitney U test "
+                             "finds the change significant (p < 0.01), in wall time and relative to the PyTorch "
+                             "rounds timed around it, on a machine no busier than at the baseline; on a busier "
+                             "one the case is INCONCLUSIVE (exit 3). Default: 10")
     parser.add_argument("--allow-missing", action="store_true",
                         help="list the baseline's cases this run did not run without failing. "
                              "Default: each one fails the gate")
@@ -120,14 +123,20 @@ def verdict(rc: int, report: dict | None, reports: Path) -> int:
         print(f"\nconformance gate: FAIL — pytest stopped before writing a report ({reason}); see the output above")
         return rc or EXIT_FAIL
     v = report["verdict"]
-    ok = v["ok"] and rc == 0
-    print(f"\nconformance gate: {'PASS' if ok else 'FAIL'} — {v['headline']}")
+    word = v.get("word") or ("PASS" if v["ok"] else "FAIL")
+    if rc != 0 and not (word == "INCONCLUSIVE" and rc == 1):  # pytest exits 1 for an inconclusive verdict too
+        word = "FAIL"
+    print(f"\nconformance gate: {word} — {v['headline']}")
     for nodeid in v["failed"][:10]:
         print(f"  FAILED {nodeid}")
     for nodeid in v.get("errors", [])[:10]:
         print(f"  FAILED {nodeid}")
-    for change in v["slower"]:
-        print(f"  SLOWER {change['fullname']}: {change['why']} (limit {change['threshold']:.0%})")
+    from conformance.report.view import rule_of
+
+    for change in latency_changes(report):
+        print(f"  {change['verdict'].upper() if change['verdict'] in LOUD else change['verdict']:12} "
+              f"{change['fullname']} [{rule_of(change)} rule]: {change['why']} "
+              f"(limit {change['threshold']:.0%})")
     missing = v.get("missing", [])
     for nodeid in missing:
         print(f"  MISSING {nodeid}")
@@ -137,14 +146,28 @@ def verdict(rc: int, report: dict | None, reports: Path) -> int:
                  else ": run the baseline's selection, or pass --allow-missing"))
     if v.get("hint"):
         print(f"  note: {v['hint']}")
-    if v["ok"] and rc != 0:
+    if word == "FAIL" and v["ok"] and rc != 0:
         print(f"  pytest exited {rc}: a test outside the parity verdict failed or errored (see above)")
     if v["stale"]:
         print(f"  {v['stale']} stale expected-failure entr{'y' if v['stale'] == 1 else 'ies'} (see the report)")
     for label, name in (("report", "report.html"), ("summary", "summary.md"), ("junit", "junit.xml")):
         print(f"  {label + ':':9}{reports / name}")
     _job_summary(reports / "summary.md")
-    return EXIT_OK if ok else EXIT_FAIL
+    return {"PASS": EXIT_OK, "INCONCLUSIVE": EXIT_INCONCLUSIVE}.get(word, EXIT_FAIL)
+
+
+#: Latency verdicts printed in capitals: the ones that keep the gate from passing.
+LOUD = ("slower", "inconclusive")
+
+
+def latency_changes(report: dict) -> list[dict]:
+    """The latency cases compared with the baseline, the ones that stop a pass first (the
+    verdict's own list when the report has no comparison, as in older reports)."""
+    changes = [c for c in ((report.get("comparison") or {}).get("latency") or []) if c["verdict"] != "reference"]
+    if not changes:
+        changes = ([{"verdict": "slower", **c} for c in report["verdict"].get("slower", [])]
+                   + [{"verdict": "inconclusive", **c} for c in report["verdict"].get("inconclusive", [])])
+    return sorted(changes, key=lambda c: c["verdict"] not in LOUD)
 
 
 def _job_summary(summary: Path) -> None:

@@ -99,6 +99,6 @@ def run(args) -> int:
         print(f"conformance report: {exc}", file=sys.stderr)
         return 2
     verdict = report["verdict"]
-    print(f"{'PASS' if verdict['ok'] else 'FAIL'} — {verdict['headline']}")
+    print(f"{verdict.get('word') or ('PASS' if verdict['ok'] else 'FAIL')} — {verdict['headline']}")
     print(f"report: {paths['html']}  (summary: {paths['markdown']})" + (f"; saved {saved}" if saved else ""))
-    return 0 if verdict["ok"] else 1
+    return 0 if verdict["ok"] else 3 if verdict.get("word") == "INCONCLUSIVE" else 1  # as the gate exits

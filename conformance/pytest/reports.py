@@ -52,7 +52,8 @@ def pytest_addoption(parser):
                     help="compare with baseline NAME (newest of that name; or NNNN, NNNN_NAME, a folder). Default: off")
     option(group, "--max-slowdown", type=float, default=options.DEFAULT_MAX_SLOWDOWN * 100, metavar="PCT",
                     help="a backend's latency case that grew by more than PCT%% vs the baseline, significantly "
-                         "(Mann-Whitney U, p < 0.01; see conformance/report/slowdown.py), fails the run. Default: 10")
+                         "(Mann-Whitney U, p < 0.01) on a machine no busier than at the baseline, fails the run; "
+                         "on a busier one the case is inconclusive, which fails it too (docs/gate.md). Default: 10")
     option(group, "--allow-missing", action="store_true",
                     help="baseline cases this run did not run are listed but do not fail it. Default: they fail it")
     option(group, "--expected-failures", metavar="FILE",
@@ -164,6 +165,8 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(
             f"SLOWER {change['fullname']}: {change['before'] * 1e3:.3g} ms -> {change['after'] * 1e3:.3g} ms "
             f"({change['why']}; limit {change['threshold']:.0%})", red=True)
+    for change in verdict.get("inconclusive", []):
+        terminalreporter.write_line(f"INCONCLUSIVE {change['fullname']}: {change['why']}", yellow=True)
     for nodeid in verdict.get("missing", []):
         terminalreporter.write_line(f"MISSING {nodeid} (in the baseline, not run"
                                     + (")" if verdict["missing_fails"] else "; allowed)"), red=verdict["missing_fails"])
@@ -171,7 +174,7 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(f"note: {verdict['hint']}", yellow=True)
     for stale in state.report["stale"]:
         terminalreporter.write_line(f"STALE expected-failure entry {stale['entry']}: {stale['why']}", yellow=True)
-    word = "PASS" if verdict["ok"] else "FAIL"
+    word = verdict.get("word") or ("PASS" if verdict["ok"] else "FAIL")
     terminalreporter.write_line(f"{word}: {verdict['headline']}", green=verdict["ok"], red=not verdict["ok"])
     terminalreporter.write_line(f"report: {state.paths.get('html')}  (summary: {state.paths.get('markdown')})")
     if state.saved:

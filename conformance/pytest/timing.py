@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from typing import Sequence
+from typing import Callable, Sequence
+
+from conformance.engine import timed_rounds
 
 from conformance import private_apis
 
@@ -23,33 +24,28 @@ def record_device_timings(benchmark, seconds: Sequence[float]) -> None:
         return
     if not seconds:
         raise ValueError("the device returned no timings")
-    private_apis.record_external_timings(benchmark, seconds)
+    private_apis.record_external_timings(benchmark, seconds, mode="device-timed")
     benchmark.extra_info["measured_on"] = "device"
 
 
-def time_session(benchmark, session, arrays, measures_own_latency: bool) -> None:
+
+
+def time_session(benchmark, session, arrays, measures_own_latency: bool,
+                 reference: Callable[[], object] | None = None, reference_name: str | None = None) -> None:
     """Time ``session.run(arrays)``: on the device when the backend measures itself, else on
-    the host with pytest-benchmark (warm-up rounds first, then ``ROUNDS`` timed ones)."""
+    the host (warm-up rounds first, then ``ROUNDS`` timed ones), each call between two rounds
+    of ``reference`` (a fixed workload, e.g. the PyTorch eager model) and with the machine's
+    contention gauges (``conformance.engine.timed_rounds``), saved in ``extra_info`` for the
+    gate's slowdown verdict (``conformance.report.slowdown``). The wall times go into
+    pytest-benchmark's statistics the way device timings do."""
     if measures_own_latency:
         record_device_timings(benchmark, session.time(arrays, warmup=WARMUP, iterations=ROUNDS))
-    else:
-        benchmark.extra_info["measured_on"] = "host"
-        run, cpu = with_cpu_time(session.run)
-        benchmark.pedantic(run, args=(arrays,), rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
-        benchmark.extra_info["cpu_times"] = cpu[-ROUNDS:]  # the timed rounds, after the warm-up
+        return
+    benchmark.extra_info["measured_on"] = "host"
+    if benchmark.disabled:  # --benchmark-disable: run once, as pytest-benchmark would
+        session.run(arrays)
+        return
+    measured = timed_rounds.measure(lambda: session.run(arrays), ROUNDS, WARMUP, reference)
+    private_apis.record_external_timings(benchmark, measured["times"], mode="host-timed")
+    benchmark.extra_info.update(timed_rounds.extra_info(measured, reference_name))
 
-
-def with_cpu_time(call):
-    """``call`` wrapped to note the process CPU time of each call (all threads): the gate's
-    slowdown verdict reads it, because other processes on a busy machine stretch wall time but
-    not the CPU time this process spends (see ``conformance.report.slowdown``)."""
-    cpu: list[float] = []
-
-    def timed(*args, **kwargs):
-        start = time.process_time()
-        try:
-            return call(*args, **kwargs)
-        finally:
-            cpu.append(time.process_time() - start)
-
-    return timed, cpu

@@ -68,11 +68,14 @@ def compare_with(root: Path, spec: str, rows: list[dict], latency: list[dict], m
 
 def verdict(report: dict) -> dict:
     """Pass unless a parity case failed (not an expected failure), another test failed, a case
-    got slower, or baseline cases were not run (unless ``allow_missing``)."""
+    got slower, or baseline cases were not run (unless ``allow_missing``): then FAIL. With
+    nothing failed but a latency case the busy machine left undecided, INCONCLUSIVE (not a
+    pass: ``ok`` is false; ``word`` says which)."""
     rows, comparison = report["parity"], report["comparison"] or {}
     failed = [r["nodeid"] for r in rows if r["status"] == "fail"]
     errors = [e for e in report.get("errors", []) if e not in failed]
     slower = [c for c in comparison.get("latency", []) if c["verdict"] == "slower"]
+    inconclusive = [c for c in comparison.get("latency", []) if c["verdict"] == "inconclusive"]
     gone = comparison.get("missing") or {"parity": [], "latency": []}
     missing = gone["parity"] + gone["latency"]
     tally = counts(rows)
@@ -85,7 +88,6 @@ def verdict(report: dict) -> dict:
     if missing:
         parts.append(f"{len(missing)} baseline cases not run"
                      + (" (allowed)" if report["meta"].get("allow_missing") else ""))
-    hint = ""
     if comparison:
         pct = report["meta"]["max_slowdown"]
         if not comparison.get("latency"):
@@ -93,15 +95,42 @@ def verdict(report: dict) -> dict:
         else:
             parts.append(f"{len(slower)} slower than {comparison['baseline']} by more than {pct:.0%}"
                          if slower else f"no significant slowdown beyond {pct:.0%} vs {comparison['baseline']}")
-        drift = [c for c in comparison.get("latency", []) if c.get("reference") and abs(c["raw_change"]) > pct]
-        if drift:
-            hint = (f"the PyTorch reference ran {max((c['raw_change'] for c in drift), key=abs):+.0%} vs the "
-                    "baseline: this machine is busier or slower than then (backends are judged on their CPU time "
-                    "per call, which that barely moves)")
+        if inconclusive:
+            parts.append(f"{len(inconclusive)} latency case{'s' if len(inconclusive) != 1 else ''} inconclusive "
+                         "(the machine was busy or slower than at the baseline)")
+    hint = _latency_hint(comparison, report["latency"], report["meta"]["max_slowdown"], bool(inconclusive))
     missing_fails = bool(missing) and not report["meta"].get("allow_missing")
-    return {"ok": not failed and not errors and not slower and not missing_fails, "failed": failed,
-            "errors": errors, "slower": slower, "missing": missing, "missing_fails": missing_fails,
-            "stale": len(report["stale"]), "headline": "; ".join(parts), "hint": hint}
+    fails = bool(failed or errors or slower or missing_fails)
+    return {"ok": not fails and not inconclusive, "word": "FAIL" if fails else "INCONCLUSIVE" if inconclusive else "PASS",
+            "failed": failed, "errors": errors, "slower": slower, "inconclusive": inconclusive, "missing": missing,
+            "missing_fails": missing_fails, "stale": len(report["stale"]), "headline": "; ".join(parts), "hint": hint}
+
+
+def _latency_hint(comparison: dict, latency: list[dict], pct: float, inconclusive: bool) -> str:
+    """Notes on the latency verdicts: the PyTorch reference row's drift since the baseline,
+    what an inconclusive case means, and a run too busy to serve as a baseline."""
+    notes = []
+    drift = [c for c in comparison.get("latency", []) if c.get("reference") and abs(c["raw_change"]) > pct]
+    if drift:
+        moved = max((c["raw_change"] for c in drift), key=abs)
+        notes.append(f"the PyTorch reference ran {moved:+.0%} vs the baseline: this machine is "
+                     f"{'busier or slower' if moved > 0 else 'quieter or faster'} than then")
+    if inconclusive:
+        notes.append("an inconclusive latency case is neither a pass nor a slowdown: rerun on a quieter machine")
+    busy = _busy_rounds(latency)
+    if busy:
+        notes.append(f"{busy[0]['fullname']} met a busy machine ({busy[0]['why']}): saved as a baseline, this run "
+                     "would judge nothing (every later latency verdict inconclusive)")
+    return "; ".join(notes)
+
+
+def _busy_rounds(latency: list[dict]) -> list[dict]:
+    """This run's latency cases whose timed rounds met a busy machine (their gauges past the
+    absolute limits of ``conformance.report.contention``)."""
+    from conformance.report.contention import baseline_reasons
+
+    return [{"fullname": row["fullname"], "why": "; ".join(reasons)} for row in latency
+            for reasons in [baseline_reasons(row)] if reasons]
 
 
 def _machine_and_commit(bench: dict | None) -> dict:

@@ -3,8 +3,9 @@
 pytest writes ``junit.xml`` before the report's verdict exists, so a latency slowdown (decided
 after every case ran, against the baseline) and baseline cases this run never ran would be
 invisible to a CI system reading JUnit. ``add_verdict`` marks the slower latency test failed
-(or adds a testcase for it) and adds one testcase per missing baseline case: failed, or skipped
-with ``--allow-missing``. The suite's ``failures``/``skipped``/``tests`` counts follow.
+(or adds a testcase for it), marks an inconclusive one (the machine too busy to judge it) as an
+error, and adds one testcase per missing baseline case: failed, or skipped with
+``--allow-missing``. The suite's ``failures``/``errors``/``skipped``/``tests`` counts follow.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def add_verdict(path: str | Path | None, report: dict) -> bool:
     is one); returns whether the file was changed."""
     verdict = report["verdict"]
     missing = verdict.get("missing") or []
-    if not path or not Path(path).is_file() or not (verdict["slower"] or missing):
+    inconclusive = verdict.get("inconclusive") or []
+    if not path or not Path(path).is_file() or not (verdict["slower"] or missing or inconclusive):
         return False
     tree = ET.parse(path)
     suite = _suite(tree.getroot())
@@ -58,6 +60,11 @@ def add_verdict(path: str | Path | None, report: dict) -> bool:
         failure = ET.SubElement(case, "failure", message=f"slower than the baseline: {change['why']}")
         failure.text = (f"median {change['before'] * 1e3:.3g} ms -> {change['after'] * 1e3:.3g} ms; "
                         f"limit {change['threshold']:.0%}")
+    for change in inconclusive:  # not a pass: an error (could not be judged), not a failure
+        case = _testcase(suite, *_names(change["fullname"]))
+        if case.find("error") is None and case.find("failure") is None:
+            _bump(suite, "errors")
+            ET.SubElement(case, "error", message=f"latency inconclusive against the baseline: {change['why']}")
     for nodeid in missing:
         case = _testcase(suite, MISSING_CLASS, nodeid)
         if verdict.get("missing_fails"):

@@ -1,7 +1,8 @@
 """Latency rows from pytest-benchmark's saved JSON, and this machine's peak GFLOP/s.
 
 No second timing system: every number comes from the JSON pytest-benchmark saves (median, IQR,
-quartiles, ops/s, and the raw rounds when ``--benchmark-save-data`` is on). The peak is measured
+quartiles, ops/s, and the raw rounds when ``--benchmark-save-data`` is on); host cases are timed
+by ``conformance.engine.timed_rounds`` and recorded into pytest-benchmark's statistics. The peak is measured
 once per run by a large float32 matrix product and stored in that JSON (``conformance_peak``),
 so a saved run carries the peak it was measured against.
 
@@ -85,6 +86,10 @@ def _row(bench: dict, peak: float | None) -> dict:
         "rounds": int(stats.get("rounds", 0)),
         "data": stats.get("data"),
         "cpu": extra.get("cpu_times"),  # process CPU time per timed round (host backends)
+        # Saved since the paired rule (conformance.report.slowdown); absent in older runs:
+        "ref_times": extra.get("reference_times"),  # the reference workload around each round
+        "run_delay": extra.get("run_delay"),  # seconds the threads waited for a core, per round
+        "contention": extra.get("contention"),  # gauges over the timed rounds
         "flops": flops,
         "gflops": gflops,
         "peak_share": gflops / peak if gflops and peak else None,

@@ -134,15 +134,32 @@ def _latency(report: dict) -> dict | None:
                     "gflops": f"{r['gflops']:.1f}" if r.get("gflops") else "", "peak": peak_text(r),
                     "change": None if c is None else {
                         "before": format_seconds(c["before"]), "text": f"{c['change']:+.0%} {_basis(c)}",
-                        "verdict": c["verdict"], "why": c.get("why", "")}})
+                        "verdict": c["verdict"], "why": c.get("why", ""), "rule": rule_of(c)}})
     return {"rows": out, "peak": report["meta"].get("peak"), "compared": bool(comparison),
             "peak_note": PEAK_NOTE if any(r.get("peak_share") and r["peak_share"] > 1 for r in rows) else ""}
 
 
+def rule_of(change: dict) -> str:
+    """The rule that judged a change (``conformance.report.slowdown.RULES``); reports saved
+    before rules had names are read from their basis."""
+    if change.get("rule"):
+        return change["rule"]
+    basis = change.get("basis", "")
+    return "cpu" if basis.startswith("CPU") else "reference" if "reference of each run" in basis else "wall"
+
+
 def _basis(change: dict) -> str:
     """What a change column's number measures, in a word (the reason has it in full)."""
-    basis = change.get("basis", "")
-    return "CPU" if basis.startswith("CPU") else "vs ref" if "reference of each run" in basis else "wall"
+    return {"paired": "vs ref rounds", "cpu": "CPU", "reference": "vs ref"}.get(rule_of(change), "wall")
+
+
+def _judged(report: dict) -> list[dict]:
+    """Each compared latency case: its verdict, the rule that judged it (in words) and why."""
+    from conformance.report.slowdown import RULES
+
+    return [{"fullname": c["fullname"], "verdict": c["verdict"], "rule": rule_of(c),
+             "rule_text": RULES.get(rule_of(c), ""), "why": c.get("why", "")}
+            for c in (report["comparison"] or {}).get("latency", []) if c["verdict"] != "reference"]
 
 
 def _slower(change: dict) -> dict:
@@ -157,14 +174,17 @@ def build_view(report: dict, figures: dict[str, Path] | None = None) -> dict:
     tally = {s: sum(r["status"] == s for r in rows) for s in ("pass", "fail", "xfail", "skip")}
     failing = [r for r in rows if r["status"] == "fail"]
     return {
-        "ok": v["ok"], "word": "PASS" if v["ok"] else "FAIL", "headline": v["headline"], "hint": v.get("hint", ""),
+        "ok": v["ok"], "word": v.get("word") or ("PASS" if v["ok"] else "FAIL"), "headline": v["headline"],
+        "hint": v.get("hint", ""),
         "tiles": [("passed", tally["pass"]), ("failed", tally["fail"]), ("expected failures", tally["xfail"]),
                   ("skipped", tally["skip"]), ("latency cases", len(report["latency"])),
                   ("slower than baseline", len(v["slower"]) if report["comparison"] else "–"),
+                  ("latency inconclusive", len(v.get("inconclusive", [])) if report["comparison"] else "–"),
                   ("baseline cases not run", len(v.get("missing", [])) if report["comparison"] else "–")],
         "failed": [{"nodeid": r["nodeid"], "detail": detail(r), "reproducer": r["reproducer"]} for r in failing],
         "errors": v.get("errors", []),
         "slower": [_slower(c) for c in v["slower"]],
+        "inconclusive": [_slower(c) for c in v.get("inconclusive", [])], "judged": _judged(report),
         "missing": v.get("missing", []), "missing_fails": v.get("missing_fails", False),
         "matrix": _matrix(report), "decimal": report["meta"]["decimal"],
         "tolerance": f"{1.5 * 10 ** -report['meta']['decimal']:.2g}",
