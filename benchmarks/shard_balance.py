@@ -67,14 +67,20 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shards", type=int, default=3)
     parser.add_argument("--no-weights-only", action="store_true", help="skip the set dealt by weights alone")
+    parser.add_argument("--whole", metavar="FILE",
+                        help="the parity.json of an earlier whole run of the same selection (skips the whole run)")
     mine = argv[: argv.index("--")] if "--" in argv else argv
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     args = parser.parse_args(mine)
     root = Path(tempfile.mkdtemp(prefix="conformance-shard-bench-"))
     try:
-        wall, whole = pytest_run(root / "whole", extra)
+        if args.whole:
+            durations, whole = Path(args.whole), json.loads(Path(args.whole).read_text())
+            wall = float(whole["meta"].get("wall_s") or 0.0)
+        else:
+            wall, whole = pytest_run(root / "whole", extra)
+            durations = root / "whole" / "parity.json"
         print(f"whole run: {len(whole['cases'])} cases, {in_cases(whole):.1f} s in them, {wall:.1f} s wall", flush=True)
-        durations = root / "whole" / "parity.json"
         shard_set(root, "by-durations", args.shards, [*extra, "--shard-durations", str(durations)], whole)
         if not args.no_weights_only:
             # an empty reports folder: no durations to deal by, the per-test weights alone

@@ -57,6 +57,13 @@ def test_unmeasured_tests_are_weighted_in_seconds():
     assert sorted(loads) == [20.0, 40.0]  # 4 weight units at 10 s each
 
 
+def test_a_test_recorded_at_zero_seconds_costs_nothing():
+    # a skipped (unsupported) test took 0 s: it must not weigh as an unknown test would
+    tests = [("t::a", "a", 1.0), ("t::b", "b", 1.0), ("t::skip", "skip", 5.0)]
+    _, loads, _, _ = deal(tests, 2, {"t::a": 3.0, "t::b": 3.0, "t::skip": 0.0})
+    assert sorted(loads) == [3.0, 3.0]
+
+
 def test_assign_deals_heaviest_first_to_the_lightest_shard():
     dealt, loads = assign({"a": 5, "b": 4, "c": 3, "d": 3}, 2)
     assert dealt == {"a": 1, "b": 2, "c": 2, "d": 1} and loads == [8, 7]

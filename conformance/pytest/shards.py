@@ -103,9 +103,11 @@ def load_durations(path: Path) -> dict[str, float]:
 def costs(tests: list[tuple[str, float]], durations: dict[str, float]) -> list[float]:
     """Each test's cost: its recorded duration, else its weight scaled to seconds by the tests
     that have both (so measured and estimated costs add up in the same unit)."""
-    known = [(durations[n], w) for n, w in tests if durations.get(n, 0) > 0]
-    scale = sum(d for d, _ in known) / sum(w for _, w in known) if known else 1.0
-    return [durations[n] if durations.get(n, 0) > 0 else w * scale for n, w in tests]
+    # A recorded 0 s is known too: a test skipped as unsupported costs nothing, and weighing it as
+    # an unknown would give its shard fewer tests that run.
+    known = [(durations[n], w) for n, w in tests if n in durations]
+    scale = sum(d for d, _ in known) / sum(w for _, w in known) if known and sum(d for d, _ in known) else 1.0
+    return [durations[n] if n in durations else w * scale for n, w in tests]
 
 
 def assign(groups: dict[str, float], count: int) -> tuple[dict[str, int], list[float]]:
