@@ -378,10 +378,19 @@ def strided_view(x: np.ndarray) -> np.ndarray:
     return wide[..., ::2]
 
 
-def deployments(*, static: bool = True, max_runs: int = 3) -> st.SearchStrategy[Deployment]:
+#: How an input's memory may be handed over (``Deployment.layout``).
+LAYOUTS = ("contiguous", "strided")
+#: (callers at once, sessions they share) of ``deployments(overlap=True)``.
+OVERLAPS = ((1, 1), (3, 1), (3, 2))
+
+
+def deployments(*, static: bool = True, max_runs: int = 3, overlap: bool = True) -> st.SearchStrategy[Deployment]:
     """Static or dynamic export (``static=False`` where an export per shape is too dear, as with
-    dynamo at ~1-7 s each), and 2..``max_runs`` runs of one session, as deployed sessions run
-    many times. Shrinks to a dynamic export run twice."""
+    dynamo at ~1-7 s each), 2..``max_runs`` runs of one session, as deployed sessions run many
+    times, the input's memory layout, and (``overlap``) 3 callers at once on one or two sessions.
+    Shrinks to a dynamic export run twice, contiguous, one caller."""
     if max_runs < 2:
         raise ValueError(f"deployments: max_runs must be >= 2 (a session runs more than once), got {max_runs}")
-    return st.builds(Deployment, st.booleans() if static else st.just(False), st.integers(2, max_runs))
+    return st.builds(lambda static_, runs, layout, callers: Deployment(static_, runs, layout, *callers),
+                     st.booleans() if static else st.just(False), st.integers(2, max_runs),
+                     st.sampled_from(LAYOUTS), st.sampled_from(OVERLAPS if overlap else OVERLAPS[:1]))
