@@ -1,10 +1,11 @@
 """An Android device (or anything adb reaches) as a backend: ``--device=SERIAL``.
 
 One long-lived runner per device (``conformance/device/runner.py``, pushed to the work folder
-and started through ``adb shell`` with the runtime bundle for the device's ABI, pushed once:
-:mod:`conformance.device.bundle`, :mod:`conformance.device.install`) is reached over ``adb forward``; each distinct model is
-pushed once (its content hash is its file name) and loaded once, then every example is one
-request/response on that socket, not three adb process launches.
+and started through ``adb shell`` with the runtime bundle for the device's ABI, itself pushed
+once: :mod:`conformance.device.bundle`, :mod:`conformance.device.install`) is reached over
+``adb forward``; each distinct model is pushed once (its content hash is its file name) and
+loaded once, then every example is one request/response on that socket, not three adb process
+launches.
 
 Failure policy: if the runner cannot start, or the device stops answering (connection refused
 or closed, the runner crashed, an adb push that fails on a device adb no longer lists), the
@@ -12,9 +13,10 @@ backend keeps that one error, naming the test during which the device went, and 
 raises it at once, instead of one timeout per example.
 
 What the device changes: with ``host_diff`` (the default) every ``run`` also runs the same program
-through the same runtime on this host (ONNX Runtime, or LiteRT for a ``.tflite``) and keeps the difference as :attr:`AdbDeviceBackend.last_host_diff`
-(and the worst since the last :meth:`AdbDeviceBackend.pop_host_diff`), so an ARM device's kernels
-can be told apart from the host's x86 ones.
+through the same runtime on this host (ONNX Runtime, or LiteRT for a ``.tflite``) and keeps the
+difference as :attr:`AdbDeviceBackend.last_host_diff` (and the worst since the last
+:meth:`AdbDeviceBackend.pop_host_diff`), so an ARM device's kernels can be told apart from the
+host's x86 ones.
 """
 
 from __future__ import annotations
