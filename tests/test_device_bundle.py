@@ -251,3 +251,23 @@ def test_an_unknown_device_runtime_is_one_line():
     with pytest.raises(BackendError) as info:
         load_backends([], devices=["127.0.0.1:1"], device_runtimes=("onnxruntime", "tract"))
     assert str(info.value) == "--device-runtime tract: unknown; choose onnxruntime or litert"
+
+
+def test_a_runner_without_litert_skips_the_device_litert_cases():
+    import threading
+
+    from conformance.backends._runtime import Unsupported
+
+    pytest.importorskip("litert_torch")
+    from conformance.backends.adb_litert import AdbLiteRtBackend
+
+    class PythonRunnerDevice:  # what a Termux python3 runner without ai-edge-litert answers
+        name, place, _lock = "adb-phone", "adb:phone", threading.RLock()
+        runner_info = {"runtimes": {"onnxruntime": "1.32.0"}}
+
+        def _ensure_started(self):
+            pass
+
+    with pytest.raises(Unsupported) as info:
+        AdbLiteRtBackend(PythonRunnerDevice()).load(b"tflite bytes")
+    assert str(info.value) == "adb-phone-litert: the device's runner has no LiteRT (it offers onnxruntime)"
