@@ -124,6 +124,22 @@ def test_an_interrupted_push_is_detected_and_completed(adb, bare, x86_bundle, tm
     assert not folder.exists()  # the parts are gone once unpacked
 
 
+@pytest.mark.slow
+def test_a_corrupt_push_is_one_line_and_removed(adb, bare, x86_bundle):
+    dev = bare()
+    parts = install._parts(x86_bundle)
+    folder = dev.sandbox / "conformance" / "runtime" / (x86_bundle.name + ".parts")
+    folder.mkdir(parents=True)
+    for part in parts:  # every part there at its size, one of them with other bytes
+        data = part.read_bytes()
+        (folder / part.name).write_bytes(bytes(len(data)) if part == parts[1] else data)
+    with pytest.raises(bundle.BundleError) as info:
+        install.install(adb, dev.serial, "/data/local/tmp/conformance", x86_bundle, lambda _l: None)
+    message = str(info.value)
+    assert "\n" not in message and "is corrupt (sha256" in message and "pushes it again" in message
+    assert not folder.exists()
+
+
 def test_a_noexec_work_folder_is_one_line(adb, bare, x86_bundle):
     dev = bare(noexec=True)
     be = AdbDeviceBackend(dev.serial, adb=Recorder(adb), timeout=30, progress=lambda _l: None)
@@ -251,3 +267,23 @@ def test_an_unknown_device_runtime_is_one_line():
     with pytest.raises(BackendError) as info:
         load_backends([], devices=["127.0.0.1:1"], device_runtimes=("onnxruntime", "tract"))
     assert str(info.value) == "--device-runtime tract: unknown; choose onnxruntime or litert"
+
+
+def test_a_runner_without_litert_skips_the_device_litert_cases():
+    import threading
+
+    from conformance.backends._runtime import Unsupported
+
+    pytest.importorskip("litert_torch")
+    from conformance.backends.adb_litert import AdbLiteRtBackend
+
+    class PythonRunnerDevice:  # what a Termux python3 runner without ai-edge-litert answers
+        name, place, _lock = "adb-phone", "adb:phone", threading.RLock()
+        runner_info = {"runtimes": {"onnxruntime": "1.32.0"}}
+
+        def _ensure_started(self):
+            pass
+
+    with pytest.raises(Unsupported) as info:
+        AdbLiteRtBackend(PythonRunnerDevice()).load(b"tflite bytes")
+    assert str(info.value) == "adb-phone-litert: the device's runner has no LiteRT (it offers onnxruntime)"

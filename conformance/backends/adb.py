@@ -1,20 +1,22 @@
 """An Android device (or anything adb reaches) as a backend: ``--device=SERIAL``.
 
 One long-lived runner per device (``conformance/device/runner.py``, pushed to the work folder
-and started through ``adb shell`` with the runtime bundle for the device's ABI, pushed once:
-:mod:`conformance.device.bundle`, :mod:`conformance.device.install`) is reached over ``adb forward``; each distinct model is
-pushed once (its content hash is its file name) and loaded once, then every example is one
-request/response on that socket, not three adb process launches.
+and started through ``adb shell`` with the runtime bundle for the device's ABI, itself pushed
+once: :mod:`conformance.device.bundle`, :mod:`conformance.device.install`) is reached over
+``adb forward``; each distinct model is pushed once (its content hash is its file name) and
+loaded once, then every example is one request/response on that socket, not three adb process
+launches.
 
 Failure policy: if the runner cannot start, or the device stops answering (connection refused
 or closed, the runner crashed, an adb push that fails on a device adb no longer lists), the
 backend keeps that one error, naming the test during which the device went, and every later call
 raises it at once, instead of one timeout per example.
 
-What the device changes: with ``host_diff`` (the default) every ``run`` also runs the same model
-through ONNX Runtime on this host and keeps the difference as :attr:`AdbDeviceBackend.last_host_diff`
-(and the worst since the last :meth:`AdbDeviceBackend.pop_host_diff`), so an ARM device's kernels
-can be told apart from the host's x86 ones.
+What the device changes: with ``host_diff`` (the default) every ``run`` also runs the same program
+through the same runtime on this host (ONNX Runtime, or LiteRT for a ``.tflite``) and keeps the
+difference as :attr:`AdbDeviceBackend.last_host_diff` (and the worst since the last
+:meth:`AdbDeviceBackend.pop_host_diff`), so an ARM device's kernels can be told apart from the
+host's x86 ones.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import shlex
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -35,6 +36,7 @@ import numpy as np
 import onnx
 
 from conformance.backends.base import Backend, BackendError
+from conformance.backends.host_diff import HostDiff, host_diff
 from conformance.device.adb import Adb, AdbError, shell_join
 from conformance.device.packages import FetchError
 from conformance.device.client import (RunnerClient, RunnerGone, RunnerProcess, RunnerRefused,
@@ -370,39 +372,6 @@ class AdbSession:
             [np.asarray(x) for x in inputs], step="time",
             timeout=self.backend.timeout * max(1.0, runs / 10))
         return [float(t) for t in reply["times"]]
-
-
-@dataclass(frozen=True)
-class HostDiff:
-    """The device's outputs against the same runtime on this host, for one run (or the worst
-    of several). ``host`` names that runtime and this host's CPU (``onnxruntime 1.32.0 on
-    x86_64``); ``differing`` counts elements that are not bit-identical (NaN == NaN)."""
-
-    max_abs: float
-    differing: int
-    elements: int
-    host: str
-
-    def to_dict(self) -> dict:
-        return {"max_abs": self.max_abs, "differing": self.differing, "elements": self.elements,
-                "host": self.host}
-
-
-def host_diff(device: Sequence[np.ndarray], host: Sequence[np.ndarray], host_name: str,
-              ) -> HostDiff | None:
-    """Compare outputs elementwise; None when their shapes or counts disagree."""
-    if len(device) != len(host) or any(d.shape != h.shape for d, h in zip(device, host)):
-        return None
-    max_abs, differing, elements = 0.0, 0, 0
-    for d, h in zip(device, host):
-        d64, h64 = np.asarray(d, np.float64), np.asarray(h, np.float64)
-        same = (d64 == h64) | (np.isnan(d64) & np.isnan(h64))
-        with np.errstate(invalid="ignore"):  # inf - inf where both are inf: counted as same
-            gap = np.abs(d64 - h64)[~same]
-        max_abs = max(max_abs, float(gap.max()) if gap.size else 0.0)
-        differing += int((~same).sum())
-        elements += d64.size
-    return HostDiff(max_abs, differing, elements, host_name)
 
 
 def _say(line: str) -> None:

@@ -41,9 +41,10 @@ class AdbLiteRtBackend(ProgramBackend):
         rel = f"models/{hashlib.sha256(artifact).hexdigest()[:24]}.tflite"
         with self.device._lock:
             self.device._ensure_started()
-            if "litert" not in self.device.runner_info.get("runtimes", {}):
-                raise Unsupported(f"{self.name}: the device's runner has no LiteRT "
-                                  f"(it offers {sorted(self.device.runner_info.get('runtimes', {})) or 'onnxruntime only'})")
+            offered = sorted(self.device.runner_info.get("runtimes", {})) or ["onnxruntime"]
+            if "litert" not in offered:
+                raise Unsupported(f"{self.name}: the device's runner has no LiteRT (it offers "
+                                  f"{', '.join(offered)})")
         return AdbSession(self.device, rel, self.device._ensure_loaded(rel, artifact), artifact)
 
     def versions(self) -> dict[str, str]:

@@ -37,7 +37,7 @@ from conformance.device import packages
 from conformance.device.packages import FetchError, Say
 
 #: Bump when the recipe below changes in a way the package lists do not show.
-BUILDER = 4
+BUILDER = 5
 #: Debian packages: CPython 3.11 (interpreter + stdlib) and the C/C++ runtime ONNX Runtime and
 #: LiteRT need (LiteRT asks for glibc 2.34 and GLIBCXX_3.4.30: bookworm has 2.36 and gcc 12's).
 DEBS = ("python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 libgcc-s1 "
@@ -275,7 +275,9 @@ def _compile(tree: Path, say: Say, prefix: str) -> None:
         with open(os.devnull, "w") as quiet:
             stdout, sys.stdout = sys.stdout, quiet
             try:
-                compileall.compile_dir(folder, quiet=2, workers=0,
+                # ddir: the bytecode names files by their place in the bundle, not this build's
+                # folder (the same bundle bytes from every build).
+                compileall.compile_dir(folder, quiet=2, workers=0, ddir=f"/{folder.relative_to(tree)}",
                                        invalidation_mode=_unchecked())
             finally:
                 sys.stdout = stdout
@@ -320,12 +322,13 @@ def _check(tree: Path, abi: Abi, prefix: str) -> dict[str, str]:
         prefix_dir = tree.parent / "qemu-prefix"
         packages.write_arm_cpuinfo(prefix_dir)
         words = [qemu, "-cpu", "neoverse-n1", "-L", str(prefix_dir)] + words
-    env = {"PATH": "/nonexistent", **launch_env(str(tree), str(tree))}
-    env["TMPDIR"] = tempfile.gettempdir()
-    try:
-        proc = subprocess.run(words, env=env, capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BundleError(f"{prefix}checking the bundle failed: {exc}") from None
+    with tempfile.TemporaryDirectory() as home:  # ONNX Runtime writes under HOME: not the tree
+        env = {"PATH": "/nonexistent", **launch_env(str(tree), home)}
+        env["TMPDIR"] = home
+        try:
+            proc = subprocess.run(words, env=env, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BundleError(f"{prefix}checking the bundle failed: {exc}") from None
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or [f"status {proc.returncode}"])[-1]
         raise BundleError(f"{prefix}importing numpy and onnxruntime from the bundle failed: {last}")
