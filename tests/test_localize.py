@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conformance.testing import faults
+from conformance.testing import fault_base, faults
 from conformance.backends.onnxrt import OnnxRuntimeBackend
 from conformance.engine.compare import compare
 from conformance.formats.onnx_export import ExportTarget, export
@@ -144,7 +144,7 @@ class FusedOnly:
         self._faulty = faults.perturbed_node(node)
 
     def prepare(self, model):
-        return (self._faulty if len(model.graph.node) > 1 else faults._Fault).prepare(model)
+        return (self._faulty if len(model.graph.node) > 1 else fault_base.Fault).prepare(model)
 
 
 def test_a_fault_of_the_whole_graph_is_not_blamed_on_a_node():

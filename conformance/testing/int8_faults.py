@@ -26,7 +26,7 @@ import onnx
 import onnx.numpy_helper
 from onnx import helper
 
-from conformance.testing.faults import _Fault
+from conformance.testing.fault_base import Fault as _Fault
 
 _INT_RANGE = {onnx.TensorProto.INT8: (-128, 127), onnx.TensorProto.UINT8: (0, 255)}
 
