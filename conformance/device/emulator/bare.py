@@ -118,7 +118,7 @@ class BareRoot:
             raise
 
     def close(self) -> None:
-        subprocess.run(["umount", "-R", "-l", str(self.support)], capture_output=True)
+        subprocess.run(["umount", "-l", str(self.support)], capture_output=True)  # with what is below
         try:
             self.support.rmdir()  # empty once unmounted; never a recursive delete
         except OSError:
