@@ -27,7 +27,7 @@ import onnx  # noqa: E402
 from conformance.backends import load_backend  # noqa: E402
 from conformance.byom.feeds import ArrayRecipe  # noqa: E402
 from conformance.byom.model_check import ModelCheck  # noqa: E402
-from conformance.backends.onnx_reference import DEFAULT_REFERENCE  # noqa: E402
+from conformance.byom.defaults import DEFAULT_REFERENCE  # noqa: E402
 from conformance.engine.compare import compare  # noqa: E402
 from conformance.engine.deadline import Deadline  # noqa: E402
 

@@ -200,10 +200,11 @@ def test_references_that_disagree_leave_the_example_out_never_fail_the_runtime(m
     from byom_helpers import save
 
     from conformance.backends import load_backend
-    from conformance.byom import reference_model
+    from conformance.backends import reference_model
     from conformance.byom.drive import drive
     from conformance.byom.model_check import ModelCheck
-    from conformance.backends.onnx_reference import DEFAULT_REFERENCE, second_reference
+    from conformance.backends.onnx_reference import second_reference
+    from conformance.byom.defaults import DEFAULT_REFERENCE
     from conformance.engine.deadline import Deadline
 
     monkeypatch.setattr(onnx_reference, "upgrade", lambda model: (model, ""))

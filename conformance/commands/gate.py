@@ -152,7 +152,7 @@ def verdict(rc: int, report: dict | None, reports: Path) -> int:
         print(f"  {v['stale']} stale expected-failure entr{'y' if v['stale'] == 1 else 'ies'} (see the report)")
     for label, name in (("report", "report.html"), ("summary", "summary.md"), ("junit", "junit.xml")):
         print(f"  {label + ':':9}{reports / name}")
-    _job_summary(reports / "summary.md")
+    job_summary(reports / "summary.md")
     return {"PASS": EXIT_OK, "INCONCLUSIVE": EXIT_INCONCLUSIVE}.get(word, EXIT_FAIL)
 
 
@@ -170,7 +170,7 @@ def latency_changes(report: dict) -> list[dict]:
     return sorted(changes, key=lambda c: c["verdict"] not in LOUD)
 
 
-def _job_summary(summary: Path) -> None:
+def job_summary(summary: Path) -> None:
     """On GitHub Actions, the Markdown summary becomes the job's summary page."""
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if target and summary.exists():

@@ -103,7 +103,7 @@ def run(args) -> int:
         print(f"  {'FAILED' if nodeid in verdict['failed'] else 'MISSING'} {nodeid}")
     print(f"report: {paths['html']}  (summary: {paths['markdown']}, junit: {out / 'junit.xml'}, "
           f"parity: {out / 'parity.json'})" + (f"; saved {saved}" if saved else ""))
-    from conformance.commands.gate import _job_summary
+    from conformance.commands.gate import job_summary
 
-    _job_summary(paths["markdown"])
+    job_summary(paths["markdown"])
     return EXIT_OK if verdict["ok"] else EXIT_FAIL

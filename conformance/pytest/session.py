@@ -263,13 +263,13 @@ class ConformanceSession:
         import onnxruntime
         import torch
 
-        from conformance.report.build import _git_commit
+        from conformance.report.build import git_commit
 
         try:
             suite = version("conformance")
         except PackageNotFoundError:
             suite = "unknown"
-        found = {"suite": suite, "commit": _git_commit() or "", "torch": torch.__version__,
+        found = {"suite": suite, "commit": git_commit() or "", "torch": torch.__version__,
                  "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
         for backend in self.backends:
             found[f"backend {backend.name}"] = backend.versions()

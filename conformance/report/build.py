@@ -142,11 +142,11 @@ def _machine_and_commit(bench: dict | None) -> dict:
 
         machine = platform.node() or None
     if not commit:
-        commit = _git_commit()
+        commit = git_commit()
     return {"machine": machine, "commit": commit}
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     """This checkout's commit (with ``+dirty`` when it has changes), or None outside git."""
     import subprocess
 
