@@ -124,9 +124,10 @@ def test_parity_cases_pass_on_the_arm_device_with_onnxruntime_and_litert(arm_dev
         assert all(c["outcome"] == "passed" and 3 <= c["examples"] <= 5 for c in cases)
         # Each case records its difference from the same runtime on this host.
         assert all(c["host_diff"]["host"].startswith(host) for c in cases)
-    if platform.machine() == "x86_64":  # ARM's kernels sum in another order than x86's
-        conv = [c for c in device_cases if c["case"] == "conv2d"]
-        assert all(0 < c["host_diff"]["max_abs"] < TOLERANCE for c in conv), conv
+    # The device's difference from this host stays within tolerance. Whether it is non-zero depends
+    # on the drawn sizes (a one-element conv sums nothing): the fixed model above shows that ARM's
+    # kernels do differ from x86's.
+    assert all(0 <= c["host_diff"]["max_abs"] < TOLERANCE for c in device_cases), device_cases
 
 
 @pytest.mark.slow
