@@ -30,7 +30,6 @@ import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from conformance.device import packages
@@ -130,13 +129,7 @@ def cache_dir() -> Path:
 
 def wanted_wheels() -> dict[str, str]:
     """pip name -> version to bundle: this host's where installed, else the newest."""
-    versions = {}
-    for name in WHEELS:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = ""
-    return versions
+    return packages.host_versions(WHEELS)
 
 
 def recipe(abi: Abi) -> dict:

@@ -42,6 +42,20 @@ def cache_home() -> Path:
     return Path(cache) / "conformance"
 
 
+def host_versions(names) -> dict[str, str]:
+    """pip name -> version: this host's where installed, else "" (pip takes the newest), so a
+    device runs the same runtime versions as the host it is compared with."""
+    from importlib import metadata
+
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = ""
+    return versions
+
+
 def wheel_platforms(machine: str) -> tuple[str, ...]:
     """manylinux tags pip accepts for ``machine`` (``aarch64``, ``x86_64``); pip matches them
     exactly and some wheels are tagged manylinux2014 only."""

@@ -26,7 +26,6 @@ import shutil
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -84,13 +83,7 @@ def device_programs(root: Path) -> dict[str, list[str]]:
 
 def wanted_versions() -> dict[str, str]:
     """The wheel versions to put on the device: the host's, where the host has them."""
-    versions = {}
-    for name in WHEELS:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = ""
-    return versions
+    return packages.host_versions(WHEELS)
 
 
 def is_ready(root: Path) -> bool:
