@@ -224,8 +224,7 @@ class ModelCheck:
         actual = self.run(backend, arrays, deadline)
         if len(actual) != len(expected):
             raise BackendError(f"{backend.name} returned {len(actual)} outputs, the model declares {len(expected)}")
-        k, results = compare_outputs([actual[i] for i in self.compared], [expected[i] for i in self.compared],
-                                     self.decimal)
+        k, results = self._compare(actual, expected)
         if not results[k]:
             self._second_opinion(recipe, arrays, expected, deadline)
         # compared in float64; kept in the declared types (the reproducer's output_N.pb)
@@ -250,13 +249,11 @@ class ModelCheck:
             return  # it cannot run the model: the first reference judges alone
         if len(other) != len(expected):
             return
-        k, results = compare_outputs([other[i] for i in self.compared], [expected[i] for i in self.compared],
-                                     self.decimal)
+        k, results = self._compare(other, expected)
         if not results[k]:
             raise UncertainReference(
                 f"the reference is uncertain here: {self.reference.name} and {self.second.name} disagree on "
                 f"output {self.outputs[self.compared[k]]!r} by {results[k].max_abs:.3g}")
-
 
     def _compare(self, actual, expected) -> tuple[int, list[CompareResult]]:
         """Each compared output at decimal-N, or in quantization steps (``qtol`` 1) where it is int8."""
