@@ -43,3 +43,22 @@ def test_executorch_says_which_ops_the_delegate_took(delegate):
     convs = {op: where for op, where in nodes.items() if "convolution" in op}
     assert len(convs) == 4, nodes
     assert set(convs.values()) == ({"XnnpackBackend"} if delegate else {"portable"}), nodes
+
+
+def test_executorch_placement_survives_the_artifact_cache(tmp_path):
+    """A ``.pte`` read back from the disk cache was never lowered in this process: where its ops
+    run comes from the cache too (it was lost once, in a second run with a warm cache)."""
+    pytest.importorskip("executorch")
+    from conformance.backends.executorch import ExecutorchBackend
+    from conformance.formats import artifact_cache
+    from conformance.formats.onnx_export import ProgramFormat
+
+    before = artifact_cache.active()
+    try:
+        artifact_cache.configure(tmp_path / "cache")
+        first = placement(ExecutorchBackend(), ProgramFormat("pte"))  # lowered here, stored
+        again = placement(ExecutorchBackend(), ProgramFormat("pte"))  # a new backend: read from the cache
+        assert artifact_cache.active().hits >= 1
+    finally:
+        artifact_cache.restore(before)
+    assert again == first and any(where == "XnnpackBackend" for where in again.values()), again

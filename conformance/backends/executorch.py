@@ -15,6 +15,7 @@ outside them is one clear error rather than ExecuTorch's "set_inputs() failed wi
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Sequence
 
 import numpy as np
@@ -142,8 +143,30 @@ class ExecutorchBackend(ProgramBackend):
                 edge = exir.to_edge_transform_and_lower(program, partitioner=partitioners)
             with failing(self.name, "to_executorch"):
                 artifact = bytes(edge.to_executorch().buffer)
-        self._placements[hashlib.sha256(artifact).hexdigest()] = delegation(edge)
+        self._remember(hashlib.sha256(artifact).hexdigest(), delegation(edge))
         return artifact
+
+    def _remember(self, digest: str, placed: dict[str, str]) -> None:
+        """Keep where each op of a program runs, beside the program in the artifact cache too (a
+        ``.pte`` from the cache was never lowered in this process, and its delegate blobs do not
+        name the ops they took)."""
+        from conformance.formats import artifact_cache
+
+        self._placements[digest] = placed
+        cache = artifact_cache.active()
+        if cache is not None:
+            cache.write(cache.key("executorch-placement", digest), json.dumps(placed).encode())
+
+    def _placement_of(self, artifact: bytes) -> dict[str, str] | None:
+        from conformance.formats import artifact_cache
+
+        digest = hashlib.sha256(artifact).hexdigest()
+        cache = artifact_cache.active()
+        if digest not in self._placements and cache is not None:
+            raw = cache.read(cache.key("executorch-placement", digest))
+            if raw is not None:
+                self._placements[digest] = json.loads(raw)
+        return self._placements.get(digest)
 
     def artifact_settings(self) -> dict:
         """Everything besides the module and its shapes that changes the ``.pte`` (its disk cache key)."""
@@ -158,7 +181,7 @@ class ExecutorchBackend(ProgramBackend):
             program = runtime.Runtime.get().load_program(artifact)
             method = program.load_method("forward")
         return ExecutorchSession(method, self.name, keep=(program, artifact),
-                                 delegated=self._placements.get(hashlib.sha256(artifact).hexdigest()))
+                                 delegated=self._placement_of(artifact))
 
     def variants(self) -> dict[str, "ExecutorchBackend"]:
         if self.delegate is None:
