@@ -1,11 +1,11 @@
 """Running one parity example: reference, artifact (cached), runtime, comparison.
 
-The suite's data flow (README, "Architecture"): a case and a drawn structure give a torch module; PyTorch
-float32 computes the reference; the target's format turns the module into an artifact (an ONNX
-export, bound to the drawn weights, or a runtime's own program such as an ExecuTorch ``.pte``),
-cached per structure (and per shape where the runtime needs it); the runtime runs it under the
-case's deadline; ``compare`` judges. Every entry point (the parity cases, registered modules,
-the cat pipeline) runs examples through ``Harness.run``; ``conformance.engine.driver`` runs a case.
+The suite's data flow (README, "Architecture"): a case and a drawn structure give a torch
+module; PyTorch float32 computes the reference; the target's format turns the module into an
+artifact (an ONNX export bound to the drawn weights, or a runtime's own program such as a
+``.pte``), cached per structure (and per shape where the runtime needs it); the runtime runs it
+under the case's deadline; ``compare`` judges. Every entry point runs examples through
+``Harness.run``; ``conformance.engine.driver`` runs a case.
 """
 
 from __future__ import annotations
@@ -158,8 +158,7 @@ class Harness:
             deadline: Deadline | None = None, allow_export: bool = True) -> Outcome:
         """Run one example on ``target``: one prepared session, run on each of the deployment's
         inputs in turn (same shape, other values), each compared; the worst run is the outcome.
-        ``ExampleError`` when the exporter or runtime fails, ``WouldExport`` when
-        ``allow_export`` is False and the artifact is not made yet."""
+        ``ExampleError`` when the exporter or runtime fails; ``WouldExport`` when not allowed to."""
         deadline = deadline or Deadline(None)
         if not allow_export and not self.has_artifact(case, target, example):
             raise WouldExport()
