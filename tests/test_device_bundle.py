@@ -218,9 +218,10 @@ def test_parity_and_latency_on_the_bare_x86_device_with_onnxruntime_and_litert(a
         cases = [c for c in report["cases"] if c["backend"] == backend]
         assert {c["case"] for c in cases} >= {"relu", "conv2d"}, backend
         assert all(c["outcome"] == "passed" and 3 <= c["examples"] <= 5 for c in cases)
-        # The same runtime on the same CPU: bit-identical to this host's.
-        assert all(c["host_diff"]["host"].startswith(host) and c["host_diff"]["max_abs"] == 0.0
-                   for c in cases)
+        # The same runtime on the same CPU: as this host's up to the order of a sum (bit-identical
+        # alone; once not, in a full run on a loaded machine, where thread partitions can differ).
+        assert all(c["host_diff"]["host"].startswith(host) and c["host_diff"]["max_abs"] <= 1e-5
+                   for c in cases), [c["host_diff"] for c in cases]
     benches = {b["params"]["latency_runner"]: b for b in json.loads(out_json.read_text())["benchmarks"]}
     for name in (serial_id, serial_id + "-litert"):
         assert benches[name]["extra_info"]["measured_on"] == "device"
