@@ -163,3 +163,36 @@ def test_concurrent_processes_never_see_a_torn_entry(tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.split() == ["0", "0"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]  # no temporary left behind
+
+
+class _NotingBackend:
+    """A program runtime that learns something at export that its artifact does not say."""
+    format = "prog"
+
+    def __init__(self):
+        self.exported, self.notes = 0, {}
+
+    def artifact_settings(self):
+        return {"v": 1}
+
+    def export(self, module, args, dynamic):
+        self.exported += 1
+        self.notes[b"artifact"] = b"placed"
+        return b"artifact"
+
+    def artifact_notes(self, artifact):
+        return self.notes[artifact]
+
+    def take_artifact_notes(self, artifact, notes):
+        self.notes[artifact] = notes
+
+
+def test_a_program_and_its_notes_are_one_entry(cache):
+    """Kept as two entries, LRU eviction took the older one (the notes) and left the program."""
+    module, args = torch.nn.Conv2d(1, 1, 3), (torch.zeros(1, 1, 4, 4),)
+    first = _NotingBackend()
+    assert artifact_cache.program_export(first, module, args, None) == b"artifact"
+    assert len(cache.entries()) == 1
+    again = _NotingBackend()
+    assert artifact_cache.program_export(again, module, args, None) == b"artifact"
+    assert (again.exported, again.notes) == (0, {b"artifact": b"placed"})

@@ -147,26 +147,21 @@ class ExecutorchBackend(ProgramBackend):
         return artifact
 
     def _remember(self, digest: str, placed: dict[str, str]) -> None:
-        """Keep where each op of a program runs, beside the program in the artifact cache too (a
-        ``.pte`` from the cache was never lowered in this process, and its delegate blobs do not
-        name the ops they took)."""
-        from conformance.formats import artifact_cache
-
         self._placements[digest] = placed
-        cache = artifact_cache.active()
-        if cache is not None:
-            cache.write(cache.key("executorch-placement", digest), json.dumps(placed).encode())
+
+    def artifact_notes(self, artifact: bytes) -> bytes:
+        """Where each op of ``artifact`` runs, kept beside it in the artifact cache: a ``.pte`` read
+        back from the cache was never lowered in this process, and its delegate blobs do not name
+        the ops they took."""
+        return json.dumps(self._placement_of(artifact) or {}).encode()
+
+    def take_artifact_notes(self, artifact: bytes, notes: bytes) -> None:
+        placed = json.loads(notes)
+        if placed:
+            self._remember(hashlib.sha256(artifact).hexdigest(), placed)
 
     def _placement_of(self, artifact: bytes) -> dict[str, str] | None:
-        from conformance.formats import artifact_cache
-
-        digest = hashlib.sha256(artifact).hexdigest()
-        cache = artifact_cache.active()
-        if digest not in self._placements and cache is not None:
-            raw = cache.read(cache.key("executorch-placement", digest))
-            if raw is not None:
-                self._placements[digest] = json.loads(raw)
-        return self._placements.get(digest)
+        return self._placements.get(hashlib.sha256(artifact).hexdigest())
 
     def artifact_settings(self) -> dict:
         """Everything besides the module and its shapes that changes the ``.pte`` (its disk cache key)."""

@@ -240,15 +240,31 @@ def onnx_export(module, args, target, *, dynamic):
 
 def program_export(backend, module, args, dynamic) -> bytes:
     """A program runtime's ``export`` through the cache, where the runtime names everything
-    that changes its bytes (``artifact_settings``); a plug-in that does not is not cached."""
+    that changes its bytes (``artifact_settings``); a plug-in that does not is not cached.
+
+    A runtime that learns something while exporting which the program's bytes do not say (where
+    ExecuTorch's delegate placed each op) gives it as ``artifact_notes(artifact) -> bytes`` and
+    takes it back as ``take_artifact_notes(artifact, notes)``: program and notes are one entry,
+    written and evicted together (two entries came apart once: a cached program without its notes).
+    """
     settings = getattr(backend, "artifact_settings", lambda: None)()
     cache = active()
     if cache is None or settings is None:
         return backend.export(module, args, dynamic)
+    noted = hasattr(backend, "artifact_notes") and hasattr(backend, "take_artifact_notes")
     key = cache.key("program", backend.format, settings, [list(a.shape) for a in args],
                     None if dynamic is None else [list(d) for d in dynamic], module_fingerprint(module.eval()),
-                    versions("torch"))
-    return cache.get(key, lambda: backend.export(module, args, dynamic))
+                    versions("torch"), "with notes" if noted else "")
+    if not noted:
+        return cache.get(key, lambda: backend.export(module, args, dynamic))
+    payload = cache.read(key)
+    if payload is not None:
+        parts = unpack(payload)
+        backend.take_artifact_notes(parts["artifact"], parts["notes"])
+        return parts["artifact"]
+    artifact = backend.export(module, args, dynamic)
+    cache.write(key, pack({"artifact": artifact, "notes": backend.artifact_notes(artifact)}))
+    return artifact
 
 
 # Several files as one payload (a converter that writes a .param and a .bin) ------------------
