@@ -126,6 +126,22 @@ def test_real_slowdown_on_a_quiet_machine_is_slower():
     assert verdict(BASE, [paired(12.5, 20, seed=10)], limit=0.40)["ort"]["verdict"] == "same"  # within 40%
 
 
+def test_waiting_for_a_core_that_accounts_for_the_growth_is_inconclusive_not_slower():
+    # Measured: one busy process on 2 cores, an unchanged runtime, +85% wall time; the gauges
+    # stayed under their margins (others +24 points, waiting 48% of each call) and the old rule
+    # said SLOWER. Its threads waited about as long as the call grew.
+    run = paired(18.5, 20, seed=41, gauges={**QUIET, "others_share": 0.29})
+    run["extra_info"]["run_delay"] = [w - 10e-3 * (1 + 0.02 * ((i % 5) - 2)) for i, w in enumerate(run["stats"]["data"])]
+    run["extra_info"]["reference_times"] = [t * 0.75 for t in run["extra_info"]["reference_times"]]
+    change = verdict(BASE, [run])["ort"]
+    assert change["wall_change"] > 0.5 and change["verdict"] == "inconclusive", change["why"]
+    assert "enough to account for the growth" in change["why"]
+    # The same growth with half of it unexplained by waiting is a slowdown.
+    run["extra_info"]["run_delay"] = [w - 13.5e-3 for w in run["stats"]["data"]]
+    change = verdict(BASE, [run])["ort"]
+    assert change["verdict"] == "slower", change["why"]
+
+
 def test_slower_runtime_under_load_is_slower_or_inconclusive_never_same():
     # 50% more work under one busy process, however the load falls on the reference rounds
     # (here it slows the reference more than the call: relative to it, the call looks faster).
