@@ -58,7 +58,7 @@ LOADS = {"none": [], "one busy process": [BUSY], "one busy process per core": [B
 #: (scenario, load, extra work): what each phase runs.
 SCENARIOS = [("unchanged", load, 0.0) for load in LOADS] + [
     ("25% more work", "none", 0.25), ("50% more work", "one busy process", 0.5)]
-NEW_FIELDS = ("reference_times", "run_delay", "contention", "reference_workload")
+NEW_FIELDS = ("reference_times", "run_delay", "contention", "reference_workload", "reference_run_delay")
 
 
 def onnx_model(module: torch.nn.Module, size: int):

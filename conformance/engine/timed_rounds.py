@@ -5,7 +5,8 @@ neighbours took. Each timed round here records, besides the call's wall time:
 
 * the **reference workload** (fixed code, e.g. the PyTorch eager model) timed just before the
   call, plus once after the last round, so each call sits between two reference rounds that
-  met the same neighbours at the same moments;
+  met the same neighbours at the same moments, with its own run delay (so a slower machine
+  can be told from a busier one);
 * the process **CPU time** of the call (all threads);
 * the **run delay** of the call: the time this process's threads spent runnable but waiting for
   a core (``/proc/self/task/*/schedstat``, Linux);
@@ -142,16 +143,17 @@ def measure(call: Callable[[], object], rounds: int, warmup: int,
 
     Returns ``times`` (wall seconds per call), ``cpu_times``, ``run_delay`` (None entries off
     Linux), ``reference_times`` (``rounds + 1`` of them, reference round i just before call i
-    and the last one after the last call; empty without a reference) and ``contention``."""
+    and the last one after the last call; empty without a reference), their
+    ``reference_run_delay`` and ``contention``."""
     for _ in range(warmup):
         if reference is not None:
             reference()
         call()
     gauges = Gauges()
-    times, cpu, delay, ref = [], [], [], []
+    times, cpu, delay, ref, ref_delay = [], [], [], [], []
     for _ in range(rounds):
         if reference is not None:
-            ref.append(_wall(reference))
+            _reference_round(reference, ref, ref_delay)
         d0 = run_delay()
         c0 = time.process_time()
         t0 = time.perf_counter()
@@ -163,9 +165,16 @@ def measure(call: Callable[[], object], rounds: int, warmup: int,
         cpu.append(c1 - c0)
         delay.append(d1 - d0 if d0 is not None and d1 is not None else None)
     if reference is not None:
-        ref.append(_wall(reference))
+        _reference_round(reference, ref, ref_delay)
     return {"times": times, "cpu_times": cpu, "run_delay": delay, "reference_times": ref,
-            "contention": gauges.read(rounds)}
+            "reference_run_delay": ref_delay, "contention": gauges.read(rounds)}
+
+
+def _reference_round(reference: Callable[[], object], times: list, delays: list) -> None:
+    d0 = run_delay()
+    times.append(_wall(reference))
+    d1 = run_delay()
+    delays.append(d1 - d0 if d0 is not None and d1 is not None else None)
 
 
 def extra_info(measured: dict, reference_name: str | None) -> dict:
@@ -174,5 +183,6 @@ def extra_info(measured: dict, reference_name: str | None) -> dict:
             "contention": measured["contention"]}
     if measured["reference_times"]:
         info["reference_times"] = measured["reference_times"]
+        info["reference_run_delay"] = measured.get("reference_run_delay")
         info["reference_workload"] = reference_name
     return info

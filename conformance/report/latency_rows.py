@@ -89,6 +89,7 @@ def _row(bench: dict, peak: float | None) -> dict:
         # Saved since the paired rule (conformance.report.slowdown); absent in older runs:
         "ref_times": extra.get("reference_times"),  # the reference workload around each round
         "run_delay": extra.get("run_delay"),  # seconds the threads waited for a core, per round
+        "ref_run_delay": extra.get("reference_run_delay"),  # the same, per reference round
         "contention": extra.get("contention"),  # gauges over the timed rounds
         "flops": flops,
         "gflops": gflops,
