@@ -36,6 +36,8 @@ class LiteRtSession:
 
     def __init__(self, interpreter, name: str):
         self._name = name
+        self._interpreter = interpreter
+        self._ran = False  # the default delegate is applied as the first run allocates the tensors
         with failing(name, "get_signature_runner"):
             self._runner = interpreter.get_signature_runner(_SIGNATURE)
             details = self._runner.get_input_details()
@@ -48,6 +50,17 @@ class LiteRtSession:
         self._in_q = [_quantization(details[n]) for n in self._inputs]
         self._out_q = [_quantization(outputs[n]) for n in self._outputs]
 
+    def placement(self) -> dict[str, str] | None:
+        """Each op of the model (``"op N (KIND)"``) -> ``XNNPACK`` when the interpreter's default
+        delegate took it, ``builtin`` when it stayed on TFLite's own kernels
+        (``conformance.backends.litert_placement``); None before the first run."""
+        from conformance.backends.litert_placement import delegation
+
+        if not self._ran:
+            return None
+        with failing(self._name, "read the delegated ops"):
+            return delegation(self._interpreter)
+
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         expect_inputs(self._name, len(self._inputs), inputs)
         for i, (x, shape) in enumerate(zip(inputs, self._shapes)):
@@ -57,6 +70,7 @@ class LiteRtSession:
         inputs = [_quantize(x, q) for x, q in zip(inputs, self._in_q)]
         with failing(self._name, "invoke"):
             result = self._runner(**{n: np.ascontiguousarray(x) for n, x in zip(self._inputs, inputs)})
+            self._ran = True
             return [_dequantize(np.array(result[n], copy=True), q) for n, q in zip(self._outputs, self._out_q)]
 
 
