@@ -49,6 +49,10 @@ def test_executorch_says_which_ops_the_delegate_took(delegate):
     convs = {op: where for op, where in nodes.items() if "convolution" in op}
     assert len(convs) == 4, nodes
     assert set(convs.values()) == ({"XnnpackBackend"} if delegate else {"portable"}), nodes
+    # What the delegate leaves of a dynamic-shape program is the runtime's own prim ops (size
+    # arithmetic, zero-copy views): every kernel is delegated; memory planning's allocs are no op.
+    assert set(nodes.values()) == {"XnnpackBackend" if delegate else "portable", "prim"}, nodes
+    assert not any(op.endswith("(alloc)") for op in nodes), nodes
 
 
 def test_executorch_placement_survives_the_artifact_cache(tmp_path):
