@@ -93,7 +93,7 @@ def _placement_check(expected: dict | None) -> str:
     outside = expected.get("outside") or {}
     if not outside:
         return f"expected {want}: met"
-    names = ", ".join(f"{node} on {where}" for node, where in sorted(outside.items())[:3])
+    names = ", ".join(f"{node} on {where}" for node, where in list(outside.items())[:3])
     return f"expected {want}: {len(outside)} node(s) elsewhere ({names}{', ...' if len(outside) > 3 else ''})"
 
 
