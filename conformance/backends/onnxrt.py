@@ -21,7 +21,7 @@ class OrtSession:
     """One InferenceSession; inputs are fed by position in model-input order.
 
     ``profiled(prefix)`` makes a twin of the session with profiling on (same model, options and
-    providers): ``placement`` runs it once on the last inputs to read where each node ran.
+    providers): ``placement`` runs it once on the smallest inputs run to read where each node ran.
     """
 
     def __init__(self, session, name: str, *, profiled: Callable[[str], object] | None = None):
@@ -29,16 +29,18 @@ class OrtSession:
         self._input_names = [i.name for i in session.get_inputs()]
         self._name = name
         self._profiled = profiled
-        self._last: Sequence[np.ndarray] | None = None  # kept for placement(): a reference, no copy
+        # The smallest inputs run so far, for placement()'s run (a reference, no copy): one
+        # session serves many drawn shapes, and a 1080p frame would cost seconds more.
+        self._smallest: tuple[int, Sequence[np.ndarray]] | None = None
 
     def placement(self) -> dict[str, str] | None:
         """Each node of the optimized graph (``"name (op)"``) -> the execution provider that ran
-        it, from a profiled run of a twin session on the last inputs run (None before any run)."""
-        if self._profiled is None or self._last is None:
+        it, from a profiled run of a twin session on the smallest inputs run (None before any)."""
+        if self._profiled is None or self._smallest is None:
             return None
         from conformance.backends.ort_placement import profiled_placement
 
-        return profiled_placement(self._profiled, dict(zip(self._input_names, self._last)), self._name)
+        return profiled_placement(self._profiled, dict(zip(self._input_names, self._smallest[1])), self._name)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._input_names):
@@ -46,7 +48,9 @@ class OrtSession:
                 f"{self._name}: model takes {len(self._input_names)} inputs, got {len(inputs)}"
             )
         feed = dict(zip(self._input_names, inputs))
-        self._last = inputs
+        size = sum(np.size(x) for x in inputs)
+        if self._smallest is None or size < self._smallest[0]:
+            self._smallest = (size, inputs)
         return self._session.run(None, feed)
 
 
