@@ -162,18 +162,33 @@ def artifact_cache_dir(tmp_path_factory):
     artifact_cache.restore(before)
 
 
-def _check_with(backend, option: str):
+def _check_with(backend, option: str, export=None):
     """SuperResolutionNet's fixed example on ``backend`` under ``--expect-placement option``."""
     from conformance.engine.record import CaseRecord
     from conformance.formats.onnx_export import ProgramFormat
     from conformance.pytest.casecheck import CaseCheck
     from conformance.report.expected import placement_option
 
-    record = CaseRecord(f"test_superres[{backend.name}]", "superres", "model", backend.name, backend.format, 0)
+    export = export or ProgramFormat(backend.format)
+    record = CaseRecord(f"test_superres[{backend.name}]", "superres", "model", backend.name, export.exporter,
+                        export.opset)
     entry = placement_option(option)
     check = CaseCheck(Harness(), record, case_timeout=None, feeds=("initializers",), reproducers=None,
                       placement_for=lambda row: entry if entry.matches(row) else None)
-    return check, record, lambda: check.example(SUPERRES, Target(backend, ProgramFormat(backend.format)), EXAMPLE)
+    return check, record, lambda: check.example(SUPERRES, Target(backend, export), EXAMPLE)
+
+
+def test_an_expected_placement_on_a_runtime_that_does_not_say_fails():
+    """A plug-in whose sessions have no placement() cannot meet an entry naming it: no silent pass."""
+    from conformance.backends import load_backend
+
+    backend = load_backend("onnxruntime.backend")
+    _, record, run = _check_with(backend, f"{backend.name}=CPUExecutionProvider", ExportTarget("torchscript", 17))
+    with pytest.raises(pytest.fail.Exception, match=re.escape(
+            "expected placement CPUExecutionProvider (--expect-placement onnxruntime.backend=CPUExecutionProvider) "
+            "cannot be checked: the runtime does not say where it ran each node")):
+        run()
+    assert record.placement["expected"]["outside"] is None
 
 
 def test_expected_placement_fails_a_fallback_and_passes_when_met(artifact_cache_dir, tmp_path):
