@@ -257,3 +257,21 @@ def test_placement_entries_of_the_expected_failures_file(tmp_path):
         path.write_text(text)
         with pytest.raises(expected.ExpectedError, match=re.escape(error)):
             expected.load(path)
+
+
+def test_an_int8_case_says_which_nodes_ran_as_int8_kernels():
+    """ONNX Runtime turns each QuantizeLinear/Conv/DequantizeLinear group of a QDQ SuperResolutionNet
+    into one QLinearConv: the int8 case's placement names the fused nodes, not the QDQ graph's."""
+    from conformance.draw.quantization import QuantExample, QuantInputRecipe, QuantRecipe
+    from conformance.engine.qharness import QuantHarness
+    from conformance.formats.quantize import ORT_STATIC, QuantFormat
+    from conformance.backends.onnxrt import OnnxRuntimeBackend
+
+    drawn = QuantExample(3, WeightRecipe("orthogonal-relu", 0.0, 1),
+                         QuantRecipe(per_channel=True, count=4, range=1.0, distribution="uniform", seed=1),
+                         QuantInputRecipe(InputRecipe((1, 1, 12, 12), "unit", "uniform", 3, 0), "none", 1.0))
+    outcome = QuantHarness(Harness()).run(SUPERRES, Target(OnnxRuntimeBackend(), QuantFormat(ORT_STATIC)), drawn)
+    nodes = outcome.placement()
+    convs = [n for n in nodes if n.endswith("(QLinearConv)")]
+    assert len(convs) == 4 and set(nodes.values()) == {"CPUExecutionProvider"}, nodes
+    assert sum(n.op_type == "Conv" for n in outcome.model.graph.node) == 4  # the file has float Convs in QDQ
