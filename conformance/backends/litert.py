@@ -1,7 +1,8 @@
 """LiteRT (TFLite): ``litert_torch.convert`` -> ``.tflite``, run by ``ai_edge_litert``'s interpreter.
 
 Two targets: ``litert`` runs with the interpreter's default XNNPACK delegate (what an app gets),
-``litert-reference`` with ``BUILTIN_WITHOUT_DEFAULT_DELEGATES`` (TFLite's reference kernels).
+``litert-reference`` with ``BUILTIN_WITHOUT_DEFAULT_DELEGATES`` (TFLite's optimized builtin kernels, no
+delegate; despite the target's name, not ``BUILTIN_REF``'s reference kernels).
 
 One artifact serves one input shape (``per_shape``): converting with dynamic H/W fails
 (PixelShuffle's view needs concrete sizes) and resizing a converted model fails inside XNNPACK,
@@ -100,7 +101,7 @@ def _dequantize(y: np.ndarray, q) -> np.ndarray:
 
 
 class LiteRtBackend(ProgramBackend):
-    """LiteRT's interpreter with its default delegate, or its reference kernels (``reference=True``)."""
+    """LiteRT's interpreter with its default delegate, or its builtin kernels alone (``reference=True``)."""
 
     format = "tflite"
     per_shape = True
@@ -161,7 +162,7 @@ class LiteRtBackend(ProgramBackend):
     def versions(self) -> dict[str, str]:
         from importlib.metadata import version
 
-        kernels = ("reference kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)" if self.reference
+        kernels = ("builtin kernels, no delegate (BUILTIN_WITHOUT_DEFAULT_DELEGATES)" if self.reference
                    else "default XNNPACK delegate")
         return {"ai-edge-litert": version("ai-edge-litert"), "litert-torch": version("litert-torch"),
                 "kernels": kernels, "threads": str(threads(self.threads)), "shapes": "one conversion per shape"}
