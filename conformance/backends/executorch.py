@@ -67,6 +67,26 @@ def delegation(edge) -> dict[str, str]:
     return found
 
 
+#: Ops the emitter turns into no instruction at all (memory planning's buffers).
+_NO_INSTRUCTION = {"alloc"}
+#: Targets run by ExecuTorch's prim ops, not by a kernel library: size arithmetic on symbolic
+#: shapes (``aten::sym_size``, ``executorch_prim::mul``...) and ``memory.view`` (``et_view``,
+#: a view that shares its input's memory). A dynamic-shape program keeps them out of the delegate.
+_PRIM_PREFIXES = ("sym_size", "sym_numel", "executorch_prim.")
+_PRIM_TARGETS = {"view"}
+
+
+def _target(op: str) -> str:
+    """The target of an op named ``"name (target)"``, as ``delegation`` names them."""
+    return op.rsplit(" (", 1)[-1].removesuffix(")")
+
+
+def _prim_or(where: str, op: str) -> str:
+    target = _target(op)
+    prim = target in _PRIM_TARGETS or target.startswith(_PRIM_PREFIXES)
+    return "prim" if where == "portable" and prim else where
+
+
 class ExecutorchSession:
     """One loaded ``forward`` method; inputs are torch tensors sharing the numpy arrays' memory."""
 
@@ -82,8 +102,11 @@ class ExecutorchSession:
         self._bounds = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
 
     def placement(self) -> dict[str, str] | None:
-        """Each op of the program -> the delegate that runs it, or ``portable``."""
-        return self.delegated
+        """Each op of the program -> the delegate that runs it, ``portable`` (a portable kernel),
+        or ``prim`` (the runtime's own prim ops: symbolic-size arithmetic, zero-copy views)."""
+        if self.delegated is None:
+            return None
+        return {op: _prim_or(where, op) for op, where in self.delegated.items() if _target(op) not in _NO_INSTRUCTION}
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         import torch

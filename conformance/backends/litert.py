@@ -1,7 +1,8 @@
 """LiteRT (TFLite): ``litert_torch.convert`` -> ``.tflite``, run by ``ai_edge_litert``'s interpreter.
 
 Two targets: ``litert`` runs with the interpreter's default XNNPACK delegate (what an app gets),
-``litert-reference`` with ``BUILTIN_WITHOUT_DEFAULT_DELEGATES`` (TFLite's reference kernels).
+``litert-reference`` with ``BUILTIN_WITHOUT_DEFAULT_DELEGATES`` (TFLite's optimized builtin kernels, no
+delegate; despite the target's name, not ``BUILTIN_REF``'s reference kernels).
 
 One artifact serves one input shape (``per_shape``): converting with dynamic H/W fails
 (PixelShuffle's view needs concrete sizes) and resizing a converted model fails inside XNNPACK,
@@ -36,6 +37,8 @@ class LiteRtSession:
 
     def __init__(self, interpreter, name: str):
         self._name = name
+        self._interpreter = interpreter
+        self._ran = False  # the default delegate is applied as the first run allocates the tensors
         with failing(name, "get_signature_runner"):
             self._runner = interpreter.get_signature_runner(_SIGNATURE)
             details = self._runner.get_input_details()
@@ -48,6 +51,17 @@ class LiteRtSession:
         self._in_q = [_quantization(details[n]) for n in self._inputs]
         self._out_q = [_quantization(outputs[n]) for n in self._outputs]
 
+    def placement(self) -> dict[str, str] | None:
+        """Each op of the model (``"op N (KIND)"``) -> ``XNNPACK`` when the interpreter's default
+        delegate took it, ``builtin`` when it stayed on TFLite's own kernels
+        (``conformance.backends.litert_placement``); None before the first run."""
+        from conformance.backends.litert_placement import delegation
+
+        if not self._ran:
+            return None
+        with failing(self._name, "read the delegated ops"):
+            return delegation(self._interpreter)
+
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         expect_inputs(self._name, len(self._inputs), inputs)
         for i, (x, shape) in enumerate(zip(inputs, self._shapes)):
@@ -57,6 +71,7 @@ class LiteRtSession:
         inputs = [_quantize(x, q) for x, q in zip(inputs, self._in_q)]
         with failing(self._name, "invoke"):
             result = self._runner(**{n: np.ascontiguousarray(x) for n, x in zip(self._inputs, inputs)})
+            self._ran = True
             return [_dequantize(np.array(result[n], copy=True), q) for n, q in zip(self._outputs, self._out_q)]
 
 
@@ -86,7 +101,7 @@ def _dequantize(y: np.ndarray, q) -> np.ndarray:
 
 
 class LiteRtBackend(ProgramBackend):
-    """LiteRT's interpreter with its default delegate, or its reference kernels (``reference=True``)."""
+    """LiteRT's interpreter with its default delegate, or its builtin kernels alone (``reference=True``)."""
 
     format = "tflite"
     per_shape = True
@@ -147,7 +162,7 @@ class LiteRtBackend(ProgramBackend):
     def versions(self) -> dict[str, str]:
         from importlib.metadata import version
 
-        kernels = ("reference kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)" if self.reference
+        kernels = ("builtin kernels, no delegate (BUILTIN_WITHOUT_DEFAULT_DELEGATES)" if self.reference
                    else "default XNNPACK delegate")
         return {"ai-edge-litert": version("ai-edge-litert"), "litert-torch": version("litert-torch"),
                 "kernels": kernels, "threads": str(threads(self.threads)), "shapes": "one conversion per shape"}

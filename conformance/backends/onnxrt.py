@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import Callable, Sequence
 
 import numpy as np
 import onnx
@@ -17,12 +18,29 @@ def available_providers() -> list[str]:
 
 
 class OrtSession:
-    """One InferenceSession; inputs are fed by position in model-input order."""
+    """One InferenceSession; inputs are fed by position in model-input order.
 
-    def __init__(self, session, name: str):
+    ``profiled(prefix)`` makes a twin of the session with profiling on (same model, options and
+    providers): ``placement`` runs it once on the smallest inputs run to read where each node ran.
+    """
+
+    def __init__(self, session, name: str, *, profiled: Callable[[str], object] | None = None):
         self._session = session
         self._input_names = [i.name for i in session.get_inputs()]
         self._name = name
+        self._profiled = profiled
+        # The smallest inputs run so far, for placement()'s run (a reference, no copy): one
+        # session serves many drawn shapes, and a 1080p frame would cost seconds more.
+        self._smallest: tuple[int, Sequence[np.ndarray]] | None = None
+
+    def placement(self) -> dict[str, str] | None:
+        """Each node of the optimized graph (``"name (op)"``) -> the execution provider that ran
+        it, from a profiled run of a twin session on the smallest inputs run (None before any)."""
+        if self._profiled is None or self._smallest is None:
+            return None
+        from conformance.backends.ort_placement import profiled_placement
+
+        return profiled_placement(self._profiled, dict(zip(self._input_names, self._smallest[1])), self._name)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._input_names):
@@ -30,6 +48,9 @@ class OrtSession:
                 f"{self._name}: model takes {len(self._input_names)} inputs, got {len(inputs)}"
             )
         feed = dict(zip(self._input_names, inputs))
+        size = sum(np.size(x) for x in inputs)
+        if self._smallest is None or size < self._smallest[0]:
+            self._smallest = (size, inputs)
         return self._session.run(None, feed)
 
 
@@ -55,6 +76,15 @@ class OnnxRuntimeBackend(Backend):
             self.name += " (no optimizations)"
 
     def prepare(self, model: onnx.ModelProto) -> OrtSession:
+        data = model.SerializeToString()
+        try:
+            session = self._session(data)
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
+            raise BackendError(f"{self.name}: cannot prepare model: {exc}", cause=exc) from exc
+        return OrtSession(session, self.name, profiled=functools.partial(self._session, data))
+
+    def _session(self, data: bytes, profile_prefix: str | None = None):
+        """The InferenceSession of ``data``; with ``profile_prefix``, profiling into that path."""
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -63,13 +93,9 @@ class OnnxRuntimeBackend(Backend):
             options.intra_op_num_threads = self.threads
         if not self.optimizations:
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-        try:
-            session = onnxruntime.InferenceSession(
-                model.SerializeToString(), options, providers=[self.provider]
-            )
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-            raise BackendError(f"{self.name}: cannot prepare model: {exc}", cause=exc) from exc
-        return OrtSession(session, self.name)
+        if profile_prefix:
+            options.enable_profiling, options.profile_file_prefix = True, profile_prefix
+        return onnxruntime.InferenceSession(data, options, providers=[self.provider])
 
     def variants(self) -> dict[str, Backend]:
         return {"one-thread": OnnxRuntimeBackend(self.provider, threads=1, optimizations=self.optimizations),

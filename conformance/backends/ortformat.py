@@ -11,6 +11,7 @@ and run: what a phone's ONNX Runtime Mobile would load, executed here by the des
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import shutil
@@ -130,24 +131,30 @@ class OrtFormatBackend(Backend):
         self._folder: str | None = None
 
     def prepare(self, model: onnx.ModelProto) -> OrtSession:
-        import onnxruntime as ort
-
         if self._folder is None:
             self._folder = tempfile.mkdtemp(prefix="conformance-ort-", dir=fast_tmp())
         model = constant_initializers(model)
         data = to_ort_format(model, self._folder, optimizations=self.optimizations)
+        try:
+            session = self._session(data)
+        except Exception as exc:
+            raise BackendError(f"{self.name}: cannot load the ORT-format model: {exc}", cause=exc) from exc
+        _check_inputs(model, session, self.name)
+        return OrtSession(session, self.name, profiled=functools.partial(self._session, data))
+
+    def _session(self, data: bytes, profile_prefix: str | None = None):
+        """The InferenceSession of the ORT-format ``data``; with ``profile_prefix``, profiling."""
+        import onnxruntime as ort
+
         options = _quiet_options()
         if self.threads:
             options.intra_op_num_threads = self.threads
         if not self.optimizations:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.add_session_config_entry("session.load_model_format", "ORT")
-        try:
-            session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise BackendError(f"{self.name}: cannot load the ORT-format model: {exc}", cause=exc) from exc
-        _check_inputs(model, session, self.name)
-        return OrtSession(session, self.name)
+        if profile_prefix:
+            options.enable_profiling, options.profile_file_prefix = True, profile_prefix
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
     def variants(self) -> dict[str, Backend]:
         return {"one-thread": OrtFormatBackend(threads=1, optimizations=self.optimizations),

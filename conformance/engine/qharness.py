@@ -148,6 +148,7 @@ class QuantHarness:
         outcome = Outcome(case, target, example, results[index], art.model, expected, actual, fed_inputs=[x],
                           worst_output=index)
         outcome.quantized = art  # the messages read scales and ops from it
+        outcome.placement = getattr(session, "placement", None)  # which nodes ran as int8 kernels, and where
         return outcome
 
     @staticmethod

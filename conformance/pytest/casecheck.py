@@ -105,10 +105,11 @@ def draw_key(nodeid: str, target: Target) -> str:
 
 class CaseCheck:
     def __init__(self, harness: Harness, record: CaseRecord, *, case_timeout: float | None,
-                 feeds: tuple[str, ...], reproducers: Path | None, qtol_for=None):
+                 feeds: tuple[str, ...], reproducers: Path | None, qtol_for=None, placement_for=None):
         self.harness, self.record = harness, record
         self.case_timeout, self.feeds, self.reproducers = case_timeout, feeds, reproducers
         self.qtol_for = qtol_for  # (case name, target, nodeid) -> steps an int8 case may be off, or None
+        self.placement_for = placement_for  # record row -> its expected-placement entry, or None
 
     @property
     def nodeid(self) -> str:
@@ -186,6 +187,7 @@ class CaseCheck:
             record.reason = verdict.skipped
             pytest.skip(verdict.skipped)
         self._note_placement(verdict.failure or verdict.closest)
+        misplaced = self._judge_placement(verdict.failure or verdict.closest)
         if verdict.failure is not None:
             outcome = verdict.failure
             record.worst = outcome.result
@@ -196,18 +198,23 @@ class CaseCheck:
             diagnosis = self._diagnose(outcome)
             where = self._localize(outcome, diagnosis)
             record.message = failure_message(outcome, self.nodeid, localization=where, diagnosis=diagnosis)
+            if misplaced:
+                record.message += f"\n  also: {misplaced}"
         elif verdict.error is not None:
             self._note_error(verdict)
         elif record.examples == 0 and record.left_out:  # the runtime took none of the examples
             record.reason = f"unsupported by the runtime: {verdict.left_out_note}"
             pytest.skip(record.reason)
-        else:
+        elif not misplaced:
             return verdict.closest
         pytest.fail(record.message, pytrace=False)
 
     def _note_placement(self, outcome: Outcome | None) -> None:
-        """Where the runtime ran each node of the reported outcome (OpenVINO: the precision per
-        node; ExecuTorch: the delegate or the portable kernels), when its session says."""
+        """Where the runtime ran each node of the reported outcome (ONNX Runtime: the execution
+        provider; ExecuTorch, LiteRT: the delegate or the fallback kernels; OpenVINO: the
+        precision per node), when its session says."""
+        from conformance.engine.placement import tally
+
         placement = getattr(outcome, "placement", None)
         if placement is None:
             return
@@ -217,10 +224,30 @@ class CaseCheck:
             self.record.placement = {"error": f"{type(exc).__name__}: {exc}"}
             return
         if nodes:
-            counts: dict[str, int] = {}
-            for where in nodes.values():
-                counts[where] = counts.get(where, 0) + 1
-            self.record.placement = {"counts": counts, "nodes": nodes}
+            self.record.placement = {"counts": tally(nodes), "nodes": nodes}
+
+    def _judge_placement(self, outcome: Outcome | None) -> str:
+        """Hold the placement against the case's expected placement, if one is given: the
+        headline of a miss ("" when none), the pass's message and summary filled in."""
+        from conformance.engine import placement as judged
+
+        record = self.record
+        row = {"case": record.case, "backend": record.backend, "exporter": record.exporter,
+               "opset": record.opset, "nodeid": record.nodeid}
+        entry = self.placement_for(row) if self.placement_for is not None and outcome is not None else None
+        if entry is None:
+            return ""
+        noted = record.placement or {}
+        expected = judged.judge(noted.get("nodes"), entry.on, entry.source(), error=noted.get("error", ""))
+        record.placement = {**noted, "expected": expected}
+        if not judged.violated(expected):
+            return ""
+        total = len(noted.get("nodes") or {})
+        label = f"{record.case} on {record.backend} ({record.exporter}" + (
+            f" exporter, opset {record.opset})" if record.opset else " format)")
+        record.message = judged.message(label, expected, total, outcome.result.summary())
+        record.summary = judged.headline(expected, total)
+        return record.summary
 
     def _diagnose(self, outcome: Outcome):
         """The failure rerun under controlled variations (``conformance.engine.diagnosis``); its

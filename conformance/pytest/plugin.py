@@ -84,6 +84,11 @@ def pytest_addoption(parser):
                     help="run every int8 case (each operator and model quantized by PT2E and by ONNX Runtime's "
                          "quantize_static, on every runtime that takes the format), judged in quantization steps. "
                          "Default: a small int8 share")
+    option(group, "--expect-placement", action="append", metavar="BACKEND=WHERE",
+                    help="every node of BACKEND's cases must run at WHERE (globs; WHERE|WHERE for several), e.g. "
+                         "executorch=XnnpackBackend, litert=XNNPACK, onnxruntime=CPUExecutionProvider, openvino=f32; "
+                         "a node elsewhere fails its case (repeatable; also [[placement]] in the expected-failures "
+                         "file). Default: none")
     option(group, "--feed", default="both", choices=("initializers", "inputs", "both"),
                     help="how weights reach ONNX runtimes: as constant initializers (as deployed), as graph "
                          "inputs fed at run time (another kernel path), or both. Default: both")
@@ -127,6 +132,7 @@ def activate(config):
             case_timeout=config.getoption("case_timeout"),
             feed=config.getoption("feed"),
             expected_failures=config.getoption("expected_failures", None),
+            expect_placement=config.getoption("expect_placement") or [],
             devices=devices,
             device_options=dict(adb=config.getoption("adb"), device_dir=config.getoption("device_dir"),
                                 runner_cmd=config.getoption("device_runner"),

@@ -54,6 +54,25 @@ def _parse_exporters(values: list[str]) -> list[str]:
     return [e for e in EXPORTERS if e in values]
 
 
+def _placement_options(values: list[str], backends: list[Backend]) -> list:
+    """The ``--expect-placement`` entries; one naming no backend of the run is a typo."""
+    import fnmatch
+
+    from conformance.report import expected
+
+    found = []
+    for value in values:
+        try:
+            entry = expected.placement_option(value)
+        except expected.ExpectedError as exc:
+            raise UsageError(str(exc)) from None
+        if not any(fnmatch.fnmatchcase(b.name, entry.backend) for b in backends):
+            raise UsageError(f"--expect-placement {value!r}: no backend of this run matches {entry.backend!r} "
+                             f"(backends: {', '.join(b.name for b in backends)})")
+        found.append(entry)
+    return found
+
+
 @dataclass
 class ConformanceSession:
     backends: list[Backend]
@@ -93,7 +112,7 @@ class ConformanceSession:
                      opsets: list[str], decimal: int, reports: Path, devices: list[str] | None = None,
                      device_options: dict | None = None, case_timeout: float | None = None,
                      feed: str = "both", expected_failures: str | None = None,
-                     shard_plan: object = None) -> "ConformanceSession":
+                     shard_plan: object = None, expect_placement: list[str] = ()) -> "ConformanceSession":
         from conformance.report import expected
 
         if not 0 <= decimal <= 12:
@@ -114,6 +133,7 @@ class ConformanceSession:
                                    device_runtimes=options.get("runtimes") or ("onnxruntime",))
         except BackendError as exc:
             raise UsageError(str(exc)) from None
+        expectations.placements[:0] = _placement_options(expect_placement, loaded)
         return cls(
             backends=loaded,
             exporters=_parse_exporters(exporters) if exporters else list(EXPORTERS),
@@ -170,7 +190,8 @@ class ConformanceSession:
         if record is None:  # a test without the parity marker that still runs a case
             record = self.recorder.open(nodeid, case="?", kind="operator", backend="?", exporter="-", opset=0)
         return CaseCheck(self.harness, record, case_timeout=self.case_timeout, feeds=self.feeds,
-                         reproducers=self.reports / "reproducers", qtol_for=self._qtol_for)
+                         reproducers=self.reports / "reproducers", qtol_for=self._qtol_for,
+                         placement_for=self.expectations.placement_for)
 
     def _qtol_for(self, case_name: str, target: Target, nodeid: str) -> int | None:
         """A checked-in qtol override for this int8 case, if any."""

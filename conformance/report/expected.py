@@ -22,6 +22,14 @@ The file (``conformance/expected_failures.toml`` by default) holds two kinds of 
     qtol = 2
     reason = "..."
 
+    [[placement]]                 # where every node must run (``conformance.engine.placement``)
+    backend = "executorch"        # required here; ``case`` defaults to every case
+    on = "XnnpackBackend"         # globs (or a list) of the places each node may run
+    reason = "the app ships the XNNPACK delegate alone"
+
+The ``--expect-placement BACKEND=WHERE`` option adds a placement entry (``WHERE`` may list places
+joined by ``|``). A node of a matching case that ran elsewhere fails the case.
+
 ``when`` makes an entry conditional: alternatives joined by `` or ``, each ``cpu:FLAG`` (the flag is
 in /proc/cpuinfo's ``flags``) or ``env:NAME=GLOB`` (a setting in the environment), either one
 negated by a leading ``not ``. An entry whose condition does not hold here is not applied (a
@@ -42,8 +50,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "expected_failures.toml"
-_KEYS = {"case", "backend", "exporter", "opset", "test", "reason", "issue", "decimal", "qtol", "when"}
+_KEYS = {"case", "backend", "exporter", "opset", "test", "reason", "issue", "decimal", "qtol", "when", "on"}
 _GLOB_KEYS = ("case", "backend", "exporter", "opset", "test")
+_KINDS = ("xfail", "tolerance", "placement")
 _CPUINFO = Path("/proc/cpuinfo")
 
 
@@ -60,7 +69,7 @@ class ExpectedError(Exception):
 class Entry:
     """One xfail or tolerance entry; fields other than ``reason``/``issue``/``decimal`` are globs."""
 
-    kind: str  # "xfail" or "tolerance"
+    kind: str  # "xfail", "tolerance" or "placement"
     where: str  # "FILE: xfail #2", for messages
     case: str | tuple[str, ...]  # a glob, or a list of them (any one matches)
     reason: str
@@ -72,6 +81,7 @@ class Entry:
     decimal: int | None = None
     qtol: int | None = None  # int8 cases: steps of the output's scale
     when: str = ""  # condition; "" always holds
+    on: tuple[str, ...] = ()  # placement entries: globs of where every node may run
 
     def matches(self, row: dict) -> bool:
         """Does this entry cover ``row`` (a dict with case, backend, exporter, opset, nodeid)?"""
@@ -80,6 +90,10 @@ class Entry:
                  (self.test, row.get("nodeid"))]
         return all(any(fnmatch.fnmatchcase(str(value), p) for p in _alternatives(patterns))
                    for patterns, value in pairs)
+
+    def source(self) -> str:
+        """Where a placement entry came from, as a failure names it."""
+        return self.where if self.where.startswith("--") else f"{self.where}, backend={'|'.join(_alternatives(self.backend))}"
 
     def describe(self) -> str:
         scope = ", ".join(f"{k}={'|'.join(_alternatives(getattr(self, k)))}" for k in _GLOB_KEYS
@@ -98,6 +112,11 @@ class Expectations:
     tolerances: list[Entry] = field(default_factory=list)
     path: Path | None = None
     inactive: list[Entry] = field(default_factory=list)  # entries whose ``when`` does not hold here
+    placements: list[Entry] = field(default_factory=list)  # where every node of matching cases must run
+
+    def placement_for(self, row: dict) -> Entry | None:
+        """The expected placement of a case row (the first matching entry; options come first)."""
+        return next((e for e in self.placements if e.matches(row)), None)
 
     def xfail_for(self, row: dict) -> Entry | None:
         return next((e for e in self.xfails if e.matches(row)), None)
@@ -154,15 +173,15 @@ def load(path: Path | str | None = None) -> Expectations:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ExpectedError(f"{path}: {exc}") from None
-    unknown = set(data) - {"xfail", "tolerance"}
+    unknown = set(data) - set(_KINDS)
     if unknown:
-        raise ExpectedError(f"{path}: unknown table(s) {sorted(unknown)}; use [[xfail]] and [[tolerance]]")
-    entries = [_entry(path, kind, i, raw) for kind in ("xfail", "tolerance")
-               for i, raw in enumerate(data.get(kind, []), 1)]
+        raise ExpectedError(f"{path}: unknown table(s) {sorted(unknown)}; use [[xfail]], [[tolerance]] and [[placement]]")
+    entries = [_entry(path, kind, i, raw) for kind in _KINDS for i, raw in enumerate(data.get(kind, []), 1)]
     active = [e for e in entries if condition_holds(e.when)]
     return Expectations(
         xfails=[e for e in active if e.kind == "xfail"],
         tolerances=[e for e in active if e.kind == "tolerance"],
+        placements=[e for e in active if e.kind == "placement"],
         path=path,
         inactive=[e for e in entries if e not in active],
     )
@@ -215,6 +234,17 @@ def _check_condition(where: str, when) -> str:
     return when
 
 
+def placement_option(text: str) -> Entry:
+    """The entry of one ``--expect-placement BACKEND=WHERE[|WHERE...]`` (globs both sides)."""
+    backend, sep, on = (part.strip() for part in str(text).partition("="))
+    places = tuple(p.strip() for p in on.split("|"))
+    if not sep or not backend or not all(places):
+        raise ExpectedError(f"--expect-placement {text!r}: use BACKEND=WHERE, e.g. executorch=XnnpackBackend, "
+                            "litert=XNNPACK, onnxruntime=CPUExecutionProvider, openvino*=f32 (globs; WHERE|WHERE for several)")
+    return Entry(kind="placement", where=f"--expect-placement {text}", case="*", backend=backend, on=places,
+                 reason=f"--expect-placement {text}")
+
+
 def _entry(path: Path, kind: str, index: int, raw: dict) -> Entry:
     where = f"{path.name}: {kind} #{index}"
     if not isinstance(raw, dict):
@@ -222,22 +252,31 @@ def _entry(path: Path, kind: str, index: int, raw: dict) -> Entry:
     unknown = set(raw) - _KEYS
     if unknown:
         raise ExpectedError(f"{where}: unknown key(s) {sorted(unknown)}; valid: {sorted(_KEYS)}")
+    decimal, qtol = raw.get("decimal"), raw.get("qtol")
+    if kind != "tolerance" and (decimal is not None or qtol is not None):
+        raise ExpectedError(f"{where}: 'decimal' and 'qtol' belong in a [[tolerance]] entry")
+    if kind == "placement":
+        return _placement_entry(where, raw)
+    if "on" in raw:
+        raise ExpectedError(f"{where}: 'on' belongs in a [[placement]] entry")
     for key in ("case", "reason"):
         if not str(raw.get(key, "")).strip():
             raise ExpectedError(f"{where}: '{key}' is required")
-    decimal, qtol = raw.get("decimal"), raw.get("qtol")
     if kind == "tolerance" and qtol is not None:
         if not isinstance(qtol, int) or not 1 <= qtol <= 127 or decimal is not None:
             raise ExpectedError(f"{where}: 'qtol' must be an integer 1-127 (and no 'decimal'), got {qtol!r}")
     elif kind == "tolerance" and (not isinstance(decimal, int) or not 0 <= decimal <= 12):
         raise ExpectedError(f"{where}: 'decimal' must be an integer 0-12, got {decimal!r}")
-    if kind == "xfail" and (decimal is not None or qtol is not None):
-        raise ExpectedError(f"{where}: 'decimal' and 'qtol' belong in a [[tolerance]] entry")
+    return Entry(kind=kind, where=where, decimal=decimal, qtol=qtol, **_fields(where, raw))
+
+
+def _fields(where: str, raw: dict) -> dict:
+    """An entry's globs and texts (a list allowed where a glob is), its condition checked."""
     if "when" in raw:
         _check_condition(where, raw["when"])
     fields = {}
     for key, value in raw.items():
-        if key in ("decimal", "qtol"):
+        if key in ("decimal", "qtol", "on"):
             continue
         if isinstance(value, list):
             if key not in _GLOB_KEYS or not value or not all(isinstance(v, (str, int)) for v in value):
@@ -246,4 +285,16 @@ def _entry(path: Path, kind: str, index: int, raw: dict) -> Entry:
             fields[key] = tuple(str(v) for v in value)
         else:
             fields[key] = str(value)
-    return Entry(kind=kind, where=where, decimal=decimal, qtol=qtol, **fields)
+    return fields
+
+
+def _placement_entry(where: str, raw: dict) -> Entry:
+    """A ``[[placement]]`` table: ``backend`` and ``on`` required; every case unless ``case`` says."""
+    for key in ("backend", "on"):
+        if key not in raw:
+            raise ExpectedError(f"{where}: '{key}' is required (e.g. backend = \"executorch\", on = \"XnnpackBackend\")")
+    on = raw["on"] if isinstance(raw["on"], list) else [raw["on"]]
+    if not on or not all(isinstance(p, str) and p.strip() for p in on):
+        raise ExpectedError(f"{where}: 'on' must be a place (a glob such as \"XnnpackBackend\") or a non-empty list of them")
+    fields = {"case": "*", "reason": "", **_fields(where, raw)}
+    return Entry(kind="placement", where=where, on=tuple(on), **fields)

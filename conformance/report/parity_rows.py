@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conformance.engine.compare import tolerance
+from conformance.engine.placement import violated
 from conformance.engine.reproducer import reproducer_dir
 
 _STATUS = {"passed": "pass", "failed": "fail", "skipped": "skip", "xfailed": "xfail"}
@@ -68,6 +69,8 @@ def _from_record(rec: dict, decimal: int) -> dict:
         "seconds": rec.get("seconds", 0.0),
         "cause": (rec.get("diagnosis") or {}).get("cause", ""),
         "placement": (rec.get("placement") or {}).get("counts"),
+        "placement_check": _placement_check((rec.get("placement") or {}).get("expected")),
+        "placement_missed": violated((rec.get("placement") or {}).get("expected")),
         "decimal": row_decimal, "tolerance": tolerance(row_decimal),
         "max_abs": worst.get("max_abs"), "max_rel": worst.get("max_rel"), "ulp": worst.get("ulp"),
         "margin": worst.get("margin"), "worst_index": worst.get("worst_index"),
@@ -78,6 +81,20 @@ def _from_record(rec: dict, decimal: int) -> dict:
         "qtol": worst.get("qtol"), "max_steps": worst.get("max_steps"), "mean_steps": worst.get("mean_steps"),
         "sqnr": worst.get("sqnr"),
     }
+
+
+def _placement_check(expected: dict | None) -> str:
+    """One phrase on an expected placement: met, or which nodes ran elsewhere ("" when none)."""
+    if not expected:
+        return ""
+    want = " or ".join(expected["on"])
+    if expected.get("unknown"):
+        return f"expected {want}: cannot be checked ({expected['unknown']})"
+    outside = expected.get("outside") or {}
+    if not outside:
+        return f"expected {want}: met"
+    names = ", ".join(f"{node} on {where}" for node, where in list(outside.items())[:3])
+    return f"expected {want}: {len(outside)} node(s) elsewhere ({names}{', ...' if len(outside) > 3 else ''})"
 
 
 def _from_outcome(nodeid: str, seen: dict, decimal: int) -> dict:
@@ -168,6 +185,8 @@ def cell_text(row: dict | None) -> str:
         return "–"
     if status == "xfail":
         return "xfail"
+    if status == "fail" and (margin or 0) < 1 and row.get("placement_missed"):
+        return "✗ placement"  # the numbers matched; where the nodes ran did not
     if margin is None:
         return "✗ error" if status == "fail" else "✓"
     if row.get("qtol") and row.get("max_steps") is not None:  # an int8 case: steps, not a share of decimal-3

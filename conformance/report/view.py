@@ -46,6 +46,8 @@ def detail(row: dict) -> str:
                      f"torch err {oracle['reference_error']:.3g}")
         if row.get("cause"):
             text += f"; cause: {row['cause']}"
+        if row.get("placement_missed"):
+            text += f"; placement: {row['placement_check']}"
         return text
     first = [line for line in one_screen(row.get("message") or "").splitlines() if line.strip()]
     return first[0][:200] if first else "failed"
@@ -193,9 +195,12 @@ def build_view(report: dict, figures: dict[str, Path] | None = None) -> dict:
         "details": [{"nodeid": r["nodeid"], "reproducer": r["reproducer"], "message": one_screen(r["message"])}
                     for r in rows if r["status"] in ("fail", "xfail")],
         "expected": [r for r in rows if r["status"] == "xfail"], "stale": report["stale"],
-        "placements": [{"nodeid": r["nodeid"], "text": ", ".join(f"{where}: {n}" for where, n in
-                                                                  sorted(r["placement"].items()))}
-                       for r in rows if r.get("placement")],
+        "placements": [{"nodeid": r["nodeid"], "check": r.get("placement_check", ""),
+                        "text": ", ".join(f"{where}: {n}" for where, n in sorted((r["placement"] or {}).items()))}
+                       for r in rows if r.get("placement") or r.get("placement_check")],
+        "placement_checks": {"checked": sum(bool(r.get("placement_check")) for r in rows),
+                             "missed": [{"nodeid": r["nodeid"], "check": r["placement_check"]}
+                                        for r in rows if r.get("placement_missed")]},
         "run": report["meta"].get("header", []) + [
             f"created {report['meta']['created']}" + (f", run {report['meta']['run_id']}"
                                                        if report["meta"].get("run_id") else ""),
