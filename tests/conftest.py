@@ -10,6 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from conformance.pytest import threads  # noqa: E402
+
+# Before torch loads its OpenMP runtime (imported just below): this conftest may be loaded before
+# the cases' (``pytest --reports DIR`` loads it first), and torch's threads then spin beside ONNX
+# Runtime's for the whole run (measured: the default run 200 s instead of 108 s).
+threads.settle()
+
 # pytester's in-process runs drop from sys.modules whatever was first imported inside them, and a
 # native extension (torch, onnxruntime) imported a second time in one process aborts it (as
 # matplotlib's classes break). The installed plugin imports nothing heavy until a run wakes the

@@ -111,6 +111,10 @@ def activate(config):
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         return session
+    from conformance.pytest import threads
+
+    for line in threads.settle():  # before torch loads its OpenMP runtime
+        config.issue_config_time_warning(pytest.PytestConfigWarning(f"conformance: {line}"), stacklevel=2)
     # Imported by pytest as this plugin's pytest_plugins (importing them earlier would keep
     # pytest from rewriting their asserts).
     from conformance.pytest import artifacts, model_files, reports, shards, weights
