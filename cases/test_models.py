@@ -8,13 +8,17 @@ from conformance.draw import profiles
 from conformance.byom.register import registered_cases
 from conformance.draw.model_cases import MODEL_SPECIAL_KINDS, MODELS, SRRESNET, SUPERRES, SRResNetStructure
 from conformance.engine.harness import Example, Target
+from conformance.pytest.casecheck import frame_sizes
 from conformance.draw.strategies import Deployment, InputRecipe, WeightRecipe
 
 
 @pytest.mark.parity
 @pytest.mark.parametrize("case", MODELS + registered_cases(), ids=lambda c: c.name)
-def test_model(case, target, parity):
-    parity.drawn(case, target, max_examples=profiles.model_examples())
+def test_model(case, target, parity, conformance_session):
+    """Drawn sizes, weights and inputs; one example in four a camera frame where the case and the
+    target take one (``conformance.pytest.casecheck.frame_sizes``)."""
+    frames = frame_sizes(case, target, conformance_session.primary_export())
+    parity.drawn(case, target, max_examples=profiles.model_examples(), frames=frames)
 
 
 @pytest.mark.parity
