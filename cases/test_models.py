@@ -14,11 +14,26 @@ from conformance.draw.strategies import Deployment, InputRecipe, WeightRecipe
 
 @pytest.mark.parity
 @pytest.mark.parametrize("case", MODELS + registered_cases(), ids=lambda c: c.name)
-def test_model(case, target, parity, conformance_session):
-    """Drawn sizes, weights and inputs; one example in four a camera frame where the case and the
-    target take one (``conformance.pytest.casecheck.frame_sizes``)."""
-    frames = frame_sizes(case, target, conformance_session.primary_export())
-    parity.drawn(case, target, max_examples=profiles.model_examples(), frames=frames)
+def test_model(case, target, parity):
+    parity.drawn(case, target, max_examples=profiles.model_examples())
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("case", [c for c in MODELS if c.frames], ids=lambda c: c.name)
+def test_model_frames(case, backend, parity, conformance_session):
+    """The model on camera frames (640x480 to 1921x1079, ``conformance.draw.frames``), drawn like
+    its other examples, on each runtime at the primary export: the exported graph is the same at
+    every size, the runtime's kernels are what a frame reaches."""
+    export = conformance_session.primary_export()
+    if isinstance(backend, ProgramBackend):
+        export = conformance_session.targets_of(backend)[0].export
+    if export is None:
+        pytest.skip("no selected (exporter, opset) is supported")
+    target = Target(backend, export)
+    sizes = frame_sizes(case, target)
+    if isinstance(sizes, str):
+        pytest.skip(sizes)
+    parity.drawn(case, target, max_examples=profiles.frame_examples(), frames=sizes)
 
 
 @pytest.mark.parity

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from conformance.backends.base import ProgramBackend
 from conformance.backends.onnxrt import OnnxRuntimeBackend
-from conformance.draw import frames
 from conformance.draw.frames import FRAMES, describe_frame, float64_fits, frame_of, frame_shapes
 from conformance.draw.model_cases import SRRESNET, SUPERRES
 from conformance.draw.strategies import Deployment, InputRecipe, WeightRecipe
@@ -55,18 +54,14 @@ class _Program(ProgramBackend):
 PTE = ProgramFormat("pte")
 
 
-def test_frame_sizes_at_the_primary_export_of_a_host_runtime_only():
-    assert frame_sizes(SUPERRES, Target(ORT, TS17), TS17) == FRAMES
-    assert frame_sizes(SUPERRES, Target(ORT, ExportTarget("torchscript", 13)), TS17) == ()
-    assert frame_sizes(SRRESNET, Target(ORT, TS17), TS17) == ()  # too dear: see model_cases
-    assert frame_sizes(SUPERRES, Target(_Program(place="adb:emulator-5554"), PTE), TS17) == ()
-
-
-def test_frame_sizes_keep_within_a_programs_bounds():
-    assert frame_sizes(SUPERRES, Target(_Program(max_side=256), PTE), TS17) == ()  # ExecuTorch's default
-    assert frame_sizes(SUPERRES, Target(_Program(max_side=1280), PTE), TS17) == FRAMES[:4]
-    assert frame_sizes(SUPERRES, Target(_Program(), PTE), TS17) == FRAMES
-    assert frame_sizes(SUPERRES, Target(_Program(per_shape=True), PTE), TS17) == ()  # LiteRT
+def test_frame_sizes_on_a_host_runtime_within_its_bounds():
+    assert frame_sizes(SUPERRES, Target(ORT, TS17)) == FRAMES
+    assert "draws no frames" in frame_sizes(SRRESNET, Target(ORT, TS17))  # too dear: see model_cases
+    assert "this host only" in frame_sizes(SUPERRES, Target(_Program(place="adb:emulator-5554"), PTE))
+    assert "up to 256" in frame_sizes(SUPERRES, Target(_Program(max_side=256), PTE))  # ExecuTorch's default
+    assert frame_sizes(SUPERRES, Target(_Program(max_side=1280), PTE)) == FRAMES[:4]
+    assert frame_sizes(SUPERRES, Target(_Program(), PTE)) == FRAMES
+    assert "per input shape" in frame_sizes(SUPERRES, Target(_Program(per_shape=True), PTE))  # LiteRT
 
 
 def _draw_many(strategy, n=300):
@@ -81,21 +76,31 @@ def _draw_many(strategy, n=300):
     return drawn
 
 
-def test_a_share_of_examples_draws_a_frame_and_runs_it_alone():
-    drawn = _draw_many(example_strategy(SUPERRES, Target(ORT, TS17), frames=FRAMES))
-    framed = [ex for ex in drawn if frame_of(ex.inputs.shape)]
-    assert 0.1 < len(framed) / len(drawn) < 0.5, (len(framed), len(drawn))
-    assert {frame_of(ex.inputs.shape) for ex in framed} == set(FRAMES)
-    assert all(ex.deployment.callers == 1 for ex in framed)
-    assert any(ex.deployment.callers > 1 for ex in drawn)  # the others still overlap now and then
+def test_with_frames_every_example_is_a_frame_run_alone():
+    drawn = _draw_many(example_strategy(SUPERRES, Target(ORT, TS17), frames=FRAMES), 100)
+    assert all(frame_of(ex.inputs.shape) for ex in drawn)
+    assert {frame_of(ex.inputs.shape) for ex in drawn} == set(FRAMES)
+    assert all(ex.deployment.callers == 1 for ex in drawn)
+    assert {ex.inputs.shape[1] for ex in drawn} == {1}  # the case's own channels
 
 
-def test_no_frame_without_frames_or_with_odds_zero(monkeypatch):
+def test_without_frames_the_draws_are_as_before():
     drawn = _draw_many(example_strategy(SUPERRES, Target(ORT, TS17)), 100)
     assert max(ex.inputs.shape[2] * ex.inputs.shape[3] for ex in drawn) <= 96 * 96
-    monkeypatch.setattr(frames, "FRAME_ODDS", 0)
-    drawn = _draw_many(example_strategy(SUPERRES, Target(ORT, TS17), frames=FRAMES), 100)
-    assert not any(frame_of(ex.inputs.shape) for ex in drawn)
+    assert any(ex.deployment.callers > 1 for ex in drawn)
+
+
+@pytest.mark.parametrize("profile, expected", [("ci", 2), ("dev", 2), ("thorough", 20), ("device", 1)])
+def test_frame_examples_per_profile(profile, expected):
+    from conformance.draw import profiles
+
+    before = settings.get_current_profile_name()
+    profiles.register()
+    settings.load_profile(profile)
+    try:
+        assert profiles.frame_examples() == expected
+    finally:
+        settings.load_profile(before)
 
 
 def _failing_outcome(shape):

@@ -1,4 +1,4 @@
-"""Production-size frames: camera frames a share of the model examples draws.
+"""Production-size frames: camera frames a share of the model examples draws (``test_model_frames``).
 
 Camera frames are 640x480 to 1920x1080, while ordinary draws stop at 96x96 (the tutorial's input
 at 224x224): kernels tile, block and index otherwise past 256x256, and a bug there is out of
@@ -11,8 +11,9 @@ samples of the same error grows slowly (measured on SuperResolutionNet(3) at pix
 ONNX Runtime vs torch: 1.4e-4 at 224x224, 1.5e-4 at 640x480, 1.7e-4 at 1279x721, 1.8e-4 at
 1920x1080: 9-12% of the tolerance).
 
-What a frame costs is why only a share draws one (``FRAME_ODDS``) and why float64 work is
-bounded (``FLOAT64_MAX_PIXELS``): see the README, "Deployment variants".
+What a frame costs is why only a few examples per runtime draw one
+(``conformance.draw.profiles.frame_examples``) and why float64 work is bounded
+(``FLOAT64_MAX_PIXELS``): see the README, "Deployment variants".
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ from hypothesis import strategies as st
 #: Camera frames (W, H): VGA, 720p, 1080p, and odd sizes next to each (no multiple of any tile
 #: or vector width). Shrinking goes towards the first (the smallest).
 FRAMES = ((640, 480), (641, 479), (1280, 720), (1279, 721), (1920, 1080), (1921, 1079))
-#: One example in this many draws a frame (where the case and the target take frames); 0: none,
-#: the draws as they were before frames (read at each call).
-FRAME_ODDS = 4
 #: The float64 oracle and the per-layer localization run on a frame up to this many pixels (the
 #: VGA frames): float64 convolutions unfold the whole image (no fast float64 kernels), measured
 #: 14 GB for SuperResolutionNet(3) at 1920x1080, and SRResNet's 9x9 convolution at 4x the
@@ -53,18 +51,15 @@ def float64_fits(shape) -> bool:
     return size is None or size[0] * size[1] <= FLOAT64_MAX_PIXELS
 
 
+def frame_shape(channels: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The NCHW shape of one (W, H) frame of ``channels``."""
+    return (1, channels, size[1], size[0])
+
+
 def frame_shapes(channels: int, sizes=FRAMES) -> st.SearchStrategy[tuple[int, int, int, int]]:
     """(1, ``channels``, H, W) for a (W, H) of ``sizes`` (a subset of ``FRAMES``), shrinking to
     the first."""
     sizes = tuple(sizes)
     if not sizes or set(sizes) - set(FRAMES):
         raise ValueError(f"frame_shapes: sizes must be a non-empty subset of {FRAMES}, got {sizes}")
-    return st.sampled_from(sizes).map(lambda size: (1, channels, size[1], size[0]))
-
-
-def draws_frame(sizes) -> st.SearchStrategy[bool]:
-    """True one time in ``FRAME_ODDS`` where ``sizes`` holds any frame (never otherwise);
-    shrinks to False, so a failure that does not need a frame leaves it."""
-    if not sizes or FRAME_ODDS < 1:
-        return st.just(False)
-    return st.integers(0, FRAME_ODDS - 1).map(lambda k: k == FRAME_ODDS - 1)
+    return st.sampled_from(sizes).map(lambda size: frame_shape(channels, size))

@@ -30,8 +30,8 @@ SUPERRES = Case(
     input_shapes=lambda r: shapes(channels=1, max_side=72, max_batch=2, max_elements=SUPERRES_MAX_ELEMENTS),
     example_shape=lambda r: (2, 1, 13, 17),
     pool=(3, 2),
-    # One example in four (at the primary export) is a camera frame, up to 1921x1079 in and
-    # 7684x4316 out (x4): ~2.5 GB and 1-3 s per run here on ONNX Runtime or torch.
+    # Camera frames (``test_model_frames``), up to 1921x1079 in and 7684x4316 out (x4): ~2.5 GB
+    # and 1-4 s per run here on ONNX Runtime or torch.
     frames=FRAMES,
     describe=lambda r: f"SuperResolutionNet(upscale_factor={r})",
 )

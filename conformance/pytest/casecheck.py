@@ -23,7 +23,7 @@ from conformance.engine.driver import Verdict, drive
 from conformance.engine.harness import Example, Harness, Outcome, Target
 from conformance.engine.record import CaseRecord
 from conformance.engine.reproducer import reproducer_dir, write_reproducer
-from conformance.draw.frames import draws_frame, float64_fits, frame_shapes
+from conformance.draw.frames import float64_fits, frame_shape
 from conformance.draw.spec import EXPENSIVE_EXPORTERS, Case
 from conformance.draw.strategies import (
     WEIGHT_POOL,
@@ -61,7 +61,7 @@ def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inpu
     per-shape runtimes, shapes come from small pools, so the artifacts made stay few; static
     exports (one per drawn shape) only where an export is cheap. ``special_kinds`` draws inputs
     holding those special values (NaN, Inf, ...) instead of ordinary ones. ``frames`` (W, H)
-    sizes: one example in ``FRAME_ODDS`` is such a camera frame, run by one caller at a time."""
+    sizes: every example is a camera frame of one of them (batch 1), run by one caller at a time."""
     program = isinstance(target.backend, ProgramBackend)
     expensive = program or target.export.exporter in EXPENSIVE_EXPORTERS
     pooled_weights = program or (case.bakes_weights and expensive)
@@ -77,18 +77,20 @@ def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inpu
     inputs_for = reused((lambda shape: special_inputs(shape, kinds=special_kinds)) if special_kinds
                         else (lambda shape: inputs(shape, scales=case.scales)))
 
-    frame_drawn, frame_for = draws_frame(frames), reused(lambda c: frame_shapes(c, frames))
+    frame_size = st.sampled_from(tuple(frames)) if frames else st.none()
 
     @st.composite
     def examples(draw):
         # Drawn first: hypothesis gives the last draws of a long example their simplest value
         # far more often than their share (measured: 29 of 30 plain deployments when drawn last).
+        # A frame's size first of all: the shrinker, working from the front, then tries the
+        # smallest frame before anything else (a try at 1080p costs ~10 s here, at 640x480 ~1.5 s).
+        frame = draw(frame_size)
         deployment = draw(_DEPLOYMENTS[expensive])
-        frame = draw(frame_drawn)
         structure = draw(structures)
         if frame:  # alone: three callers at once on a 1080p frame hold ~7 GB here
             deployment = deployment._replace(callers=1, sessions=1)
-            shape = draw(frame_for(case.example_shape(structure)[1]))
+            shape = frame_shape(case.example_shape(structure)[1], frame)
         elif program and target.backend.per_shape:
             shape = case.example_shape(structure)
         else:
@@ -104,19 +106,20 @@ def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inpu
     return examples()
 
 
-def frame_sizes(case: Case, target: Target, primary) -> tuple[tuple[int, int], ...]:
-    """The case's frames that ``target`` draws: on this host only (a device moves ~75 MB per
-    run over ADB, and the ARM one runs under emulation), at the ``primary`` export only for an
-    ONNX runtime (the exported graph is the same at every size: the runtime's kernels are what
-    a frame reaches), never for a runtime exported per shape, and only the frames within a
-    program's bounds (ExecuTorch's ``max_side``, 256 by default: none)."""
+def frame_sizes(case: Case, target: Target) -> tuple[tuple[int, int], ...] | str:
+    """The case's frames that ``target`` draws, or why none: on this host only (a device moves
+    ~75 MB per run over ADB, and the ARM one runs under emulation), never for a runtime exported
+    per shape, and only the frames within a program's bounds (ExecuTorch's ``max_side``)."""
     backend = target.backend
-    if not case.frames or target.place != "host" or getattr(backend, "per_shape", False):
-        return ()
-    if not isinstance(backend, ProgramBackend) and target.export != primary:
-        return ()
+    if not case.frames:
+        return f"{case.name} draws no frames (too dear: see conformance.draw.model_cases)"
+    if target.place != "host":
+        return "frames run on this host only (a 1080p output is ~75 MB a run over ADB)"
+    if getattr(backend, "per_shape", False):
+        return f"{backend.name} converts one artifact per input shape: frames would cost one each"
     top = getattr(backend, "max_side", None)
-    return tuple(size for size in case.frames if top is None or max(size) <= top)
+    sizes = tuple(size for size in case.frames if top is None or max(size) <= top)
+    return sizes or f"{backend.name}'s programs take sides up to {top} (planned memory): no frame fits"
 
 
 def draw_key(nodeid: str, target: Target) -> str:
@@ -140,7 +143,8 @@ class CaseCheck:
     def drawn(self, case: Case, target: Target, *, max_examples: int | None = None,
               special_kinds: tuple[str, ...] = (), frames=()) -> Outcome | None:
         """Hypothesis-drawn examples of ``case`` on ``target`` (inputs holding ``special_kinds``
-        when given; a share of camera ``frames`` when given); fails the test on a mismatch or an error."""
+        when given; camera frames of the (W, H) sizes ``frames`` when given); fails the test on a
+        mismatch or an error."""
         __tracebackhide__ = True
         strategy = example_strategy(case, target, feeds=self.feeds, special_kinds=special_kinds, frames=frames)
         return self._check(case, target, strategy, max_examples or settings.default.max_examples)
