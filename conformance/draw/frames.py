@@ -18,8 +18,6 @@ What a frame costs is why only a few examples per runtime draw one
 
 from __future__ import annotations
 
-from hypothesis import strategies as st
-
 #: Camera frames (W, H): VGA, 720p, 1080p, and odd sizes next to each (no multiple of any tile
 #: or vector width). Shrinking goes towards the first (the smallest).
 FRAMES = ((640, 480), (641, 479), (1280, 720), (1279, 721), (1920, 1080), (1921, 1079))
@@ -46,20 +44,20 @@ def describe_frame(shape) -> str:
 
 
 def float64_fits(shape) -> bool:
-    """False for a frame past ``FLOAT64_MAX_PIXELS`` (its float64 oracle would not fit here)."""
-    size = frame_of(shape)
-    return size is None or size[0] * size[1] <= FLOAT64_MAX_PIXELS
+    """False for images (the last two axes) of more than ``FLOAT64_MAX_PIXELS`` pixels: their
+    float64 oracle would not fit here."""
+    shape = tuple(shape)
+    return len(shape) < 2 or shape[-1] * shape[-2] <= FLOAT64_MAX_PIXELS
+
+
+def check_frames(sizes) -> tuple[tuple[int, int], ...]:
+    """``sizes`` as a tuple, when a non-empty subset of ``FRAMES`` (else ValueError)."""
+    sizes = tuple(sizes)
+    if not sizes or set(sizes) - set(FRAMES):
+        raise ValueError(f"frames must be a non-empty subset of {FRAMES}, got {sizes}")
+    return sizes
 
 
 def frame_shape(channels: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
     """The NCHW shape of one (W, H) frame of ``channels``."""
     return (1, channels, size[1], size[0])
-
-
-def frame_shapes(channels: int, sizes=FRAMES) -> st.SearchStrategy[tuple[int, int, int, int]]:
-    """(1, ``channels``, H, W) for a (W, H) of ``sizes`` (a subset of ``FRAMES``), shrinking to
-    the first."""
-    sizes = tuple(sizes)
-    if not sizes or set(sizes) - set(FRAMES):
-        raise ValueError(f"frame_shapes: sizes must be a non-empty subset of {FRAMES}, got {sizes}")
-    return st.sampled_from(sizes).map(lambda size: frame_shape(channels, size))

@@ -272,7 +272,7 @@ def _reference_trial(probe: _Probe) -> Trial | None:
 
     variation = "onnx's reference evaluator on the same file"
     if not float64_fits(outcome.example.inputs.shape):  # 1-2 min and GBs in float64 at 1080p here
-        return Trial(variation, "not run", "a frame past VGA: too dear in float64 here")
+        return Trial(variation, "not run", "an image past 641x480 pixels: too dear in float64 here")
 
     def evaluate():
         _, arrays_for = probe.session()  # only for the arrays: weights fed as inputs come with x

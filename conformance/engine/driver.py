@@ -184,7 +184,7 @@ def _judge_with_oracle(outcome) -> None:
     if oracle is None or outcome.result.shape_error:
         return
     shape = getattr(getattr(getattr(outcome, "example", None), "inputs", None), "shape", ())
-    if frame_of(shape) and (outcome.result or not float64_fits(shape)):
+    if (frame_of(shape) and outcome.result) or not float64_fits(shape):
         return  # float64 on a frame: 5-45 s and up to 14 GB here; only a failing VGA frame pays it
     i = outcome.worst_output
     judge_with_oracle(outcome.result, outcome.actual[i], outcome.expected[i], oracle()[i])

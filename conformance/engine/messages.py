@@ -38,7 +38,8 @@ def failure_message(outcome, nodeid: str, *, localization: str = "", diagnosis=N
     if r.oracle is not None and not outcome.wrote_inputs:
         lines.append(f"  {r.oracle.describe(r.tolerance)}")
     elif not float64_fits(ex.inputs.shape):
-        lines.append("  float64 oracle: not run on a frame past VGA (float64 convolutions would not fit in memory here)")
+        lines.append("  float64 oracle: not run on an image past 641x480 pixels (float64 convolutions would not "
+                     "fit in memory here)")
     if localization:
         lines.append(f"  {localization}")
     if diagnosis is not None:

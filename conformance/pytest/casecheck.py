@@ -23,7 +23,7 @@ from conformance.engine.driver import Verdict, drive
 from conformance.engine.harness import Example, Harness, Outcome, Target
 from conformance.engine.record import CaseRecord
 from conformance.engine.reproducer import reproducer_dir, write_reproducer
-from conformance.draw.frames import float64_fits, frame_shape
+from conformance.draw.frames import check_frames, float64_fits, frame_shape
 from conformance.draw.spec import EXPENSIVE_EXPORTERS, Case
 from conformance.draw.strategies import (
     WEIGHT_POOL,
@@ -77,7 +77,7 @@ def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inpu
     inputs_for = reused((lambda shape: special_inputs(shape, kinds=special_kinds)) if special_kinds
                         else (lambda shape: inputs(shape, scales=case.scales)))
 
-    frame_size = st.sampled_from(tuple(frames)) if frames else st.none()
+    frame_size = st.sampled_from(check_frames(frames)) if frames else st.none()
 
     @st.composite
     def examples(draw):
@@ -274,7 +274,7 @@ class CaseCheck:
         if outcome.case.kind != "model" or (outcome.model is None and not program):
             return ""
         if not float64_fits(outcome.example.inputs.shape):
-            return "not localized: a frame past VGA (its layers' float64 values would not fit in memory here)"
+            return "not localized: an image past 641x480 pixels (its layers' float64 values would not fit in memory here)"
         from conformance.localize.onnx_graph import plot_profile
 
         try:
