@@ -24,7 +24,7 @@ FRAMES = ((640, 480), (641, 479), (1280, 720), (1279, 721), (1920, 1080), (1921,
 #: The float64 oracle and the per-layer localization run on a frame up to this many pixels (the
 #: VGA frames): float64 convolutions unfold the whole image (no fast float64 kernels), measured
 #: 14 GB for SuperResolutionNet(3) at 1920x1080, and SRResNet's 9x9 convolution at 4x the
-#: resolution of a VGA frame would unfold ~50 GB.
+#: resolution of a VGA frame would unfold ~50 GB (estimated from its im2col size).
 FLOAT64_MAX_PIXELS = 641 * 480
 
 

@@ -58,7 +58,8 @@ SRRESNET = Case(
     bakes_weights=True,  # BatchNorm folds into the preceding Conv
     # No frames, by measurement (2 blocks of 16 channels, ONNX Runtime / torch per run): 2 / 4-7 s
     # at 641x479, 13-20 / 25 s at 1280x720; an example runs twice on each: more than the whole
-    # default run's margin. Its float64 oracle at 4x a VGA frame would unfold ~50 GB.
+    # default run's margin. Its float64 oracle at 4x a VGA frame would unfold ~50 GB (estimated:
+    # the last 9x9 conv's 16x81 rows x 2560x1916 columns in float64).
     describe=lambda s: f"SRResNet(n_blocks={s.n_blocks}, channels={s.channels})",
 )
 
