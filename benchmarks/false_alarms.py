@@ -36,7 +36,21 @@ def one_run(seed: int, extra: list[str]) -> dict:
     failed = [c["nodeid"] for c in cases if c["outcome"] == "failed"]
     margins = [c["worst"]["margin"] for c in cases if c.get("worst") and c["worst"]["ok"]]
     return {"seed": seed, "exit": proc.returncode, "wall": wall, "examples": sum(c["examples"] for c in cases),
-            "cases": len(cases), "failed": failed, "closest": max(margins, default=0.0)}
+            "cases": len(cases), "failed": failed, "closest": max(margins, default=0.0),
+            "messages": [c["message"] for c in cases if c["outcome"] == "failed"], "per_backend": per_backend(cases)}
+
+
+def per_backend(cases: list[dict]) -> dict[str, list[int]]:
+    """Runtime -> [cases run, examples, cases failed] (skipped cases left out)."""
+    found: dict[str, list[int]] = {}
+    for c in cases:
+        if c["outcome"] == "skipped":
+            continue
+        row = found.setdefault(c["backend"], [0, 0, 0])
+        row[0] += 1
+        row[1] += c["examples"]
+        row[2] += c["outcome"] == "failed"
+    return found
 
 
 def main(argv: list[str]) -> int:
@@ -45,14 +59,21 @@ def main(argv: list[str]) -> int:
     args, extra = parser.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
     alarms = 0
+    totals: dict[str, list[int]] = {}
     for seed in range(1, args.runs + 1):
         r = one_run(seed, extra)
         alarms += bool(r["failed"])
         print(f"seed {seed}: exit {r['exit']}, {r['examples']} examples in {r['cases']} cases, "
               f"{len(r['failed'])} failed, closest pass {r['closest']:.1%} of the tolerance, {r['wall']:.0f} s",
               flush=True)
-        for nodeid in r["failed"]:
-            print(f"  FAILED {nodeid}")
+        for nodeid, message in zip(r["failed"], r["messages"]):
+            print(f"  FAILED {nodeid}\n    " + "\n    ".join(message.splitlines()[:6]))
+        for backend, row in r["per_backend"].items():
+            total = totals.setdefault(backend, [0, 0, 0])
+            for i, n in enumerate(row):
+                total[i] += n
+    for backend, (cases, examples, failed) in sorted(totals.items()):
+        print(f"{backend}: {cases} cases, {examples} examples, {failed} failed")
     print(f"{alarms} of {args.runs} runs raised an alarm")
     return 1 if alarms else 0
 

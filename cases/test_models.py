@@ -8,6 +8,7 @@ from conformance.draw import profiles
 from conformance.byom.register import registered_cases
 from conformance.draw.model_cases import MODEL_SPECIAL_KINDS, MODELS, SRRESNET, SUPERRES, SRResNetStructure
 from conformance.engine.harness import Example, Target
+from conformance.pytest.casecheck import frame_sizes
 from conformance.draw.strategies import Deployment, InputRecipe, WeightRecipe
 
 
@@ -15,6 +16,24 @@ from conformance.draw.strategies import Deployment, InputRecipe, WeightRecipe
 @pytest.mark.parametrize("case", MODELS + registered_cases(), ids=lambda c: c.name)
 def test_model(case, target, parity):
     parity.drawn(case, target, max_examples=profiles.model_examples())
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("case", [c for c in MODELS if c.frames], ids=lambda c: c.name)
+def test_model_frames(case, backend, parity, conformance_session):
+    """The model on camera frames (640x480 to 1921x1079, ``conformance.draw.frames``), drawn like
+    its other examples, on each runtime at the primary export: the exported graph is the same at
+    every size, the runtime's kernels are what a frame reaches."""
+    export = conformance_session.primary_export()
+    if isinstance(backend, ProgramBackend):
+        export = conformance_session.targets_of(backend)[0].export
+    if export is None:
+        pytest.skip("no selected (exporter, opset) is supported")
+    target = Target(backend, export)
+    sizes = frame_sizes(case, target)
+    if isinstance(sizes, str):
+        pytest.skip(sizes)
+    parity.drawn(case, target, max_examples=profiles.frame_examples(), frames=sizes)
 
 
 @pytest.mark.parity

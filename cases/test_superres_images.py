@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.backends import BackendError
+from conformance.draw.frames import FRAMES  # the frames the model cases draw too
 from conformance.pipeline.runners import model_runner
 from conformance.models.superres import SuperResolutionNet
 from conformance.pipeline.superres import images_agree, save_gallery, superres, torch_runner
@@ -62,9 +63,6 @@ def test_cat_pipeline(backend_name, conformance_session, trained_model, referenc
     assert ok, f"{backend_name} vs pytorch on the cat (1353x900 RGB, tolerance {LEVELS} level): {summary}"
 
 
-#: Camera frames (W, H): VGA, 720p, 1080p, and odd sizes next to each (no multiple of any tile
-#: or vector width), where kernels tile and index otherwise than at the 96x96 of drawn inputs.
-FRAMES = ((640, 480), (641, 479), (1280, 720), (1279, 721), (1920, 1080), (1921, 1079))
 #: The frame of a derandomized (CI) run: odd, 720p-sized (1080p costs ~2.2x its time).
 CI_FRAME = (1279, 721)
 

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from conformance.models.srresnet import SRResNet
 from conformance.models.superres import SuperResolutionNet
+from conformance.draw.frames import FRAMES
 from conformance.draw.spec import Case
 from conformance.draw.strategies import ARITHMETIC_SAFE, shapes
 
@@ -29,6 +30,9 @@ SUPERRES = Case(
     input_shapes=lambda r: shapes(channels=1, max_side=72, max_batch=2, max_elements=SUPERRES_MAX_ELEMENTS),
     example_shape=lambda r: (2, 1, 13, 17),
     pool=(3, 2),
+    # Camera frames (``test_model_frames``), up to 1921x1079 in and 7684x4316 out (x4): ~2.5 GB
+    # and 1-4 s per run here on ONNX Runtime or torch.
+    frames=FRAMES,
     describe=lambda r: f"SuperResolutionNet(upscale_factor={r})",
 )
 
@@ -52,6 +56,10 @@ SRRESNET = Case(
     # SRResNet takes normalized images; BatchNorm statistics and PReLU slopes are drawn too.
     scales=("unit",),
     bakes_weights=True,  # BatchNorm folds into the preceding Conv
+    # No frames, by measurement (2 blocks of 16 channels, ONNX Runtime / torch per run): 2 / 4-7 s
+    # at 641x479, 13-20 / 25 s at 1280x720; an example runs twice on each: more than the whole
+    # default run's margin. Its float64 oracle at 4x a VGA frame would unfold ~50 GB (estimated:
+    # the last 9x9 conv's 16x81 rows x 2560x1916 columns in float64).
     describe=lambda s: f"SRResNet(n_blocks={s.n_blocks}, channels={s.channels})",
 )
 

@@ -76,3 +76,10 @@ def special_examples() -> int:
     its kinds and spread, not shapes and scales; the ordinary cases cover those)."""
     examples = settings.default.max_examples
     return max(min(MIN_MODEL_EXAMPLES, examples), examples // 3)
+
+
+def frame_examples() -> int:
+    """Camera-frame examples per model case and runtime: one in fifteen of the ordinary ones (2
+    by default, 20 thorough), at least one. The first is hypothesis' simplest (the smallest
+    frame), the others drawn: a 1080p example costs ~10 s here, ~20x an ordinary one."""
+    return max(1, settings.default.max_examples // 15)

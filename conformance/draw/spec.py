@@ -33,6 +33,8 @@ class Case:
     # True when the exporter folds or renames weights (BatchNorm into Conv, PReLU slopes), so
     # drawn weights cannot be swapped into one export: each weight draw is exported.
     bakes_weights: bool = False
+    # Camera frames (W, H) a share of the examples draws (``conformance.draw.frames``): () for none.
+    frames: tuple[tuple[int, int], ...] = ()
     describe: Callable[[Hashable], str] = field(default=repr)
 
     def __repr__(self) -> str:  # hypothesis prints it in every falsifying example: keep it short

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from conformance.backends.base import VARIANTS, Backend, ProgramBackend, first_meaningful_line
+from conformance.draw.frames import float64_fits
 from conformance.draw.strategies import Deployment
 from conformance.engine.compare import compare
 from conformance.engine.deadline import Deadline
@@ -57,7 +58,7 @@ CAUSES = {
 
 @dataclass
 class Trial:
-    """One variation rerun: what changed, its verdict ("passes", "fails" or "error"), the detail."""
+    """One variation rerun: what changed, its verdict ("passes", "fails", "error" or "not run"), the detail."""
 
     variation: str
     verdict: str
@@ -270,6 +271,8 @@ def _reference_trial(probe: _Probe) -> Trial | None:
     from conformance.backends import onnx_reference
 
     variation = "onnx's reference evaluator on the same file"
+    if not float64_fits(outcome.example.inputs.shape):  # 1-2 min and GBs in float64 at 1080p here
+        return Trial(variation, "not run", "an image past 641x480 pixels: too dear in float64 here")
 
     def evaluate():
         _, arrays_for = probe.session()  # only for the arrays: weights fed as inputs come with x

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conformance.backends.base import first_meaningful_line
+from conformance.draw.frames import describe_frame, float64_fits
 from conformance.engine.record import CaseRecord
 
 
@@ -24,7 +25,8 @@ def failure_message(outcome, nodeid: str, *, localization: str = "", diagnosis=N
     lines = [
         f"{c.name} on {t.backend.name} ({_where(t)}): parity fails at decimal={r.decimal}",
         f"  structure: {c.describe(ex.structure)}",
-        f"  input {ex.inputs.shape} at {ex.inputs.scale} scale ({_distribution(ex.inputs)}), "
+        f"  input {ex.inputs.shape}{describe_frame(ex.inputs.shape)} at {ex.inputs.scale} scale "
+        f"({_distribution(ex.inputs)}), "
         f"weights {ex.weights.init} with {ex.weights.zero_fraction:.0%} zeros, fed as {ex.feed}",
         f"  {_deployment(outcome)}",
     ]
@@ -35,6 +37,9 @@ def failure_message(outcome, nodeid: str, *, localization: str = "", diagnosis=N
         lines.append(f"  output {tuple(outcome.expected[outcome.worst_output].shape)}: {r.summary()}")
     if r.oracle is not None and not outcome.wrote_inputs:
         lines.append(f"  {r.oracle.describe(r.tolerance)}")
+    elif not float64_fits(ex.inputs.shape):
+        lines.append("  float64 oracle: not run on an image past 641x480 pixels (float64 convolutions would not "
+                     "fit in memory here)")
     if localization:
         lines.append(f"  {localization}")
     if diagnosis is not None:

@@ -23,6 +23,7 @@ from conformance.engine.driver import Verdict, drive
 from conformance.engine.harness import Example, Harness, Outcome, Target
 from conformance.engine.record import CaseRecord
 from conformance.engine.reproducer import reproducer_dir, write_reproducer
+from conformance.draw.frames import check_frames, float64_fits, frame_shape
 from conformance.draw.spec import EXPENSIVE_EXPORTERS, Case
 from conformance.draw.strategies import (
     WEIGHT_POOL,
@@ -54,12 +55,13 @@ _DEPLOYMENTS = {
 
 
 def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inputs"),
-                     special_kinds: tuple[str, ...] = ()) -> st.SearchStrategy[Example]:
+                     special_kinds: tuple[str, ...] = (), frames=()) -> st.SearchStrategy[Example]:
     """Examples of ``case`` for ``target``: where an artifact is dear (the dynamo exporter, a
     runtime's own program format) structures, weights (baked into each artifact) and, for
     per-shape runtimes, shapes come from small pools, so the artifacts made stay few; static
     exports (one per drawn shape) only where an export is cheap. ``special_kinds`` draws inputs
-    holding those special values (NaN, Inf, ...) instead of ordinary ones."""
+    holding those special values (NaN, Inf, ...) instead of ordinary ones. ``frames`` (W, H)
+    sizes: every example is a camera frame of one of them (batch 1), run by one caller at a time."""
     program = isinstance(target.backend, ProgramBackend)
     expensive = program or target.export.exporter in EXPENSIVE_EXPORTERS
     pooled_weights = program or (case.bakes_weights and expensive)
@@ -75,13 +77,21 @@ def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inpu
     inputs_for = reused((lambda shape: special_inputs(shape, kinds=special_kinds)) if special_kinds
                         else (lambda shape: inputs(shape, scales=case.scales)))
 
+    frame_size = st.sampled_from(check_frames(frames)) if frames else st.none()
+
     @st.composite
     def examples(draw):
         # Drawn first: hypothesis gives the last draws of a long example their simplest value
         # far more often than their share (measured: 29 of 30 plain deployments when drawn last).
+        # A frame's size first of all: the shrinker, working from the front, then tries the
+        # smallest frame before anything else (a try at 1080p costs ~10 s here, at 640x480 ~1.5 s).
+        frame = draw(frame_size)
         deployment = draw(_DEPLOYMENTS[expensive])
         structure = draw(structures)
-        if program and target.backend.per_shape:
+        if frame:  # alone: three callers at once on a 1080p frame hold ~7 GB here
+            deployment = deployment._replace(callers=1, sessions=1)
+            shape = frame_shape(case.example_shape(structure)[1], frame)
+        elif program and target.backend.per_shape:
             shape = case.example_shape(structure)
         else:
             shape = draw(shapes_for(structure))
@@ -94,6 +104,22 @@ def example_strategy(case: Case, target: Target, *, feeds=("initializers", "inpu
         )
 
     return examples()
+
+
+def frame_sizes(case: Case, target: Target) -> tuple[tuple[int, int], ...] | str:
+    """The case's frames that ``target`` draws, or why none: on this host only (a device moves
+    ~75 MB per run over ADB, and the ARM one runs under emulation), never for a runtime exported
+    per shape, and only the frames within a program's bounds (ExecuTorch's ``max_side``)."""
+    backend = target.backend
+    if not case.frames:
+        return f"{case.name} draws no frames (too dear: see conformance.draw.model_cases)"
+    if target.place != "host":
+        return "frames run on this host only (a 1080p output is ~75 MB a run over ADB)"
+    if getattr(backend, "per_shape", False):
+        return f"{backend.name} converts one artifact per input shape: frames would cost one each"
+    top = getattr(backend, "max_side", None)
+    sizes = tuple(size for size in case.frames if top is None or max(size) <= top)
+    return sizes or f"{backend.name}'s programs take sides up to {top} (planned memory): no frame fits"
 
 
 def draw_key(nodeid: str, target: Target) -> str:
@@ -116,11 +142,12 @@ class CaseCheck:
         return self.record.nodeid
 
     def drawn(self, case: Case, target: Target, *, max_examples: int | None = None,
-              special_kinds: tuple[str, ...] = ()) -> Outcome | None:
+              special_kinds: tuple[str, ...] = (), frames=()) -> Outcome | None:
         """Hypothesis-drawn examples of ``case`` on ``target`` (inputs holding ``special_kinds``
-        when given); fails the test on a mismatch or an error."""
+        when given; camera frames of the (W, H) sizes ``frames`` when given); fails the test on a
+        mismatch or an error."""
         __tracebackhide__ = True
-        strategy = example_strategy(case, target, feeds=self.feeds, special_kinds=special_kinds)
+        strategy = example_strategy(case, target, feeds=self.feeds, special_kinds=special_kinds, frames=frames)
         return self._check(case, target, strategy, max_examples or settings.default.max_examples)
 
     def example(self, case: Case, target: Target, example: Example) -> Outcome | None:
@@ -273,6 +300,8 @@ class CaseCheck:
             return ""
         if outcome.case.kind != "model" or (outcome.model is None and not program):
             return ""
+        if not float64_fits(outcome.example.inputs.shape):
+            return "not localized: an image past 641x480 pixels (its layers' float64 values would not fit in memory here)"
         from conformance.localize.onnx_graph import plot_profile
 
         try:

@@ -20,6 +20,8 @@ session never reach; each is right everywhere else:
 - ``MidWidthTail``: inputs 33-63 wide, not a multiple of 16, get a wrong last output column.
 - ``ChannelTail``: BatchNormalization and PRelu over 17+ channels, not a multiple of 16, get a
   wrong last channel.
+- ``LargeFrameEdge``: inputs of more than 256x256 pixels (camera frames; no ordinary draw, nor
+  the tutorial's 224x224) get a wrong last output column.
 
 ``perturbed_node(name)`` makes a backend that adds a constant after one named node (and nowhere
 else): the seeded single-layer fault the localization tests plant.
@@ -199,6 +201,20 @@ class ChannelTail(_Fault):
         rep = super().prepare(model, device, **kwargs)
         rep.per_channel = any(n.op_type in ("BatchNormalization", "PRelu") for n in model.graph.node)
         return rep
+
+
+#: Pixels per image past which ``LargeFrameEdge`` misbehaves: more than any ordinary draw (96x96)
+#: and the tutorial's 224x224 hold, fewer than any camera frame.
+LARGE_FRAME_PIXELS = 256 * 256
+
+
+class LargeFrameEdge(_Fault):
+    """Images of more than ``LARGE_FRAME_PIXELS`` pixels: the last output column is off by 1e-2,
+    as a kernel that switches to a tiled path for large images gets its last tile's edge wrong."""
+
+    alter = staticmethod(lambda rep, inputs, outputs:
+                         _shifted(outputs, (..., -1)) if inputs and np.ndim(inputs[0]) == 4
+                         and np.shape(inputs[0])[-2] * np.shape(inputs[0])[-1] > LARGE_FRAME_PIXELS else outputs)
 
 
 def perturbed_node(node_name: str, delta: float = 0.05) -> type[_Fault]:
