@@ -16,8 +16,10 @@ scenario:
 * the runtime doing 25% more work, no load started: every SLOWER is a catch;
 * the runtime doing 50% more work under one busy process: SLOWER or INCONCLUSIVE, never SAME.
 
-"More work" is a wrapper that, after each call, runs the same model on an input with that share
-of the pixels (the same kind of work on the same threads). Each rerun is judged by the gate's
+"More work" is a wrapper that, after each call, runs the same model on a square crop of the input
+whose call was measured (on the quiet machine, before the phase) to take that share of a full
+call's time: the same kind of work on the same threads. (A crop with that share of the pixels
+took only 8-25% longer: a call has fixed costs.) Each rerun is judged by the gate's
 rule (``conformance.report.baseline.compare_latency``) and by the previous release's (the same
 data without the new fields: CPU time per call and a U test).
 
@@ -83,10 +85,26 @@ def backend_session(kind: str, model):
     return OnnxApiBackend(kind).prepare(model)
 
 
-def one_run(session, module, x: np.ndarray, rounds: int, extra_work: float = 0.0) -> dict:
+def calibrated_side(session, x: np.ndarray, work: float) -> int:
+    """The side of the square input whose call takes ``work`` of a full call's time (measured:
+    a call has fixed costs, so 25% of the pixels took only 8-25% longer)."""
+    def median_time(arr, n=15):
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            session.run([arr])
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    full = median_time(x)
+    sides = range(4, x.shape[-1] + 1, 4)
+    return min(sides, key=lambda s: abs(median_time(x[..., :s, :s].copy()) / full - work))
+
+
+def one_run(session, module, x: np.ndarray, rounds: int, extra_work: float = 0.0, side: int | None = None) -> dict:
     """One run's timings, shaped like pytest-benchmark's JSON (with raw rounds)."""
     tensor = torch.from_numpy(x)
-    side = round(x.shape[-1] * extra_work ** 0.5)  # the work grows with the pixels
+    side = side or round(x.shape[-1] * extra_work ** 0.5)
     extra = x[..., :side, :side].copy() if extra_work else None
 
     def reference():
@@ -149,12 +167,13 @@ def measure_all(args) -> dict:
               f"(the quietest of {args.baseline_tries} runs)")
         phases = []
         for scenario, load, work in [SCENARIOS[i] for i in args.scenarios]:
+            side = calibrated_side(session, x, work) if work else None  # measured before any load starts
             procs = start_load(load)
             try:
-                runs = [one_run(session, module, x, args.rounds, work) for _ in range(args.reruns)]
+                runs = [one_run(session, module, x, args.rounds, work, side) for _ in range(args.reruns)]
             finally:
                 stop_load(procs)
-            phases.append({"scenario": scenario, "load": load, "work": work, "runs": runs})
+            phases.append({"scenario": scenario, "load": load, "work": work, "side": side, "runs": runs})
             report_phase(kind, base, phases[-1], args.max_slowdown / 100)
         saved["backends"][kind] = {"baseline": base, "phases": phases}
     return saved

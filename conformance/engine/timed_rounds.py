@@ -27,6 +27,11 @@ import time
 from typing import Callable
 
 PROC_STAT = "/proc/stat"
+#: A pause before each reference round, untimed: a runtime's thread pool spins for a while after
+#: its call (ONNX Runtime's does by default), and a reference round started at once met those
+#: spinning threads in its own process: +16% to +31% on a quiet machine after a call doing 25%
+#: more work, which read as "a slower machine".
+SETTLE_S = 0.002
 
 
 def run_delay() -> float | None:
@@ -153,6 +158,7 @@ def measure(call: Callable[[], object], rounds: int, warmup: int,
     times, cpu, delay, ref, ref_delay = [], [], [], [], []
     for _ in range(rounds):
         if reference is not None:
+            time.sleep(SETTLE_S)
             _reference_round(reference, ref, ref_delay)
         d0 = run_delay()
         c0 = time.process_time()
@@ -165,6 +171,7 @@ def measure(call: Callable[[], object], rounds: int, warmup: int,
         cpu.append(c1 - c0)
         delay.append(d1 - d0 if d0 is not None and d1 is not None else None)
     if reference is not None:
+        time.sleep(SETTLE_S)
         _reference_round(reference, ref, ref_delay)
     return {"times": times, "cpu_times": cpu, "run_delay": delay, "reference_times": ref,
             "reference_run_delay": ref_delay, "contention": gauges.read(rounds)}

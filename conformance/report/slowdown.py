@@ -19,8 +19,9 @@ but off a core, ``_unwaited``: what the call would take had no wait cost anythin
 1. **slower** on a machine not busier than at the baseline (``conformance.report.contention``:
    other competing processes' share of the cores, steal, the case's own threads waiting for a
    core) when the wall time less its waiting grew, the median wall time grew past the limit, and
-   the reference rounds did not slow by half the limit (a slower machine) unless the relative
-   measure grew too; or, without run delays, when the wall time and the relative measure grew.
+   the reference rounds did not slow by half the limit (a slower machine) unless the call slowed
+   more than they did (the relative measure up, U test); or, without run delays, when the wall
+   time and the relative measure grew.
    Where both grew but the waiting accounts for it, **inconclusive**.
 2. **same** when the wall time's median is *confidently below* the baseline's grown by the
    limit (a seeded bootstrap of the median ratio, p < ``ALPHA``) and the relative measure did
@@ -120,6 +121,12 @@ def compare(before: list[float], after: list[float], limit: float) -> dict:
             "p_within": within_p(before, after, limit)}
 
 
+def outran(test: dict) -> bool:
+    """The call slowed more than the reference rounds around it (relative measure up, U test):
+    what a uniformly slower machine does not do, however much the reference slowed."""
+    return test["change"] > 0 and test["p_slower"] < ALPHA
+
+
 def _grew(test: dict | None, limit: float) -> bool:
     return bool(test) and test["change"] > limit and test["p_slower"] < ALPHA
 
@@ -160,7 +167,7 @@ def _judge_paired(old: dict, new: dict, before: list[float], after: list[float],
     verdict = "inconclusive"
     if busy_base:
         why = f"the baseline was saved on a busy machine ({'; '.join(busy_base)}): save it again on a quieter one"
-    elif grew_own and wall["change"] > limit and not busy and (not slower_machine or grew_ratio):
+    elif grew_own and wall["change"] > limit and not busy and (not slower_machine or outran(ratio)):
         verdict, why = "slower", "the machine was not busier than at the baseline"
     elif grew_wall and grew_ratio:
         waited = None if own is None or grew_own else _waited(old, new, own)
