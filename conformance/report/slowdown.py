@@ -197,8 +197,8 @@ def _unwaited(row: dict) -> list[float] | None:
     """Each round's wall time less its run delay (every thread's time runnable but off a core):
     what the call would have taken had no wait for a core cost anything. A call stalls at most
     as long as its threads wait, so this never shows load as a slowdown (under heavy load it
-    undershoots); on a calm machine it is the steadiest of the measures (measured: +21% to +27%
-    for 25% more work in 10 of 10 reruns, p < 0.001, where the wall time's p was 0.03 to 0.09)."""
+    undershoots); beside a few busy neighbours it was the steadiest of the measures (measured: 25%
+    more work, +21% to +27% with p < 0.001 in 8 reruns where the wall time's p was 0.03-0.09)."""
     walls, delays = row.get("data") or [], row.get("run_delay") or []
     if len(delays) != len(walls) or len(walls) < MIN_ROUNDS or any(d is None for d in delays):
         return None
