@@ -32,7 +32,13 @@ def one_run(seed: int, extra: list[str]) -> dict:
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - start
-        cases = json.loads((Path(reports) / "parity.json").read_text())["cases"]
+        record = Path(reports) / "parity.json"
+        if not record.is_file():  # the run died before writing its record (a crash, or killed)
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+            return {"seed": seed, "exit": proc.returncode, "wall": wall, "examples": 0, "cases": 0,
+                    "failed": [f"the run itself (exit {proc.returncode}, no parity.json)"],
+                    "closest": 0.0, "messages": ["\n".join(tail)], "per_backend": {}}
+        cases = json.loads(record.read_text())["cases"]
     failed = [c["nodeid"] for c in cases if c["outcome"] == "failed"]
     margins = [c["worst"]["margin"] for c in cases if c.get("worst") and c["worst"]["ok"]]
     return {"seed": seed, "exit": proc.returncode, "wall": wall, "examples": sum(c["examples"] for c in cases),
