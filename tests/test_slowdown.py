@@ -238,3 +238,13 @@ def test_measure_interleaves_the_reference_and_records_the_gauges():
 def test_the_yardstick_row_is_never_judged(load):
     base = [bench("pytorch", rounds(0.02, 0.02))]
     assert verdict(base, [bench("pytorch", rounds(0.02 * load, 0.02, seed=4))])["pytorch"]["rule"] == "yardstick"
+
+
+def test_each_reference_round_waits_for_the_calls_threads_to_settle():
+    """A pool spinning after its call had stretched the next reference round 16-31%: each
+    reference round starts SETTLE_S after the call before it."""
+    ends, starts = [], []
+    timed_rounds.measure(lambda: ends.append(time.perf_counter()), rounds=5, warmup=0,
+                         reference=lambda: starts.append(time.perf_counter()))
+    gaps = [start - end for end, start in zip(ends, starts[1:])]
+    assert timed_rounds.SETTLE_S >= 0.001 and len(gaps) == 5 and min(gaps) >= timed_rounds.SETTLE_S
