@@ -4,7 +4,9 @@ Runs the conformance cases in this process (``pytest -m parity`` plus any argume
 ``--``) with the core's steps timed: the PyTorch float32 reference, the float64 oracle, exports
 (ONNX and runtime programs), session preparation, runtime calls and comparison. Prints the
 run's examples, the time in the parity cases and examples/s (the terminal summary's numbers),
-the wall time, and the share of each step.
+the wall time, and the share of each step. Then the share of two kinds of draws, whose time is
+inside the steps above: the concurrent callers (an example's overlapped runs, all their steps)
+and the camera-frame cases (``test_model_frames``, whole cases).
 
     .venv/bin/python benchmarks/parity_speed.py                       # the default profile
     .venv/bin/python benchmarks/parity_speed.py -- --exporter torchscript --opset 17
@@ -31,6 +33,7 @@ from conformance.engine import harness as parity  # noqa: E402
 
 SPENT: dict[str, float] = defaultdict(float)
 CALLS: dict[str, int] = defaultdict(int)
+WITHIN: dict[str, float] = defaultdict(float)  # draws whose time is spread over the steps
 
 
 def timed(label, fn):
@@ -66,6 +69,16 @@ def instrument() -> None:
     parity.run_session = timed("runtime run", parity.run_session)
     parity.compare = timed("compare", compare_mod.compare)
     export_mod.ExportCache.get = _export_cache_get(export_mod.ExportCache.get)
+    overlapped = parity.Harness._overlapped
+
+    def concurrent_callers(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return overlapped(self, *args, **kwargs)
+        finally:
+            WITHIN["concurrent callers (overlap draws)"] += time.perf_counter() - start
+
+    parity.Harness._overlapped = concurrent_callers
 
 
 def _export_cache_get(get):
@@ -88,6 +101,8 @@ class Summary:
         if conf is not None:
             self.examples, self.seconds = conf.recorder.examples, conf.recorder.seconds
             self.cases = len(conf.recorder.records)
+            WITHIN["camera frames (test_model_frames)"] = sum(
+                r.seconds or 0.0 for r in conf.recorder.records.values() if "::test_model_frames[" in r.nodeid)
 
 
 def main(argv: list[str]) -> int:
@@ -112,6 +127,9 @@ def main(argv: list[str]) -> int:
     if "export (all formats)" in SPENT:
         print(f"  {'export (all formats)':28} {SPENT['export (all formats)']:7.1f} s  "
               f"{SPENT['export (all formats)'] / busy:6.1%}  ({CALLS['export (all formats)']} artifacts made)")
+    print("draws, their time inside the steps above:")
+    for label, seconds in WITHIN.items():
+        print(f"  {label:36} {seconds:7.1f} s  {seconds / busy:6.1%}")
     return int(code)
 
 

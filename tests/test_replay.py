@@ -81,3 +81,36 @@ def test_nothing_replayable_fails(reproducer, capsys):
     (reproducer / "model.onnx").write_bytes(b"not a model")
     assert main(["replay", str(reproducer)]) == 1
     assert "SKIP" in capsys.readouterr().out
+
+
+def _qdq_reproducer(folder: Path) -> Path:
+    """An int8 case's reproducer: x -> QuantizeLinear -> DequantizeLinear (scale 0.1, zero point
+    -3), its stored output the spec's."""
+    from onnx import numpy_helper
+
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64])],
+                              [numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+                               numpy_helper.from_array(np.array(-3, np.int8), "z")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    x = np.linspace(-9, 9, 64, dtype=np.float32)
+    y = ((np.clip(np.round(x / np.float32(0.1)) - 3, -128, 127) + 3) * np.float32(0.1)).astype(np.float32)
+    return write_reproducer(folder, model, [x], [y])
+
+
+def test_an_int8_reproducer_is_judged_in_steps_of_its_outputs_scale(tmp_path, capsys):
+    """A quantized model's reproducer is judged as its case was: in steps of the int8 output's
+    scale. 2e-3 off is 0.02 of a step there (a pass, where decimal 3 would fail it); every element
+    one step off the same way fails the bias rule."""
+    folder = _qdq_reproducer(tmp_path / "qdq_case")
+    assert main(["replay", str(folder), "--backend", "conformance.faults:OffBy2e3"]) == 0, capsys.readouterr().out
+    assert main(["replay", str(folder), "--backend", "conformance.faults:ZeroPointPlusOne"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "steps" in out and "fails: bias" in out, out
+
+
+def test_qtol_must_not_be_negative(reproducer, capsys):
+    assert main(["replay", str(reproducer), "--qtol", "-1"]) == 2
+    assert "--qtol -1 is negative" in capsys.readouterr().err

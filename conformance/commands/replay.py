@@ -3,7 +3,9 @@
 DIR is one folder in the ONNX test-data layout (``model.onnx`` + ``test_data_set_N/``), or a
 folder holding many (``reports/reproducers/``, ``onnx/backend/test/data/pytorch-operator/``).
 Each is run on every ``--backend`` / ``--device`` and compared with its stored outputs at
-``--decimal``; the exit status is 1 when any comparison fails or a backend errors.
+``--decimal``, or, for a quantized model (QDQ or QOperator: an int8 case's reproducer), in steps
+of each int8 output's scale (``--qtol``); the exit status is 1 when any comparison fails or a
+backend errors.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ def register(subparsers) -> None:
     add_backend_arguments(parser)
     parser.add_argument("--decimal", type=int, default=3, metavar="N",
                         help="parity to N decimals: |actual - expected| < 1.5 * 10**-N. Default: 3")
+    parser.add_argument("--qtol", type=int, default=1, metavar="STEPS",
+                        help="a quantized model's int8 outputs may be off by this many steps of their scale. "
+                             "Default: 1")
     parser.add_argument("-q", "--quiet", action="store_true", help="print failures and the summary only")
     parser.set_defaults(func=run)
 
@@ -46,12 +51,31 @@ def find_folders(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("model.onnx"))
 
 
-def replay_folder(folder: Path, backend, decimal: int) -> Result:
+def _compare(actual, expected, decimal: int, steps: dict, qtol: int):
+    """(index of the worst output, each output's result): at decimal-N, or in steps of the
+    output's scale where the model dequantizes it (``steps``: ``quantized_outputs``)."""
+    from conformance.engine.harness import compare_outputs
+
+    if not steps:
+        return compare_outputs(actual, expected, decimal)
+    import numpy as np
+
+    from conformance.engine.compare import compare
+    from conformance.engine.qcompare import qcompare
+
+    results = [qcompare(np.asarray(a, np.float64), np.asarray(e, np.float64), steps[i].scale, steps[i].zero_point,
+                        qtol=qtol) if i in steps else compare(a, e, decimal)
+               for i, (a, e) in enumerate(zip(actual, expected))]
+    return min(range(len(results)), key=lambda j: results[j].severity), results
+
+
+def replay_folder(folder: Path, backend, decimal: int, qtol: int = 1) -> Result:
     """Run every data set of one folder on one backend; the worst comparison decides."""
     from conformance.backends import BackendError
     from conformance.engine.deadline import CaseTimeout
-    from conformance.engine.harness import compare_outputs, prepare_model, run_session
+    from conformance.engine.harness import prepare_model, run_session
     from conformance.engine.reproducer import read_test_data
+    from conformance.formats.quantize import quantized_outputs
 
     try:
         model, sets = read_test_data(folder)
@@ -59,6 +83,7 @@ def replay_folder(folder: Path, backend, decimal: int) -> Result:
         return Result(folder, backend.name, "skip", f"cannot read test data: {type(exc).__name__}: {exc}")
     if not sets:
         return Result(folder, backend.name, "skip", "no test_data_set_* folder")
+    steps = quantized_outputs(model)
     try:
         session = prepare_model(backend, model)
         runs = [(i, run_session(backend, session, inputs), outputs) for i, (inputs, outputs) in enumerate(sets)]
@@ -70,7 +95,7 @@ def replay_folder(folder: Path, backend, decimal: int) -> Result:
         if len(actual) != len(expected):
             return Result(folder, backend.name, "fail", f"set {i}: {len(actual)} outputs, expected {len(expected)}")
         try:
-            n, results = compare_outputs(actual, expected, decimal)
+            n, results = _compare(actual, expected, decimal, steps, qtol)
         except (TypeError, ValueError) as exc:
             return Result(folder, backend.name, "skip", f"set {i}: an output is not numeric: {exc}")
         if worst is None or results[n].severity < worst[2].severity:
@@ -87,6 +112,9 @@ def run(args) -> int:
 
     if not 0 <= args.decimal <= 12:
         print(f"conformance replay: --decimal {args.decimal} is out of range; use 0-12", file=sys.stderr)
+        return EXIT_USAGE
+    if args.qtol < 0:
+        print(f"conformance replay: --qtol {args.qtol} is negative; give a number of steps from 0", file=sys.stderr)
         return EXIT_USAGE
     folders = []
     for root in args.dirs:
@@ -105,7 +133,7 @@ def run(args) -> int:
         print(f"conformance replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        results = [replay_folder(f, b, args.decimal) for f in folders for b in backends]
+        results = [replay_folder(f, b, args.decimal, args.qtol) for f in folders for b in backends]
     finally:
         for backend in backends:
             backend.close()

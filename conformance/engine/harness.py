@@ -70,7 +70,8 @@ class Harness:
         self.decimal = decimal
         self.tolerance_for = tolerance_for
         self.exports = ExportCache()
-        self._sessions: dict[Hashable, object] = {}
+        self._sessions: dict[Hashable, object] = {}  # prepared for the case running now
+        self._fed_models: dict[Hashable, onnx.ModelProto] = {}  # exports taking their weights as inputs
         self._modules: dict[Hashable, torch.nn.Module] = {}
         self._draw_seed: int | None = None
 
@@ -279,8 +280,10 @@ class Harness:
         model, bound, swappable = self._deployed(case, target, example, module, weights)
         if swappable and example.feed == "inputs":
             names = list(weights)
-            fed_model = self._cached(("fed", *self._artifact_key(case, target, example)),
-                                     lambda: weights_as_inputs(model, names))
+            fed_key = self._artifact_key(case, target, example)
+            if fed_key not in self._fed_models:
+                self._fed_models[fed_key] = weights_as_inputs(model, names)
+            fed_model = self._fed_models[fed_key]
             trail["model"] = fed_model
             session = self._session(("fed", target.id, *self._artifact_key(case, target, example)),
                                     target.backend, fed_model, deadline, fresh=fresh)
@@ -320,10 +323,14 @@ class Harness:
 
     # Sessions, each call under the case's deadline -----------------------------------------
 
-    def _cached(self, key, build):
-        if key not in self._sessions:
-            self._sessions[key] = build()
-        return self._sessions[key]
+    def release_sessions(self) -> int:
+        """Drop every prepared session; returns how many. A case's sessions live as long as the
+        case: a runtime keeps the working memory of the largest input it ran (ONNX Runtime's
+        arena, ncnn's and MNN's pools), so sessions kept for the whole run grew a run over eight
+        runtimes past 24 GB once its frame cases had run. The artifacts stay cached."""
+        count = len(self._sessions)
+        self._sessions.clear()  # dropped, not closed: a session is freed with its last reference
+        return count
 
     def _session(self, key, backend: Backend, artifact, deadline: Deadline, *, load: bool = False,
                  fresh: bool = False):

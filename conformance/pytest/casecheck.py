@@ -204,7 +204,10 @@ class CaseCheck:
         if host_diff is not None:
             found = host_diff()
             self.record.host_diff = None if found is None else found.to_dict()
-        return self.finish(verdict)
+        try:
+            return self.finish(verdict)
+        finally:
+            self.harness.release_sessions()
 
     def finish(self, verdict: Verdict) -> Outcome | None:
         """Fill the record from the verdict; skip or fail the test with its one-screen message."""
