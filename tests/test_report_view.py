@@ -78,3 +78,24 @@ def test_histogram_titles_do_not_overlap():
     panels = [ax.get_window_extent(renderer) for ax in fig.axes if ax.get_visible()]
     for title, panel in zip(boxes, panels):
         assert title.x1 <= panel.x1 + 0.35 * panel.width  # stays over its own panel, not the next one
+
+
+def test_the_cat_pipeline_is_named_by_its_runtime_alone_everywhere(tmp_path):
+    """The cat pipeline runs no exporter at an opset (its record: exporter "-", opset 0): the matrix
+    once labelled its column "onnxruntime · - · opset 0" and a failing panel's title "- 0"."""
+    def pipeline(backend, outcome, max_abs):
+        row = record(case="test_cat_pipeline", backend=backend, exporter="-", opset=0, max_abs=max_abs,
+                     outcome=outcome, test="test_cat_pipeline")
+        return {**row, "nodeid": f"cases/test_superres_images.py::test_cat_pipeline[{backend}]"}
+
+    parity = {**PARITY, "cases": PARITY["cases"] + [pipeline("onnxruntime", "passed", 2e-4),
+                                                    pipeline("tract", "failed", 4e-3)]}
+    report = build.build_report(parity=parity, bench=BENCH, reports=tmp_path)
+    html, markdown = render_html(report), render_markdown(report)
+    header = next(line for line in markdown.splitlines() if line.startswith("| case |"))
+    assert "| tract |" in header and "| onnxruntime |" in header, header
+    for text in (html, markdown):
+        assert "opset 0" not in text and "· -" not in text
+    failing = [r for r in parity_rows(parity) if r["case"] == "test_cat_pipeline" and r["status"] == "fail"]
+    title = histogram_figure(failing).axes[0]._left_title.get_text()
+    assert title.startswith("test_cat_pipeline · tract\n"), title

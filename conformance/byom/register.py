@@ -25,7 +25,8 @@ def register_module(name: str, factory: Callable[[], "torch.nn.Module"], example
     """Register ``factory()`` (a ``torch.nn.Module`` taking one float tensor) as model case ``name``.
 
     ``example_input`` is a float tensor (or a shape) the module accepts; it is exported at that
-    shape. ``input_shapes`` optionally draws other shapes: a hypothesis strategy of shape tuples
+    shape, taken as a hint: a size of 1 on a dynamic axis is exported at 2 (``torch.export``
+    would make it static), and an axis the module cannot vary is exported static. ``input_shapes`` optionally draws other shapes: a hypothesis strategy of shape tuples
     or a list of shapes; ``dynamic`` lists the axes left symbolic in the export (default: none
     without ``input_shapes``; the axes that differ for a list; every axis for a strategy).
     ``scales`` are the input scales drawn: ``unit`` ([0, 1) and N(0, 1/16)) and/or ``pixel``

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 from typing import Hashable
 
 import numpy as np
@@ -27,7 +28,7 @@ from conformance.formats.onnx_export import (
     ExportCache,
     ExportTarget,
     UnsupportedExport,
-    export_example_shape,
+    export_at_example,
 )
 from conformance.formats.artifact_cache import onnx_export, program_export
 from conformance.formats.graph import bind_weights, weights_as_inputs
@@ -148,7 +149,8 @@ class Harness:
 
     def _artifact_key(self, case: Case, target: Target, example: Example):
         if isinstance(target.backend, ProgramBackend):
-            shape = example.inputs.shape if target.backend.per_shape else None
+            static = target.backend.per_shape or example.deployment.static
+            shape = example.inputs.shape if static else None
             return (case.name, example.structure, target.backend.name, shape, example.weights)
         static = ("static", example.inputs.shape) if example.deployment.static else ()
         if case.bakes_weights:
@@ -307,18 +309,20 @@ class Harness:
         at the drawn shape, as mobile exports (the tutorial's too) are made."""
         if example.deployment.static:
             return onnx_export(module, (torch.zeros(example.inputs.shape),), target.export, dynamic=[()])
-        args = (torch.zeros(export_example_shape(case.example_shape(example.structure), case.dynamic)),)
-        return onnx_export(module, args, target.export, dynamic=[case.dynamic])
+        return export_at_example(lambda args, dynamic: onnx_export(module, args, target.export, dynamic=dynamic),
+                                 module, case.example_shape(example.structure), case.dynamic)
 
     # Runtimes that take a torch program --------------------------------------------------
 
     def _prepare_program(self, case, target, example, module, x, deadline, fresh=False):
         backend: ProgramBackend = target.backend
         key = self._artifact_key(case, target, example)
-        shape = x.shape if backend.per_shape else export_example_shape(case.example_shape(example.structure),
-                                                                      case.dynamic)
-        dynamic = None if backend.per_shape else [case.dynamic]
-        artifact = self.exports.get(key, lambda: program_export(backend, module, (torch.zeros(shape),), dynamic))
+        if backend.per_shape or example.deployment.static:  # a program for the drawn shape alone
+            artifact = self.exports.get(key, lambda: program_export(backend, module, (torch.zeros(x.shape),), None))
+        else:
+            artifact = self.exports.get(key, lambda: export_at_example(
+                functools.partial(program_export, backend, module), module, case.example_shape(example.structure),
+                case.dynamic))
         return self._session(("program", key), backend, artifact, deadline, load=True, fresh=fresh)
 
     # Sessions, each call under the case's deadline -----------------------------------------

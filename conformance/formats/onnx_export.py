@@ -157,6 +157,46 @@ def export_example_shape(shape: Sequence[int], dynamic: Sequence[int]) -> tuple[
     return tuple(2 if axis in dynamic and size == 1 else size for axis, size in enumerate(shape))
 
 
+def export_at_example(export: Callable, module: torch.nn.Module, shape: Sequence[int], dynamic: Sequence[int]):
+    """``export(args, [dynamic])`` with the case's example shape taken as a hint, not a constraint.
+
+    First at ``export_example_shape`` (a size of 1 on a dynamic axis exported at 2). When that
+    fails, the axes the module cannot vary (a Conv's channels, which a registered strategy of
+    shapes leaves dynamic by default; the dynamo exporter refuses a dynamic axis the model fixes,
+    and a 1 there cannot become 2) are found by running the module with each dynamic axis
+    doubled, and the export is made again with those axes static at the example's size.
+    ``UnsupportedExport`` (the exporter refuses the opset) is raised at once."""
+    first = export_example_shape(shape, dynamic)
+    try:
+        return export((torch.zeros(first),), [tuple(dynamic)])
+    except UnsupportedExport:
+        raise
+    except Exception:
+        fixed = fixed_axes(module, shape, dynamic)
+        if not fixed:
+            raise
+    kept = tuple(axis for axis in dynamic if axis not in fixed)
+    return export((torch.zeros(export_example_shape(shape, kept)),), [kept])
+
+
+def fixed_axes(module: torch.nn.Module, shape: Sequence[int], dynamic: Sequence[int]) -> tuple[int, ...]:
+    """The axes of ``dynamic`` that ``module`` cannot run at twice their size in ``shape`` (the
+    others held), in eager mode; none when it cannot run at ``shape`` itself (nothing to learn)."""
+    def runs(at) -> bool:
+        try:
+            with torch.no_grad(), quiet():
+                module(torch.zeros(at))
+            return True
+        except Exception:  # any error of the module's own code: this shape is not one it takes
+            return False
+
+    module = module.eval()
+    if not runs(tuple(shape)):
+        return ()
+    return tuple(axis for axis in dynamic
+                 if not runs(tuple(2 * size if a == axis else size for a, size in enumerate(shape))))
+
+
 def export(
     module: torch.nn.Module,
     args: Sequence[torch.Tensor],

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from conformance.engine.compare import HISTOGRAM_EDGES  # noqa: E402
 from conformance.report.latency_rows import format_seconds  # noqa: E402
+from conformance.report.parity_rows import column_label  # noqa: E402
 
 REFERENCE_COLOR = "#8c8c8c"
 PALETTE = ["#2b6cb0", "#dd6b20", "#2f855a", "#805ad5", "#c53030", "#0987a0"]
@@ -163,7 +164,7 @@ def _histogram_title(row: dict) -> str:
     import textwrap
 
     status = "expected failure" if row["status"] == "xfail" else f"{row['failures']} failing example(s)"
-    what = f"{row['case']} · {row['backend']} · {row['exporter']} {row['opset']}"
+    what = f"{row['case']} · {column_label(row)}"  # the matrix's column: the cat pipeline's, its runtime alone
     # long words (a dotted backend path) are broken too: no line is wider than its panel
     wrapped = textwrap.wrap(what, TITLE_WIDTH, break_on_hyphens=False) or [what]
     return "\n".join(wrapped + [f"{status}, max abs {row.get('max_abs') or 0:.2g}"])
