@@ -99,3 +99,18 @@ def test_the_cat_pipeline_is_named_by_its_runtime_alone_everywhere(tmp_path):
     failing = [r for r in parity_rows(parity) if r["case"] == "test_cat_pipeline" and r["status"] == "fail"]
     title = histogram_figure(failing).axes[0]._left_title.get_text()
     assert title.startswith("test_cat_pipeline · tract\n"), title
+
+
+def test_the_terminal_summary_names_a_failed_pipeline_by_its_runtime_alone():
+    from conformance.engine.record import Recorder
+    from conformance.pytest.session import failed_line
+
+    recorder = Recorder()
+    pipeline = recorder.open("cases/test_superres_images.py::test_cat_pipeline[tract]", case="test_cat_pipeline",
+                             kind="pipeline", backend="tract", exporter="-", opset=0)
+    pipeline.summary = "2 levels off"
+    operator = recorder.open("cases/test_operators.py::test_operator[tract-torchscript-opset17-relu]", case="relu",
+                             kind="operator", backend="tract", exporter="torchscript", opset=17)
+    operator.summary = "max abs error 0.01"
+    assert failed_line(pipeline) == "FAILED test_cat_pipeline on tract: 2 levels off"
+    assert failed_line(operator) == "FAILED relu on tract [torchscript opset 17]: max abs error 0.01"

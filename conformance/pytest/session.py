@@ -177,8 +177,10 @@ class ConformanceSession:
             fmt = ProgramFormat("onnx-file")
         name = getattr(case, "name", None) or (Path(case).stem if isinstance(case, str) else test_name)
         backend_name = getattr(backend, "name", None) or params.get("backend_name") or "(suite)"  # the cat pipeline
+        kind = "onnx-file" if "onnx_model" in params else "pipeline" if case is None and "backend_name" in params \
+            else "operator"
         return self.recorder.open(
-            nodeid, case=name, kind=getattr(case, "kind", "onnx-file" if "onnx_model" in params else "operator"),
+            nodeid, case=name, kind=getattr(case, "kind", kind),
             backend=backend_name, exporter=getattr(fmt, "exporter", "-"),
             opset=getattr(fmt, "opset", 0), place=getattr(backend, "place", "host"))
 
@@ -250,11 +252,7 @@ class ConformanceSession:
         from conformance.pytest.quantized import quantized_summary
 
         lines += quantized_summary(recorder.records.values())
-        for rec in failed:
-            where = f"{rec.exporter} opset {rec.opset}" if rec.opset else rec.exporter
-            test = rec.nodeid.split("::")[-1].split("[")[0]
-            what = rec.case if test in ("test_operator", "test_model") else f"{rec.case} ({test})"
-            lines.append(f"FAILED {what} on {rec.backend} [{where}]: {rec.summary}")
+        lines += [failed_line(rec) for rec in failed]
         return lines
 
     def statistics_lines(self) -> list[str]:
@@ -311,3 +309,12 @@ class ConformanceSession:
     def close(self) -> None:
         for backend in self.backends:
             backend.close()
+
+
+def failed_line(rec) -> str:
+    """The terminal summary's line of a failed case: what, on which runtime, in which format."""
+    where = f"{rec.exporter} opset {rec.opset}" if rec.opset else rec.exporter
+    where = f" [{where}]" if where not in ("", "-") else ""  # the cat pipeline: its runtime alone
+    test = rec.nodeid.split("::")[-1].split("[")[0]
+    what = rec.case if test in ("test_operator", "test_model", rec.case) else f"{rec.case} ({test})"
+    return f"FAILED {what} on {rec.backend}{where}: {rec.summary}"
