@@ -38,7 +38,9 @@ def run(cache: Path, reports: Path, extra: list[str]) -> dict:
     found = re.search(r"(\d+) examples in (\d+) parity cases, ([\d.]+) s in them.*?; ([\d.]+) s wall(?:; (\d+) exports)?",
                       out)
     hits = re.search(r"artifact cache .*?: (\d+) reused, (\d+) stored", out)
-    tail = out.strip().splitlines()[-1] if out.strip() else ""
+    # pytest's own last line (stderr may end in a library's warning); under pytest-xdist the
+    # workers' export and cache counts are not in the controller's summary, so they read 0.
+    tail = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else out.strip()[-200:]
     return {"wall": wall, "rc": done.returncode, "examples": int(found[1]) if found else 0,
             "in_cases": float(found[3]) if found else 0.0, "exports": int(found[5] or 0) if found else 0,
             "reused": int(hits[1]) if hits else 0, "stored": int(hits[2]) if hits else 0, "tail": tail}
