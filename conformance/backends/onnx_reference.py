@@ -25,7 +25,7 @@ import onnx
 
 from conformance.backends.reference_model import (changed_ops, default_opset, precision_bound, split_constants,
                                               to_float64, upgrade)
-from conformance.backends.reference_ops import FAST, OLD_SEMANTICS
+from conformance.backends.reference_ops import FAST, FIXED, OLD_SEMANTICS
 
 #: The reference of `conformance check` and `pytest --model`: ONNX's own evaluator, never a
 #: runtime under test.
@@ -52,7 +52,7 @@ class ReferenceRep:
         old = changed_ops(self._model)
         if old:
             self.notes.append(f"{', '.join(old)} at opset {default_opset(self._model)} semantics")
-        self._ops = list(FAST) + [OLD_SEMANTICS[op] for op in old]
+        self._ops = list(FAST + FIXED) + [OLD_SEMANTICS[op] for op in old]
         bound = precision_bound(self._model)
         self._wide = None
         if float64 and not bound:
