@@ -23,8 +23,8 @@ from typing import Sequence
 import numpy as np
 import onnx
 
-from conformance.backends.reference_model import (changed_ops, default_opset, precision_bound, split_constants,
-                                              to_float64, upgrade)
+from conformance.backends.reference_model import (changed_ops, default_opset, detach_weights, precision_bound,
+                                                  split_constants, to_float64, upgrade)
 from conformance.backends.reference_ops import FAST, FIXED, OLD_SEMANTICS
 
 #: The reference of `conformance check` and `pytest --model`: ONNX's own evaluator, never a
@@ -47,7 +47,10 @@ class ReferenceRep:
     def __init__(self, model: onnx.ModelProto, *, float64: bool = True):
         initializers = {i.name for i in model.graph.initializer}
         self._names = [i.name for i in model.graph.input if i.name not in initializers]
-        self._model, converted = upgrade(model)
+        # Weights travel beside the graph, so that converting and widening it copies no weights.
+        light, self._weights = detach_weights(model)
+        self._wide_weights: dict[str, np.ndarray] | None = None
+        self._model, converted = upgrade(light)
         self.notes = [converted] if converted else []
         old = changed_ops(self._model)
         if old:
@@ -77,16 +80,18 @@ class ReferenceRep:
             raise ValueError(f"the model takes {len(self._names)} inputs, got {len(inputs)}")
         if self._wide is not None:
             try:
-                return self._run(self._wide, [_widen(x) for x in inputs])
+                if self._wide_weights is None:
+                    self._wide_weights = {name: _widen(w) for name, w in self._weights.items()}
+                return self._run(self._wide, [_widen(x) for x in inputs], self._wide_weights)
             except Exception as exc:  # an operator the evaluator has no double kernel for
                 self.notes.append(f"float32 kept: float64 failed ({type(exc).__name__}: {str(exc)[:120]})")
                 self._wide = None
         if self._narrow is None:
             self._narrow = self._evaluator(self._model)
-        return self._run(self._narrow, list(inputs))
+        return self._run(self._narrow, list(inputs), self._weights)
 
-    def _run(self, evaluator: "_Evaluator", inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return evaluator.run(dict(zip(self._names, inputs)))
+    def _run(self, evaluator: "_Evaluator", inputs: list[np.ndarray], weights) -> list[np.ndarray]:
+        return evaluator.run({**weights, **dict(zip(self._names, inputs))})
 
 
 class _Evaluator:
