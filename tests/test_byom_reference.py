@@ -310,3 +310,25 @@ def test_the_reference_gives_the_outputs_onnx_ships_for_its_model_tests(folder):
         scale = max(1.0, float(np.nanmax(np.abs(w), initial=0)))
         np.testing.assert_allclose(np.asarray(g, np.float64), w.astype(np.float64), rtol=1e-5,
                                    atol=1e-5 * scale, equal_nan=True)
+
+
+@pytest.mark.parametrize("training", [0, 1])
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (4, 3)])
+def test_batchnorm_agrees_with_the_evaluators_own_at_opset_15(training, shape):
+    """The one-multiply-add kernel in inference; training mode is left to the evaluator."""
+    rng = np.random.default_rng(2)
+    params = [rng.random(3) + 0.5, rng.standard_normal(3), rng.standard_normal(3), rng.random(3) + 0.1]
+    outs = ["y", "m", "v"] if training else ["y"]
+    graph = helper.make_graph(
+        [helper.make_node("BatchNormalization", ["x", "s", "b", "mean", "var"], outs, training_mode=training,
+                          epsilon=1e-3)], "g",
+        [helper.make_tensor_value_info(n, TensorProto.DOUBLE, None) for n in ["x", "s", "b", "mean", "var"]],
+        [helper.make_tensor_value_info(n, TensorProto.DOUBLE, None) for n in outs])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    feeds = dict(zip(["x", "s", "b", "mean", "var"], [rng.standard_normal(shape) * 3] + params))
+    from conformance.backends.reference_ops import FAST
+
+    ours = onnx.reference.ReferenceEvaluator(model, new_ops=list(FAST)).run(None, feeds)
+    theirs = onnx.reference.ReferenceEvaluator(model).run(None, feeds)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
