@@ -332,3 +332,18 @@ def test_batchnorm_agrees_with_the_evaluators_own_at_opset_15(training, shape):
     theirs = onnx.reference.ReferenceEvaluator(model).run(None, feeds)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_large_weights_keep_their_type_in_a_graph_tied_to_its_types():
+    """A quantized graph runs as declared: its detached float32 weights are fed as float32."""
+    rng = np.random.default_rng(6)
+    inits = [numpy_helper.from_array(rng.standard_normal((64, 64)).astype(np.float32), "w"),
+             numpy_helper.from_array(np.float32(0.05), "s"), numpy_helper.from_array(np.uint8(128), "z")]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("QuantizeLinear", ["h", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    model = _model(nodes, (3, 64), (3, 64), inits)
+    x = rng.standard_normal((3, 64)).astype(np.float32) * 0.1
+    rep = ReferenceRep(model)
+    (y,) = rep.run([x])
+    assert rep.precision == "as declared" and y.dtype == np.float32
+    np.testing.assert_allclose(y, _ort(model, x)[0], atol=0.05 + 1e-6)

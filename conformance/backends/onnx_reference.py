@@ -49,7 +49,8 @@ class ReferenceRep:
         self._names = [i.name for i in model.graph.input if i.name not in initializers]
         # Weights travel beside the graph, so that converting and widening it copies no weights.
         light, self._weights = detach_weights(model)
-        self._wide_weights: dict[str, np.ndarray] | None = None
+        self._declared = {name: w.dtype for name, w in self._weights.items()}
+        self._weights_wide = False
         self._model, converted = upgrade(light)
         self.notes = [converted] if converted else []
         old = changed_ops(self._model)
@@ -80,15 +81,22 @@ class ReferenceRep:
             raise ValueError(f"the model takes {len(self._names)} inputs, got {len(inputs)}")
         if self._wide is not None:
             try:
-                if self._wide_weights is None:
-                    self._wide_weights = {name: _widen(w) for name, w in self._weights.items()}
-                return self._run(self._wide, [_widen(x) for x in inputs], self._wide_weights)
+                return self._run(self._wide, [_widen(x) for x in inputs], self._weights_in(wide=True))
             except Exception as exc:  # an operator the evaluator has no double kernel for
                 self.notes.append(f"float32 kept: float64 failed ({type(exc).__name__}: {str(exc)[:120]})")
                 self._wide = None
         if self._narrow is None:
             self._narrow = self._evaluator(self._model)
-        return self._run(self._narrow, list(inputs), self._weights)
+        return self._run(self._narrow, list(inputs), self._weights_in(wide=False))
+
+    def _weights_in(self, *, wide: bool) -> dict[str, np.ndarray]:
+        """The detached weights in the precision the evaluator runs in. One copy is kept (an
+        ImageNet model's are 0.5 GB in float64): widening is exact, so narrowing back is too."""
+        if wide != self._weights_wide:
+            self._weights = {name: _widen(w) if wide else w.astype(self._declared[name])
+                             for name, w in self._weights.items()}
+            self._weights_wide = wide
+        return self._weights
 
     def _run(self, evaluator: "_Evaluator", inputs: list[np.ndarray], weights) -> list[np.ndarray]:
         return evaluator.run({**weights, **dict(zip(self._names, inputs))})
