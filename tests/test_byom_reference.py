@@ -347,3 +347,39 @@ def test_large_weights_keep_their_type_in_a_graph_tied_to_its_types():
     (y,) = rep.run([x])
     assert rep.precision == "as declared" and y.dtype == np.float32
     np.testing.assert_allclose(y, _ort(model, x)[0], atol=0.05 + 1e-6)
+
+
+RESIZES = {  # (operator, opset, mode, scales): Upsample and Resize before 11 map x to x / scale
+    "upsample7_linear": ("Upsample", 7, "linear", [1, 1, 2, 2]),
+    "upsample9_linear": ("Upsample", 9, "linear", [1, 1, 2, 3]),
+    "upsample9_nearest": ("Upsample", 9, "nearest", [1, 1, 2.5, 1.7]),
+    "resize10_linear": ("Resize", 10, "linear", [1, 1, 2, 2]),
+    "resize10_linear_down": ("Resize", 10, "linear", [1, 1, 0.6, 0.5]),
+    "resize10_nearest_up": ("Resize", 10, "nearest", [1, 1, 2.5, 1.7]),
+    "resize10_nearest_down": ("Resize", 10, "nearest", [1, 1, 0.6, 0.5]),
+}
+
+
+@pytest.mark.parametrize("name", RESIZES)
+def test_resize_before_opset_11_keeps_its_coordinates(name):
+    """Before: the converter made them opset-11 Resizes with "half_pixel" coordinates (an
+    opset-9 bilinear Upsample off by up to 1)."""
+    op, opset, mode, scales = RESIZES[name]
+    if op == "Upsample" and opset < 9:
+        node, inits = helper.make_node(op, ["x"], ["y"], mode=mode, scales=[float(s) for s in scales]), []
+    else:
+        node, inits = helper.make_node(op, ["x", "s"], ["y"], mode=mode), [numpy_helper.from_array(
+            np.array(scales, np.float32), "s")]
+    model = _model([node], (1, 2, 5, 7), (None, None, None, None), inits, opset=opset)
+    x = np.random.default_rng(7).standard_normal((1, 2, 5, 7)).astype(np.float32)
+    got = ReferenceRep(model).run([x])[0]
+    np.testing.assert_allclose(got, _ort(model, x)[0], atol=1e-6)
+    unpinned = onnx.version_converter.convert_version(model, 28)
+    differs = not np.allclose(onnx.reference.ReferenceEvaluator(unpinned).run(None, {"x": x})[0], got, atol=1e-3)
+    assert differs or name == "resize10_nearest_down"  # there half_pixel rounding gives the same
+
+
+def test_global_lp_pool_which_the_evaluator_lacks():
+    model = _model([helper.make_node("GlobalLpPool", ["x"], ["y"], p=3)], (2, 3, 4, 5), (2, 3, 1, 1), opset=7)
+    x = np.random.default_rng(8).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    np.testing.assert_allclose(ReferenceRep(model).run([x])[0], _ort(model, x)[0], rtol=1e-5)

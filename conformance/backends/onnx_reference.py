@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 
 from conformance.backends.reference_model import (changed_ops, default_opset, detach_weights, precision_bound,
-                                                  split_constants, to_float64, upgrade)
+                                                  spell_out_resize, split_constants, to_float64, upgrade)
 from conformance.backends.reference_ops import FAST, FIXED, OLD_SEMANTICS
 
 #: The reference of `conformance check` and `pytest --model`: ONNX's own evaluator, never a
@@ -52,6 +52,7 @@ class ReferenceRep:
         self._declared = {name: w.dtype for name, w in self._weights.items()}
         self._weights_wide = False
         self._model, converted = upgrade(light)
+        self._model = spell_out_resize(self._model, default_opset(model))
         self.notes = [converted] if converted else []
         old = changed_ops(self._model)
         if old:

@@ -97,6 +97,41 @@ def upgrade(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
     return model, f"opset {current} kept (the version converter failed: {failure})"
 
 
+def spell_out_resize(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """``model`` (converted from ``opset``) with its Resize nodes given the meaning they had before
+    opset 11, where that predates it: output coordinates mapped to input ones as ``x / scale``
+    ("asymmetric"); nearest takes the floor when enlarging (onnx's own Upsample repeats each
+    element) and the ceiling when shrinking (onnx's opset-10 backend test keeps elements 1 and 3
+    of 4 at scale 0.6). From 11 on the defaults are "half_pixel" and rounding, and onnx 1.23's
+    converter (Upsample 9 to Resize 10, Resize 10 to 11) does not say so: an opset-9 bilinear
+    Upsample came out off by up to 1 on unit inputs."""
+    if not opset or opset >= 11 or not any(n.op_type == "Resize" for n in model.graph.node):
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    known = _constant_values(out.graph)
+    for node in out.graph.node:
+        names = {a.name for a in node.attribute}
+        if node.op_type != "Resize" or "coordinate_transformation_mode" in names:
+            continue
+        node.attribute.append(helper.make_attribute("coordinate_transformation_mode", "asymmetric"))
+        mode = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "mode"), b"nearest")
+        if mode in (b"nearest", "nearest") and "nearest_mode" not in names:
+            scales = known.get(node.input[2] if len(node.input) > 2 else "")
+            shrinks = scales is not None and all(s <= 1 for s in scales.ravel()) and (scales < 1).any()
+            node.attribute.append(helper.make_attribute("nearest_mode", "ceil" if shrinks else "floor"))
+    return out
+
+
+def _constant_values(graph: onnx.GraphProto) -> dict:
+    """Initializers and Constant node tensors of ``graph`` by name."""
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    return values
+
+
 def changed_ops(model: onnx.ModelProto) -> list[str]:
     """Operators of ``model`` whose semantics at its opset differ from the evaluator's newest."""
     opset = default_opset(model)

@@ -10,7 +10,8 @@ Three kinds:
   BatchNormalization here (always used, for speed too) keeps each opset's meaning.
 * Semantics the evaluator gets wrong at every opset. Its LRN (onnx 1.23) loops over the batch
   axis where the spec sums over channels: on a batch-1 input every channel but the first is left
-  unnormalized (AlexNet, ZFNet, GoogLeNet off by 1e-3 relative). This one always replaces it.
+  unnormalized (AlexNet, ZFNet, GoogLeNet off by 1e-3 relative). This one always replaces it,
+  and GlobalLpPool, which it lacks, is added.
 * Speed. The evaluator's Conv is an ``im2col`` with fancy indexing and its pools loop in Python
   (seconds per ImageNet-size layer). Here a Conv is one BLAS matrix product per kernel offset
   and a pool one vectorized maximum or sum per offset: the same sums, in the same precision.
@@ -92,6 +93,18 @@ class LRN(OpRun):
         for k in range(size):
             total += squares[:, k:k + x.shape[1]]
         return ((x / (bias + alpha / size * total) ** beta).astype(x.dtype),)
+
+
+class GlobalLpPool(OpRun):
+    """GlobalLpPool, which the evaluator lacks: the ``p``-norm of each channel over every spatial
+    axis."""
+
+    op_domain = ""
+
+    def _run(self, x, **_):
+        p = _attrs(self.onnx_node).get("p", 2)
+        norm = np.sum(np.abs(x) ** p, axis=tuple(range(2, x.ndim)), keepdims=True) ** (1.0 / p)
+        return (norm.astype(x.dtype),)
 
 
 class _Fast(OpRun):
@@ -248,5 +261,5 @@ OLD_SEMANTICS = {"Softmax": Softmax, "LogSoftmax": LogSoftmax, "Hardmax": Hardma
                  "BatchNormalization": BatchNormalization}
 #: Faster equivalents of the evaluator's kernels.
 FAST = (Conv, MaxPool, AveragePool, BatchNormalization, Relu)
-#: Kernels that put right what the evaluator gets wrong at every opset.
-FIXED = (LRN,)
+#: Kernels that put right what the evaluator gets wrong or lacks at every opset.
+FIXED = (LRN, GlobalLpPool)
