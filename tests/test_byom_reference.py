@@ -383,3 +383,13 @@ def test_global_lp_pool_which_the_evaluator_lacks():
     model = _model([helper.make_node("GlobalLpPool", ["x"], ["y"], p=3)], (2, 3, 4, 5), (2, 3, 1, 1), opset=7)
     x = np.random.default_rng(8).standard_normal((2, 3, 4, 5)).astype(np.float32)
     np.testing.assert_allclose(ReferenceRep(model).run([x])[0], _ort(model, x)[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("p, axis", [(1, 1), (2, 0), (1, -1)])
+def test_lp_normalization_takes_the_norm_of_absolute_values(p, axis):
+    """Before: the evaluator summed signed values to the p-th power (p=1: not a norm at all)."""
+    model = _model([helper.make_node("LpNormalization", ["x"], ["y"], axis=axis, p=p)], (3, 4), (3, 4))
+    x = np.random.default_rng(9).standard_normal((3, 4)).astype(np.float32)
+    want = x / (np.abs(x.astype(np.float64)) ** p).sum(axis=axis, keepdims=True) ** (1 / p)
+    np.testing.assert_allclose(ReferenceRep(model).run([x])[0], want, rtol=1e-12)
+    np.testing.assert_allclose(_ort(model, x)[0], want, rtol=1e-5)

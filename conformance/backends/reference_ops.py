@@ -10,8 +10,8 @@ Three kinds:
   BatchNormalization here (always used, for speed too) keeps each opset's meaning.
 * Semantics the evaluator gets wrong at every opset. Its LRN (onnx 1.23) loops over the batch
   axis where the spec sums over channels: on a batch-1 input every channel but the first is left
-  unnormalized (AlexNet, ZFNet, GoogLeNet off by 1e-3 relative). This one always replaces it,
-  and GlobalLpPool, which it lacks, is added.
+  unnormalized (AlexNet, ZFNet, GoogLeNet off by 1e-3 relative); its LpNormalization raises
+  signed values to ``p``. These always replace them, and GlobalLpPool, which it lacks, is added.
 * Speed. The evaluator's Conv is an ``im2col`` with fancy indexing and its pools loop in Python
   (seconds per ImageNet-size layer). Here a Conv is one BLAS matrix product per kernel offset
   and a pool one vectorized maximum or sum per offset: the same sums, in the same precision.
@@ -93,6 +93,20 @@ class LRN(OpRun):
         for k in range(size):
             total += squares[:, k:k + x.shape[1]]
         return ((x / (bias + alpha / size * total) ** beta).astype(x.dtype),)
+
+
+class LpNormalization(OpRun):
+    """LpNormalization with the norm of absolute values: the evaluator's raises the signed
+    values to ``p`` (with ``p=1`` it divides by their sum, not by the L1 norm)."""
+
+    op_domain = ""
+
+    def _run(self, x, **_):
+        attrs = _attrs(self.onnx_node)
+        axis, p = attrs.get("axis", -1), attrs.get("p", 2)
+        norm = np.sum(np.abs(x) ** p, axis=axis, keepdims=True) ** (1.0 / p)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (np.where(norm == 0, 0, x / norm).astype(x.dtype),)
 
 
 class GlobalLpPool(OpRun):
@@ -262,4 +276,4 @@ OLD_SEMANTICS = {"Softmax": Softmax, "LogSoftmax": LogSoftmax, "Hardmax": Hardma
 #: Faster equivalents of the evaluator's kernels.
 FAST = (Conv, MaxPool, AveragePool, BatchNormalization, Relu)
 #: Kernels that put right what the evaluator gets wrong or lacks at every opset.
-FIXED = (LRN, GlobalLpPool)
+FIXED = (LRN, LpNormalization, GlobalLpPool)
