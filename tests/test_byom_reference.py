@@ -393,3 +393,16 @@ def test_lp_normalization_takes_the_norm_of_absolute_values(p, axis):
     want = x / (np.abs(x.astype(np.float64)) ** p).sum(axis=axis, keepdims=True) ** (1 / p)
     np.testing.assert_allclose(ReferenceRep(model).run([x])[0], want, rtol=1e-12)
     np.testing.assert_allclose(_ort(model, x)[0], want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("axes", [None, [0, 2]])
+def test_mean_variance_normalization_runs_in_float64(axes):
+    """Before: its function body's float32 epsilon made the whole graph fall back to float32."""
+    attrs = {} if axes is None else {"axes": axes}
+    shape = (2, 3, 4, 5) if axes is None else (2, 3, 4)
+    model = _model([helper.make_node("MeanVarianceNormalization", ["x"], ["y"], **attrs)], shape, shape)
+    x = np.random.default_rng(10).standard_normal(shape).astype(np.float32) * 3 + 1
+    rep = ReferenceRep(model)
+    (got,) = rep.run([x])
+    assert rep.precision == "float64" and got.dtype == np.float64, rep.notes
+    np.testing.assert_allclose(got, _ort(model, x)[0], atol=2e-6)

@@ -11,7 +11,8 @@ Three kinds:
 * Semantics the evaluator gets wrong at every opset. Its LRN (onnx 1.23) loops over the batch
   axis where the spec sums over channels: on a batch-1 input every channel but the first is left
   unnormalized (AlexNet, ZFNet, GoogLeNet off by 1e-3 relative); its LpNormalization raises
-  signed values to ``p``. These always replace them, and GlobalLpPool, which it lacks, is added.
+  signed values to ``p``; its MeanVarianceNormalization (a function body with a float32 epsilon)
+  cannot run in float64. These always replace them, and GlobalLpPool, which it lacks, is added.
 * Speed. The evaluator's Conv is an ``im2col`` with fancy indexing and its pools loop in Python
   (seconds per ImageNet-size layer). Here a Conv is one BLAS matrix product per kernel offset
   and a pool one vectorized maximum or sum per offset: the same sums, in the same precision.
@@ -107,6 +108,20 @@ class LpNormalization(OpRun):
         norm = np.sum(np.abs(x) ** p, axis=axis, keepdims=True) ** (1.0 / p)
         with np.errstate(invalid="ignore", divide="ignore"):
             return (np.where(norm == 0, 0, x / norm).astype(x.dtype),)
+
+
+class MeanVarianceNormalization(OpRun):
+    """MeanVarianceNormalization as its function body defines it, ``(X - E[X]) / (sqrt(E[X^2] -
+    E[X]^2) + 1e-9)``: the evaluator runs that body with a float32 epsilon, which a float64
+    graph refuses (the whole model then fell back to float32)."""
+
+    op_domain = ""
+
+    def _run(self, x, **_):
+        axes = tuple(_attrs(self.onnx_node).get("axes", [0, 2, 3]))
+        mean = x.mean(axis=axes, keepdims=True)
+        std = np.sqrt((x * x).mean(axis=axes, keepdims=True) - mean * mean)
+        return (((x - mean) / (std + 1e-9)).astype(x.dtype),)
 
 
 class GlobalLpPool(OpRun):
@@ -276,4 +291,4 @@ OLD_SEMANTICS = {"Softmax": Softmax, "LogSoftmax": LogSoftmax, "Hardmax": Hardma
 #: Faster equivalents of the evaluator's kernels.
 FAST = (Conv, MaxPool, AveragePool, BatchNormalization, Relu)
 #: Kernels that put right what the evaluator gets wrong or lacks at every opset.
-FIXED = (LRN, LpNormalization, GlobalLpPool)
+FIXED = (LRN, LpNormalization, MeanVarianceNormalization, GlobalLpPool)
