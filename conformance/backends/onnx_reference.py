@@ -25,7 +25,8 @@ import onnx
 
 from conformance.backends.reference_model import (changed_ops, default_opset, detach_weights, precision_bound,
                                                   spell_out_resize, split_constants, to_float64, upgrade)
-from conformance.backends.reference_ops import FAST, FIXED, OLD_SEMANTICS
+from conformance.backends.reference_fixes import FIXED
+from conformance.backends.reference_ops import FAST, OLD_SEMANTICS
 
 #: The reference of `conformance check` and `pytest --model`: ONNX's own evaluator, never a
 #: runtime under test.

@@ -1,6 +1,7 @@
 """Operators the float64 oracle evaluates in onnx's reference evaluator's place (``new_ops``).
 
-Three kinds:
+Two kinds (a third, kernels the evaluator gets wrong at every opset, in
+``conformance.backends.reference_fixes``):
 
 * Semantics the evaluator lacks. It implements Softmax, LogSoftmax and Hardmax at opset 13 only
   (one axis, default -1); before 13 they coerce the input to 2-D at ``axis`` (default 1). These
@@ -8,11 +9,6 @@ Three kinds:
   converter could not upgrade the model. Its opset-9 BatchNormalization reads the ``momentum``
   attribute as training mode; before 14 a BatchNormalization with one output is inference: the
   BatchNormalization here (always used, for speed too) keeps each opset's meaning.
-* Semantics the evaluator gets wrong at every opset. Its LRN (onnx 1.23) loops over the batch
-  axis where the spec sums over channels: on a batch-1 input every channel but the first is left
-  unnormalized (AlexNet, ZFNet, GoogLeNet off by 1e-3 relative); its LpNormalization raises
-  signed values to ``p``; its MeanVarianceNormalization (a function body with a float32 epsilon)
-  cannot run in float64. These always replace them, and GlobalLpPool, which it lacks, is added.
 * Speed. The evaluator's Conv is an ``im2col`` with fancy indexing and its pools loop in Python
   (seconds per ImageNet-size layer). Here a Conv is one BLAS matrix product per kernel offset
   and a pool one vectorized maximum or sum per offset: the same sums, in the same precision.
@@ -29,7 +25,8 @@ from onnx import helper
 from onnx.reference.op_run import OpRun
 
 
-def _attrs(node) -> dict:
+def attributes(node) -> dict:
+    """A node's attributes by name, as Python values."""
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
@@ -45,7 +42,7 @@ class _Coerced2D(OpRun):
     def _run(self, x, **_):
         if x.size == 0:
             return (x,)
-        rows = _as_2d(x, _attrs(self.onnx_node).get("axis", 1))
+        rows = _as_2d(x, attributes(self.onnx_node).get("axis", 1))
         return (self._rows(rows).reshape(x.shape).astype(x.dtype),)
 
 
@@ -77,65 +74,6 @@ class Hardmax(_Coerced2D):
         return y
 
 
-class LRN(OpRun):
-    """LRN as the spec defines it: each element divided by ``(bias + alpha / size * S) ** beta``,
-    ``S`` the sum of squares over the ``size`` channels around it (``floor((size - 1) / 2)``
-    before, ``ceil((size - 1) / 2)`` after, clipped at the edges)."""
-
-    op_domain = ""
-
-    def _run(self, x, **_):
-        attrs = _attrs(self.onnx_node)
-        size = int(attrs["size"])
-        alpha, beta, bias = attrs.get("alpha", 1e-4), attrs.get("beta", 0.75), attrs.get("bias", 1.0)
-        widths = [(0, 0), ((size - 1) // 2, math.ceil((size - 1) / 2))] + [(0, 0)] * (x.ndim - 2)
-        squares = np.pad(np.square(x), widths)
-        total = np.zeros_like(x)
-        for k in range(size):
-            total += squares[:, k:k + x.shape[1]]
-        return ((x / (bias + alpha / size * total) ** beta).astype(x.dtype),)
-
-
-class LpNormalization(OpRun):
-    """LpNormalization with the norm of absolute values: the evaluator's raises the signed
-    values to ``p`` (with ``p=1`` it divides by their sum, not by the L1 norm)."""
-
-    op_domain = ""
-
-    def _run(self, x, **_):
-        attrs = _attrs(self.onnx_node)
-        axis, p = attrs.get("axis", -1), attrs.get("p", 2)
-        norm = np.sum(np.abs(x) ** p, axis=axis, keepdims=True) ** (1.0 / p)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (np.where(norm == 0, 0, x / norm).astype(x.dtype),)
-
-
-class MeanVarianceNormalization(OpRun):
-    """MeanVarianceNormalization as its function body defines it, ``(X - E[X]) / (sqrt(E[X^2] -
-    E[X]^2) + 1e-9)``: the evaluator runs that body with a float32 epsilon, which a float64
-    graph refuses (the whole model then fell back to float32)."""
-
-    op_domain = ""
-
-    def _run(self, x, **_):
-        axes = tuple(_attrs(self.onnx_node).get("axes", [0, 2, 3]))
-        mean = x.mean(axis=axes, keepdims=True)
-        std = np.sqrt((x * x).mean(axis=axes, keepdims=True) - mean * mean)
-        return (((x - mean) / (std + 1e-9)).astype(x.dtype),)
-
-
-class GlobalLpPool(OpRun):
-    """GlobalLpPool, which the evaluator lacks: the ``p``-norm of each channel over every spatial
-    axis."""
-
-    op_domain = ""
-
-    def _run(self, x, **_):
-        p = _attrs(self.onnx_node).get("p", 2)
-        norm = np.sum(np.abs(x) ** p, axis=tuple(range(2, x.ndim)), keepdims=True) ** (1.0 / p)
-        return (norm.astype(x.dtype),)
-
-
 class _Fast(OpRun):
     """A faster kernel where it applies (``_fast`` returns None elsewhere: the evaluator's own
     implementation of the node's opset runs instead)."""
@@ -143,7 +81,7 @@ class _Fast(OpRun):
     op_domain = ""
 
     def _run(self, *inputs, **_):
-        found = self._fast(_attrs(self.onnx_node), *inputs)
+        found = self._fast(attributes(self.onnx_node), *inputs)
         if found is not None:
             return (found,)
         if not hasattr(self, "_own"):
@@ -290,5 +228,3 @@ OLD_SEMANTICS = {"Softmax": Softmax, "LogSoftmax": LogSoftmax, "Hardmax": Hardma
                  "BatchNormalization": BatchNormalization}
 #: Faster equivalents of the evaluator's kernels.
 FAST = (Conv, MaxPool, AveragePool, BatchNormalization, Relu)
-#: Kernels that put right what the evaluator gets wrong or lacks at every opset.
-FIXED = (LRN, LpNormalization, MeanVarianceNormalization, GlobalLpPool)
