@@ -5,12 +5,15 @@ made fit to judge a runtime:
 
 * right: a model at an old opset is first brought to the newest one by onnx's version converter
   (the evaluator implements most operators at their newest version only); where the converter
-  cannot, ``conformance.backends.reference_ops`` covers the operators whose semantics changed;
+  cannot, ``conformance.backends.reference_ops`` covers the operators whose semantics changed,
+  and ``reference_fixes`` replaces the evaluator's kernels that are wrong at every opset;
 * an oracle: the graph is evaluated in float64 (``conformance.backends.reference_model.to_float64``)
   where it allows, so a correct float32 runtime differs from it by its own rounding only, and its
   outputs come back in float64;
 * fast enough: Conv and the pools run as one BLAS product or vectorized reduction per kernel
-  offset (``conformance.backends.reference_ops``) instead of the evaluator's im2col and Python loops.
+  offset (``conformance.backends.reference_ops``) instead of the evaluator's im2col and Python
+  loops, and large weights are fed beside the graph (``reference_model.detach_weights``) so
+  that preparing it copies none of them.
 
 Use it as ``--backend conformance.backends.onnx_reference`` or ``--reference`` (the default of
 ``conformance check`` and ``pytest --model``).
