@@ -5,12 +5,15 @@ made fit to judge a runtime:
 
 * right: a model at an old opset is first brought to the newest one by onnx's version converter
   (the evaluator implements most operators at their newest version only); where the converter
-  cannot, ``conformance.backends.reference_ops`` covers the operators whose semantics changed;
+  cannot, ``conformance.backends.reference_ops`` covers the operators whose semantics changed,
+  and ``reference_fixes`` replaces the evaluator's kernels that are wrong at every opset;
 * an oracle: the graph is evaluated in float64 (``conformance.backends.reference_model.to_float64``)
   where it allows, so a correct float32 runtime differs from it by its own rounding only, and its
   outputs come back in float64;
 * fast enough: Conv and the pools run as one BLAS product or vectorized reduction per kernel
-  offset (``conformance.backends.reference_ops``) instead of the evaluator's im2col and Python loops.
+  offset (``conformance.backends.reference_ops``) instead of the evaluator's im2col and Python
+  loops, and large weights are fed beside the graph (``reference_model.detach_weights``) so
+  that preparing it copies none of them.
 
 Use it as ``--backend conformance.backends.onnx_reference`` or ``--reference`` (the default of
 ``conformance check`` and ``pytest --model``).
@@ -23,8 +26,9 @@ from typing import Sequence
 import numpy as np
 import onnx
 
-from conformance.backends.reference_model import (changed_ops, default_opset, precision_bound, split_constants,
-                                              to_float64, upgrade)
+from conformance.backends.reference_model import (changed_ops, default_opset, detach_weights, precision_bound,
+                                                  spell_out_resize, split_constants, to_float64, upgrade)
+from conformance.backends.reference_fixes import FIXED
 from conformance.backends.reference_ops import FAST, OLD_SEMANTICS
 
 #: The reference of `conformance check` and `pytest --model`: ONNX's own evaluator, never a
@@ -47,12 +51,17 @@ class ReferenceRep:
     def __init__(self, model: onnx.ModelProto, *, float64: bool = True):
         initializers = {i.name for i in model.graph.initializer}
         self._names = [i.name for i in model.graph.input if i.name not in initializers]
-        self._model, converted = upgrade(model)
+        # Weights travel beside the graph, so that converting and widening it copies no weights.
+        light, self._weights = detach_weights(model)
+        self._declared = {name: w.dtype for name, w in self._weights.items()}
+        self._weights_wide = False
+        self._model, converted = upgrade(light)
+        self._model = spell_out_resize(self._model, default_opset(model))
         self.notes = [converted] if converted else []
         old = changed_ops(self._model)
         if old:
             self.notes.append(f"{', '.join(old)} at opset {default_opset(self._model)} semantics")
-        self._ops = list(FAST) + [OLD_SEMANTICS[op] for op in old]
+        self._ops = list(FAST + FIXED) + [OLD_SEMANTICS[op] for op in old]
         bound = precision_bound(self._model)
         self._wide = None
         if float64 and not bound:
@@ -77,16 +86,25 @@ class ReferenceRep:
             raise ValueError(f"the model takes {len(self._names)} inputs, got {len(inputs)}")
         if self._wide is not None:
             try:
-                return self._run(self._wide, [_widen(x) for x in inputs])
+                return self._run(self._wide, [_widen(x) for x in inputs], self._weights_in(wide=True))
             except Exception as exc:  # an operator the evaluator has no double kernel for
                 self.notes.append(f"float32 kept: float64 failed ({type(exc).__name__}: {str(exc)[:120]})")
                 self._wide = None
         if self._narrow is None:
             self._narrow = self._evaluator(self._model)
-        return self._run(self._narrow, list(inputs))
+        return self._run(self._narrow, list(inputs), self._weights_in(wide=False))
 
-    def _run(self, evaluator: "_Evaluator", inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return evaluator.run(dict(zip(self._names, inputs)))
+    def _weights_in(self, *, wide: bool) -> dict[str, np.ndarray]:
+        """The detached weights in the precision the evaluator runs in. One copy is kept (an
+        ImageNet model's are 0.5 GB in float64): widening is exact, so narrowing back is too."""
+        if wide != self._weights_wide:
+            self._weights = {name: _widen(w) if wide else w.astype(self._declared[name])
+                             for name, w in self._weights.items()}
+            self._weights_wide = wide
+        return self._weights
+
+    def _run(self, evaluator: "_Evaluator", inputs: list[np.ndarray], weights) -> list[np.ndarray]:
+        return evaluator.run({**weights, **dict(zip(self._names, inputs))})
 
 
 class _Evaluator:

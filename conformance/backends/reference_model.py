@@ -15,6 +15,9 @@ left in their own precision, and the caller says so.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
@@ -37,6 +40,35 @@ _CONVERTER_WRONG = {"Hardmax": 13}
 def default_opset(model: onnx.ModelProto) -> int:
     """The default-domain opset, 0 when the model imports none."""
     return next((e.version for e in model.opset_import if e.domain in ("", "ai.onnx")), 0)
+
+
+#: Float initializers of at least this many elements travel beside the graph (``detach_weights``).
+DETACHED_SIZE = 1024
+_DETACHABLE = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16)
+
+
+def detach_weights(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """(a copy of ``model`` whose large float initializers are graph inputs instead, their arrays
+    by name), to be fed on every run.
+
+    The version converter, the checker, the float64 rewrite and the evaluator each copy or
+    serialize the whole model: with an ImageNet model's real weights inside (0.25-0.6 GB) the
+    reference took 5-30 s to prepare. No opset conversion rewrites a weight's values.
+    """
+    big = [i for i in model.graph.initializer
+           if i.data_type in _DETACHABLE and math.prod(i.dims) >= DETACHED_SIZE]
+    if not big:
+        return model, {}
+    arrays = {i.name: numpy_helper.to_array(i) for i in big}
+    light = onnx.ModelProto()
+    light.CopyFrom(model)
+    kept = [i for i in light.graph.initializer if i.name not in arrays]
+    light.graph.ClearField("initializer")
+    light.graph.initializer.extend(kept)
+    listed = {i.name for i in light.graph.input}  # below IR 4 initializers are inputs already
+    light.graph.input.extend(helper.make_tensor_value_info(i.name, i.data_type, list(i.dims))
+                             for i in big if i.name not in listed)
+    return light, arrays
 
 
 def upgrade(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
@@ -63,6 +95,41 @@ def upgrade(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
         except Exception as exc:  # the converter raises RuntimeError, ValidationError, ...
             failure = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
     return model, f"opset {current} kept (the version converter failed: {failure})"
+
+
+def spell_out_resize(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """``model`` (converted from ``opset``) with its Resize nodes given the meaning they had before
+    opset 11, where that predates it: output coordinates mapped to input ones as ``x / scale``
+    ("asymmetric"); nearest takes the floor when enlarging (onnx's own Upsample repeats each
+    element) and the ceiling when shrinking (onnx's opset-10 backend test keeps elements 1 and 3
+    of 4 at scale 0.6). From 11 on the defaults are "half_pixel" and rounding, and onnx 1.23's
+    converter (Upsample 9 to Resize 10, Resize 10 to 11) does not say so: an opset-9 bilinear
+    Upsample came out off by up to 1 on unit inputs."""
+    if not opset or opset >= 11 or not any(n.op_type == "Resize" for n in model.graph.node):
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    known = _constant_values(out.graph)
+    for node in out.graph.node:
+        names = {a.name for a in node.attribute}
+        if node.op_type != "Resize" or "coordinate_transformation_mode" in names:
+            continue
+        node.attribute.append(helper.make_attribute("coordinate_transformation_mode", "asymmetric"))
+        mode = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "mode"), b"nearest")
+        if mode in (b"nearest", "nearest") and "nearest_mode" not in names:
+            scales = known.get(node.input[2] if len(node.input) > 2 else "")
+            shrinks = scales is not None and all(s <= 1 for s in scales.ravel()) and (scales < 1).any()
+            node.attribute.append(helper.make_attribute("nearest_mode", "ceil" if shrinks else "floor"))
+    return out
+
+
+def _constant_values(graph: onnx.GraphProto) -> dict:
+    """Initializers and Constant node tensors of ``graph`` by name."""
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    return values
 
 
 def changed_ops(model: onnx.ModelProto) -> list[str]:
