@@ -21,8 +21,9 @@ import onnx
 import torch
 
 from conformance.backends.base import Backend, BackendError, ProgramBackend
+from conformance.engine.calls import _ProgramSession, load_program, prepare_model, run_session  # noqa: F401
 from conformance.engine.compare import CompareResult, compare
-from conformance.engine.deadline import CaseTimeout, Deadline
+from conformance.engine.deadline import Deadline
 from conformance.engine.overlap import run_at_once, snapshot, written
 from conformance.formats.onnx_export import (
     ExportCache,
@@ -344,46 +345,6 @@ class Harness:
             self._sessions[key] = (load_program(backend, artifact, deadline) if load
                                    else prepare_model(backend, artifact, deadline))
         return self._sessions[key]
-
-
-# The one place a runtime is called: every entry point (the cases, --model files, replay, the
-# cat pipeline) prepares and runs through these, so errors carry the same cause and every call
-# honours the case's deadline.
-
-def _call(backend: Backend, step: str, fn, deadline: Deadline | None):
-    """``fn()`` under ``deadline``; a runtime's failure is a ``BackendError`` naming the step,
-    with its cause (a timeout stays a ``CaseTimeout``)."""
-    try:
-        return (deadline or Deadline(None)).call(fn, f"{backend.name}: {step}")
-    except CaseTimeout:
-        raise
-    except Exception as exc:
-        raise BackendError.wrap(backend.name, step, exc) from exc
-
-
-class _ProgramSession:
-    """A loaded program whose ``run`` goes through ``run_session`` (deadline, error wrapping)."""
-
-    def __init__(self, backend, session, deadline):
-        self.backend, self.session, self.deadline = backend, session, deadline
-
-    def run(self, arrays):
-        return run_session(self.backend, self.session, list(arrays), self.deadline)
-
-
-def prepare_model(backend: Backend, model, deadline: Deadline | None = None):
-    """``backend.prepare(model)`` (an ONNX runtime)."""
-    return _call(backend, "prepare", lambda: backend.prepare(model), deadline)
-
-
-def load_program(backend: ProgramBackend, artifact: bytes, deadline: Deadline | None = None):
-    """``backend.load(artifact)`` (a runtime that takes a torch program)."""
-    return _call(backend, "load", lambda: backend.load(artifact), deadline)
-
-
-def run_session(backend: Backend, session, arrays, deadline: Deadline | None = None) -> list[np.ndarray]:
-    """``session.run(arrays)``, as numpy arrays."""
-    return [np.asarray(o) for o in _call(backend, "run", lambda: session.run(arrays), deadline)]
 
 
 def _worse(worst: Outcome | None, outcome: Outcome) -> Outcome:
