@@ -14,6 +14,20 @@ def _model(nodes, inputs, outputs, initializers=(), opset=17) -> onnx.ModelProto
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
+def one_node_model(nodes, x_shape, y_shape, inits=(), opset=17, y_type=TensorProto.FLOAT) -> onnx.ModelProto:
+    """A graph of ``nodes`` from float32 input "x" of ``x_shape`` to output "y"."""
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+                  [helper.make_tensor_value_info("y", y_type, list(y_shape))], inits, opset)
+
+
+def onnxruntime_run(model: onnx.ModelProto, *inputs) -> list[np.ndarray]:
+    """``model`` on ONNX Runtime's CPU provider, inputs in the graph's order."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {i.name: x for i, x in zip(session.get_inputs(), inputs)})
+
+
 def matmul(n="N", k=8, opset=17) -> onnx.ModelProto:
     """y = tanh(x @ W) with x: float32[n, k] (n symbolic by default)."""
     w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((k, 4)).astype(np.float32) / 4, "W")
