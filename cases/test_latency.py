@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conformance.backends.base import ProgramBackend
+from conformance.formats.artifact_cache import program_export
 from conformance.pytest.timing import ROUNDS, WARMUP, time_session
 from conformance.draw.model_cases import SUPERRES
 from conformance.draw.strategies import InputRecipe, WeightRecipe
@@ -39,7 +40,7 @@ def test_superres_latency(latency_runner, benchmark, harness, conformance_sessio
         pytest.skip("no selected (exporter, opset) is supported")
     backend = conformance_session.backend(latency_runner)
     if isinstance(backend, ProgramBackend):  # ExecuTorch, LiteRT (here or on a device): its own program
-        session = backend.load(backend.export(module, (torch.from_numpy(x),), [()]))
+        session = backend.load(program_export(backend, module, (torch.from_numpy(x),), [()]))
         benchmark.extra_info.update(backend=backend.name, format=backend.format)
     else:
         model = harness.onnx_model_for(SUPERRES, 3, export, recipe)

@@ -23,7 +23,12 @@ from conformance.pytest import activation
 from conformance.pytest.activation import SESSION_KEY, option
 
 #: ONNX Runtime, and the same runtime on the ORT-format model (what ONNX Runtime Mobile loads).
-DEFAULT_BACKENDS = ("onnxruntime", "onnxruntime-ort")
+ONNX_DEFAULT_BACKENDS = ("onnxruntime", "onnxruntime-ort")
+#: The default runtimes: the ONNX pair and ExecuTorch (XNNPACK), each phone runtime's desktop
+#: build. ExecuTorch joins where its extra is installed, for the suite's own cases on this host:
+#: ``--model`` files are ONNX, which ExecuTorch does not take, and a ``--device`` run compares
+#: the device with the ONNX pair here.
+DEFAULT_BACKENDS = ONNX_DEFAULT_BACKENDS + ("executorch",)
 
 #: Parameters this plugin gives the suite's own cases (never another project's tests).
 CASE_PARAMETERS = ("target", "backend", "export_target", "latency_runner")
@@ -47,7 +52,8 @@ def pytest_addoption(parser):
                          "pip install 'conformance[NAME]'; NAME-default for the runtime's default settings, "
                          "executorch-portable, litert-reference), or a plug-in: an ONNX-backend-API module/class "
                          "such as 'onnxruntime.backend' or 'pkg.mod:Class', or a class with export/load taking a "
-                         "torch program. Default: onnxruntime and onnxruntime-ort")
+                         "torch program. Default: onnxruntime, onnxruntime-ort and (where installed, without "
+                         "--device or --model) executorch")
     option(group, "--ort-provider", default="CPUExecutionProvider", metavar="PROVIDER",
                     help="execution provider of the built-in onnxruntime backend. Default: CPUExecutionProvider")
     option(group, "--exporter", action="append", metavar="NAME",
@@ -122,12 +128,13 @@ def activate(config):
     from conformance.pytest.shards import SHARD_KEY
 
     devices = _split(config.getoption("device"))
+    backends, left_out = default_backends(config, devices)
     reports.check_options(config)
     shards.activate(config)
     profiles.apply_default(config.getoption("hypothesis_profile", None), devices)
     try:
         session = ConformanceSession.from_options(
-            backends=_split(config.getoption("backend")) or list(DEFAULT_BACKENDS),
+            backends=backends,
             ort_provider=config.getoption("ort_provider"),
             exporters=_split(config.getoption("exporter")),
             opsets=_split(config.getoption("opset")),
@@ -147,6 +154,7 @@ def activate(config):
         )
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
+    session.header_notes += left_out
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_Hooks(session), "conformance-session")
     reports.activate(config, session)
@@ -154,6 +162,22 @@ def activate(config):
     model_files.activate(config)
     weights.activate(config)
     return session
+
+
+def default_backends(config, devices: list[str]) -> tuple[list[str], list[str]]:
+    """The runtimes under test (``--backend``, else the defaults) and a header line for each
+    default left out, saying why."""
+    named = _split(config.getoption("backend"))
+    if named:
+        return named, []
+    if devices or config.getoption("model", None):
+        return list(ONNX_DEFAULT_BACKENDS), []
+    import importlib.util
+
+    if importlib.util.find_spec("executorch") is None:
+        return list(ONNX_DEFAULT_BACKENDS), ["conformance: executorch is not installed, so the default runtimes are "
+                                             "onnxruntime and onnxruntime-ort (pip install 'conformance[executorch]')"]
+    return list(DEFAULT_BACKENDS), []
 
 
 def _device_progress(config):
@@ -187,6 +211,24 @@ def pytest_generate_tests(metafunc):
     if "latency_runner" in metafunc.fixturenames:
         # Names, not objects: pytest-benchmark saves params in its JSON.
         metafunc.parametrize("latency_runner", ["pytorch"] + [b.name for b in session.backends])
+
+
+def pytest_collection_modifyitems(config, items):
+    """The runtimes of a (case, format) run one after another: they draw the same examples, so
+    they share PyTorch's outputs (``conformance.engine.references``) and read side by side.
+    Stable: the first test of each group keeps its place, and nothing else moves."""
+    if SESSION_KEY not in config.stash:
+        return
+    from conformance.pytest.casecheck import draw_key
+
+    def group(item) -> str:
+        target = _params(item).get("target")
+        return draw_key(item.nodeid, target) if target is not None else item.nodeid
+
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first.setdefault(group(item), index)
+    items.sort(key=lambda item: first[group(item)])
 
 
 @pytest.fixture(scope="session")

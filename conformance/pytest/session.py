@@ -100,6 +100,7 @@ class ConformanceSession:
 
             self.expectations = Expectations()
         self.harness = Harness(self.decimal, tolerance_for=self._tolerance_for)
+        self.header_notes: list[str] = []  # lines the header adds (a default runtime left out, and why)
 
     def _tolerance_for(self, case_name: str, target: Target, nodeid: str) -> int | None:
         """A checked-in tolerance override for this case, if any."""
@@ -228,7 +229,7 @@ class ConformanceSession:
         for backend in self.backends:
             facts = ", ".join(f"{k} {v}" for k, v in backend.versions().items())
             lines.append(f"conformance: backend {backend.name}: {facts}")
-        return lines
+        return lines + self.header_notes
 
     def summary_lines(self) -> list[str]:
         recorder = self.recorder
@@ -249,6 +250,10 @@ class ConformanceSession:
             f"({recorder.examples / busy:.1f} examples/s); {wall:.1f} s wall{exports}{shrunk}",
             f"closest pass used {worst:.1%} of the tolerance ({1.5 * 10 ** -self.decimal:.3g})",
         ]
+        refs = self.harness.references
+        if refs.hits:
+            lines.insert(1, f"PyTorch references: {refs.misses} computed, {refs.hits} reused by another runtime "
+                            "on the same example")
         from conformance.pytest.quantized import quantized_summary
 
         lines += quantized_summary(recorder.records.values())
