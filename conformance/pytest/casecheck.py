@@ -196,9 +196,10 @@ class CaseCheck:
         key = draw_key(self.nodeid, target)
         fixed = settings.default.derandomize  # derandomized: the same draws in every run
         try:
-            verdict = drive(self.record, strategy, run, max_examples=max_examples, key=key,
-                            database=settings.default.database, derandomize=fixed,
-                            seed=zlib.crc32(key.encode()) ^ (0 if fixed else self.harness.draw_seed()))
+            with deadline.watched():  # one GIL watchdog for the examples' calls, not one per call
+                verdict = drive(self.record, strategy, run, max_examples=max_examples, key=key,
+                                database=settings.default.database, derandomize=fixed,
+                                seed=zlib.crc32(key.encode()) ^ (0 if fixed else self.harness.draw_seed()))
         finally:
             breadcrumb.clear()
         if host_diff is not None:
