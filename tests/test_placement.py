@@ -231,7 +231,8 @@ def test_expected_placement_fails_a_fallback_and_passes_when_met(artifact_cache_
                                  "'exectorch' (backends: onnxruntime, onnxruntime-ort)"),
 ])
 def test_a_bad_expected_placement_is_a_one_line_usage_error(pytester, value, message):
-    result = pytester.runpytest_inprocess("-p", "conformance.plugin", "--expect-placement", value)
+    result = pytester.runpytest_inprocess("-p", "conformance.plugin", "--expect-placement", value,
+                                          "--backend", "onnxruntime", "--backend", "onnxruntime-ort")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert f"ERROR: {message}" in err and "Traceback" not in err + result.stdout.str(), err
