@@ -121,7 +121,7 @@ def _twice(passes, spec, example, target_of):
     (ORT_STATIC, operators.CONV2D, operators.CONV_POOL[0], (1, 1, 16, 16)),
     (ORT_STATIC, model_cases.SUPERRES, 3, (1, 1, 24, 24)),
     (PT2E, operators.CONV2D, operators.CONV_POOL[0], (1, 1, 16, 16)),
-])
+], ids=["quantize_static-conv2d", "quantize_static-superres", "pt2e-qdq-conv2d"])
 def test_quantized_models_are_kept(passes, fmt, spec, structure, shape):
     if fmt == PT2E:
         pytest.importorskip("executorch")
