@@ -2,7 +2,8 @@
 export and ExecuTorch programs, and the int8 cases' quantized models (PT2E's QDQ file, ONNX
 Runtime's ``quantize_static``, PT2E's ExecuTorch program) are each built twice through a fresh
 cache object on one folder (as two runs would), the second time with every exporter, quantizer
-and lowering made to raise: it reads them back, byte for byte the same."""
+and lowering made to raise: it reads them back, byte for byte the same. With the cache off
+(``--no-cache``) each is made afresh and nothing is written."""
 
 from __future__ import annotations
 
@@ -149,3 +150,21 @@ def test_the_quantized_program_is_lowered_once(passes, monkeypatch):
             target.backend.close()
     assert made[0].program == made[1].program and cache.hits == 1
     assert (made[0].input_q, made[0].output_q, made[0].ops) == (made[1].input_q, made[1].output_q, made[1].ops)
+
+
+def test_no_cache_makes_everything_afresh_and_keeps_nothing(tmp_path, monkeypatch):
+    before = artifact_cache.active()
+    artifact_cache.configure(tmp_path / "artifacts", enabled=False)  # what --no-cache sets
+    probes, real = [], onnx_export._probe
+    monkeypatch.setattr(onnx_export, "_probe", lambda target: probes.append(target) or real(target))
+    spec, example = _example(operators.CONV2D, operators.CONV_POOL[0], (1, 1, 16, 16))
+    try:
+        for _ in range(2):
+            support_verdict.cache_clear()
+            assert support_verdict(ExportTarget("torchscript", 17)) is None
+            target = Target(load_backend("onnxruntime"), QuantFormat(ORT_STATIC))
+            assert QuantHarness(Harness()).artifact(spec, target, example).model is not None
+    finally:
+        support_verdict.cache_clear()
+        artifact_cache.restore(before)
+    assert len(probes) == 2 and not (tmp_path / "artifacts").exists()
