@@ -4,7 +4,10 @@ A quantized example is a structure, its weights, a quantization recipe (calibrat
 per-tensor or per-channel weights) and an input recipe that may sit on rounding edges
 (``conformance.draw.quantization``). Its artifact is quantized at the drawn input shape, as
 mobile int8 models are (static shapes), and cached: PT2E costs 1-3 s, its dynamo export about
-1 s, ExecuTorch's lowering ~10 s; ONNX Runtime's ``quantize_static`` ~20 ms.
+1 s, ExecuTorch's lowering ~10 s; ONNX Runtime's ``quantize_static`` ~20 ms. The disk cache keeps
+them between runs, keyed by what decides their bytes: the float module (structure and weights),
+the calibration arrays, the scheme (per channel, quantizer), the opset or the runtime's settings,
+the versions, and the quantizing code itself.
 
 The reference is the fake-quant model: onnx's reference evaluator on the QDQ file an ONNX runtime
 is given (float64 deciding ties), the converted PT2E module in torch for a runtime that takes
@@ -14,6 +17,8 @@ bias); SQNR against the float32 module rides along.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Hashable
@@ -30,8 +35,10 @@ from conformance.engine.deadline import Deadline
 from conformance.engine.harness import (ExampleError, Harness, Outcome, Target, WouldExport, load_program,
                                         prepare_model, run_session, torch_run)
 from conformance.engine.qcompare import DEFAULT_QTOL, qcompare
+from conformance.formats import artifact_cache as ac
+from conformance.formats import onnx_export
 from conformance.formats import quantize as q
-from conformance.formats.onnx_export import ExportTarget, UnsupportedExport, export
+from conformance.formats.onnx_export import ExportTarget, UnsupportedExport
 
 
 @dataclass
@@ -96,28 +103,58 @@ class QuantHarness:
             if program:
                 raise UnsupportedExport(f"{target.backend.name} takes a torch program, not ONNX Runtime's QDQ file")
             return self._ort_static(case, example, target.export.opset)
-        converted = self._converted(case, target, example)
-        input_q, outputs = q.fx_qparams(converted)
-        ops = [str(n.target).split(".")[-2] for n in converted.graph.nodes if n.op == "call_function"]
-        q.require_quantized(outputs, "litert-torch's PT2EQuantizer" if getattr(target.backend, "pt2e_quantizer", "")
-                            == "litert" else "XNNPACKQuantizer", ops)
-        calibration = example.quant.calibration(example.inputs.shape, example.inputs.scale)
         if program:
-            if not hasattr(target.backend, "export_int8"):
-                raise UnsupportedExport(f"{target.backend.name} has no int8 path from a PT2E-quantized module here")
-            artifact = target.backend.export_int8(converted, (torch.from_numpy(calibration[0]),))
-            return QuantArtifact(None, artifact, lambda x: torch_run(converted, [x]),
-                                 _float64_via_qdq(converted, calibration[0]), input_q, outputs, ops)
-        model = q.qdq_from_pt2e(converted, calibration[0], target.export.opset)
+            return self._pt2e_program(case, target, example)
+        return self._pt2e_qdq(case, target, example)
+
+    def _pt2e_key(self, case: Case, target: Target, example: QuantExample) -> tuple:
+        """What decides a PT2E artifact's bytes, besides the format (the disk cache's key)."""
+        module = self.float_module(case, example.structure, example.weights)
+        calibration = example.quant.calibration(example.inputs.shape, example.inputs.scale)
+        return ("int8-pt2e", getattr(target.backend, "pt2e_quantizer", "xnnpack"), example.quant.per_channel,
+                ac.module_fingerprint(module), ac.array_digest(calibration),
+                ac.versions("torch", "torchao", "executorch", "litert-torch", "onnx", "onnxscript"),
+                ac.source_digest(q, onnx_export))
+
+    def _pt2e_qdq(self, case: Case, target: Target, example: QuantExample) -> QuantArtifact:
+        """PT2E's QDQ file for an ONNX runtime; with the scales and ops the converted module
+        reports beside it, a warm run neither quantizes nor exports."""
+        def build():
+            converted = self._converted(case, target, example)
+            notes = _pt2e_notes(converted)
+            if any(o is None for o in notes["outputs"]) or not notes["outputs"]:
+                return None, notes  # nothing int8 to judge: refused below, and remembered
+            calibration = example.quant.calibration(example.inputs.shape, example.inputs.scale)
+            return q.qdq_from_pt2e(converted, calibration[0], target.export.opset), notes
+
+        model, notes = ac.cached_onnx((*self._pt2e_key(case, target, example), target.export.opset), build)
+        input_q, outputs, ops = _quantized(target, notes)
         reference = q.QdqReference(model)
         return QuantArtifact(model, None, reference.run, reference.run64, input_q, outputs, ops)
+
+    def _pt2e_program(self, case: Case, target: Target, example: QuantExample) -> QuantArtifact:
+        """PT2E's program for a runtime that takes one (ExecuTorch); the converted module is the
+        reference, so it is made in every run, and only the lowering comes from the disk cache."""
+        converted = self._converted(case, target, example)
+        input_q, outputs, ops = _quantized(target, _pt2e_notes(converted))
+        if not hasattr(target.backend, "export_int8"):
+            raise UnsupportedExport(f"{target.backend.name} has no int8 path from a PT2E-quantized module here")
+        calibration = example.quant.calibration(example.inputs.shape, example.inputs.scale)
+        artifact = ac.cached_program(target.backend, self._pt2e_key(case, target, example), lambda: target.backend
+                                     .export_int8(converted, (torch.from_numpy(calibration[0]),)))
+        return QuantArtifact(None, artifact, lambda x: torch_run(converted, [x]),
+                             _float64_via_qdq(converted, calibration[0]), input_q, outputs, ops)
 
     def _ort_static(self, case: Case, example: QuantExample, opset: int) -> QuantArtifact:
         module = self.float_module(case, example.structure, example.weights)
         calibration = example.quant.calibration(example.inputs.shape, example.inputs.scale)
-        float_model = export(module, (torch.from_numpy(calibration[0]),), ExportTarget("torchscript", opset),
-                             dynamic=[()])
-        model = q.ort_quantize(float_model, calibration, per_channel=example.quant.per_channel)
+        float_model = ac.onnx_export(module, (torch.from_numpy(calibration[0]),), ExportTarget("torchscript", opset),
+                                     dynamic=[()])
+        model, _ = ac.cached_onnx(("int8-ort", hashlib.sha256(float_model.SerializeToString()).hexdigest(),
+                                   ac.array_digest(calibration), example.quant.per_channel,
+                                   ac.versions("onnxruntime", "onnx"), ac.source_digest(q)),
+                                  lambda: (q.ort_quantize(float_model, calibration,
+                                                          per_channel=example.quant.per_channel), {}))
         input_q, outputs = q.onnx_qparams(model)
         ops = [n.op_type for n in model.graph.node]
         q.require_quantized(outputs, "onnxruntime's quantize_static", ops)
@@ -182,6 +219,26 @@ def _cached_reference(art: QuantArtifact, recipe, x: np.ndarray) -> list[np.ndar
         while len(_REFERENCES) > _REFERENCES_KEPT:
             _REFERENCES.popitem(last=False)
     return found[1]
+
+
+def _pt2e_notes(converted) -> dict:
+    """What a converted PT2E module says of itself (input and output scales, its ops), as JSON."""
+    input_q, outputs = q.fx_qparams(converted)
+    as_dict = lambda p: None if p is None else dataclasses.asdict(p)  # noqa: E731
+    return {"input_q": as_dict(input_q), "outputs": [as_dict(o) for o in outputs],
+            "ops": [str(n.target).split(".")[-2] for n in converted.graph.nodes if n.op == "call_function"]}
+
+
+def _quantized(target: Target, notes: dict) -> tuple[q.QParams | None, list[q.QParams | None], list[str]]:
+    """``(input, outputs, ops)`` of a PT2E module's notes; ``UnsupportedExport`` where an output
+    is left in float."""
+    def qparams(found):
+        return None if found is None else q.QParams(**found)
+
+    outputs = [qparams(o) for o in notes["outputs"]]
+    q.require_quantized(outputs, "litert-torch's PT2EQuantizer" if getattr(target.backend, "pt2e_quantizer", "")
+                        == "litert" else "XNNPACKQuantizer", notes["ops"])
+    return qparams(notes["input_q"]), outputs, notes["ops"]
 
 
 def _float64_via_qdq(converted, example: np.ndarray):

@@ -5,7 +5,11 @@ conversion 3-5 s per shape; a run's in-memory cache pays them once per run, this
 machine. An entry's key is the digest of everything that changes its bytes: the module itself
 (its classes' source files, its attributes, every tensor of its state), the example shapes and
 symbolic dimensions, the exporter and opset or the runtime's deployment settings, and the torch,
-onnx and converter versions. An artifact whose inputs changed is a new key, never a stale hit.
+onnx and converter versions; for an int8 model also its calibration arrays, scheme and the
+quantizing code. An artifact whose inputs changed is a new key, never a stale hit. What a build
+learns beside the bytes (a quantized module's scales, where a delegate placed each op) is stored
+in the same entry, and a verdict that its key determines (whether an exporter honours an opset)
+is an entry too: a warm run makes nothing again.
 
 Safe to share between pytest-xdist workers and concurrent runs on one host: an entry is written
 to a temporary file and renamed into place (a reader sees the whole entry or none), and carries
@@ -202,6 +206,24 @@ def module_fingerprint(module) -> str:
     return digest.hexdigest()
 
 
+def source_digest(*modules) -> list[str]:
+    """The digests of ``modules``' source files: a recipe's own code (how a model is quantized,
+    how an exporter is probed) belongs in the key of what it makes."""
+    return [_file_digest(inspect.getsourcefile(m) or "") for m in modules]
+
+
+def array_digest(arrays) -> str:
+    """The digest of numpy arrays (dtype, shape, values): calibration data in a key."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for array in arrays:
+        a = np.ascontiguousarray(array)
+        digest.update(f"{a.dtype}|{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
 @functools.lru_cache(maxsize=None)
 def versions(*packages: str) -> dict[str, str]:
     """Installed versions of ``packages`` (``absent`` for one that is not installed)."""
@@ -251,20 +273,72 @@ def program_export(backend, module, args, dynamic) -> bytes:
     cache = active()
     if cache is None or settings is None:
         return backend.export(module, args, dynamic)
+    return _program_entry(cache, backend, ("program", backend.format, settings, [list(a.shape) for a in args],
+                          None if dynamic is None else [list(d) for d in dynamic], module_fingerprint(module.eval()),
+                          versions("torch")), lambda: backend.export(module, args, dynamic))
+
+
+def cached_program(backend, parts: tuple, build: Callable[[], bytes]) -> bytes:
+    """A program ``build`` makes on ``backend`` (a quantized module lowered), keyed by ``parts``
+    (what decides the module) and the runtime's ``artifact_settings``; not cached for a runtime
+    that names no settings."""
+    settings = getattr(backend, "artifact_settings", lambda: None)()
+    cache = active()
+    if cache is None or settings is None:
+        return build()
+    return _program_entry(cache, backend, ("program", backend.format, settings, *parts), build)
+
+
+def _program_entry(cache: ArtifactCache, backend, parts: tuple, build: Callable[[], bytes]) -> bytes:
     noted = hasattr(backend, "artifact_notes") and hasattr(backend, "take_artifact_notes")
-    key = cache.key("program", backend.format, settings, [list(a.shape) for a in args],
-                    None if dynamic is None else [list(d) for d in dynamic], module_fingerprint(module.eval()),
-                    versions("torch"), "with notes" if noted else "")
+    key = cache.key(*parts, "with notes" if noted else "")
     if not noted:
-        return cache.get(key, lambda: backend.export(module, args, dynamic))
+        return cache.get(key, build)
     payload = cache.read(key)
     if payload is not None:
         parts = unpack(payload)
         backend.take_artifact_notes(parts["artifact"], parts["notes"])
         return parts["artifact"]
-    artifact = backend.export(module, args, dynamic)
+    artifact = build()
     cache.write(key, pack({"artifact": artifact, "notes": backend.artifact_notes(artifact)}))
     return artifact
+
+
+def cached_onnx(parts: tuple, build: Callable[[], tuple]) -> tuple:
+    """``(model, notes)`` made by ``build`` (an ONNX model, or None where there is none to make,
+    and JSON-able facts learnt on the way that the model's bytes do not say: the scales a
+    quantized module reports), one entry keyed by ``parts``. Notes come back as JSON gives them
+    (lists, dicts) whether read or built, so a run reads the same either way."""
+    import onnx
+
+    cache = active()
+    if cache is None:
+        model, notes = build()
+        return model, json.loads(json.dumps(notes))
+    key = cache.key("onnx+notes", *parts)
+    payload = cache.read(key)
+    if payload is None:
+        model, notes = build()
+        payload = pack({"model": b"" if model is None else model.SerializeToString(),
+                        "notes": json.dumps(notes).encode()})
+        cache.write(key, payload)
+    files = unpack(payload)
+    return (onnx.load_from_string(files["model"]) if files["model"] else None), json.loads(files["notes"])
+
+
+def cached_verdict(parts: tuple, probe: Callable[[], str | None]) -> str | None:
+    """``probe()``'s verdict (None: supported, else the reason), kept under ``parts``, which must
+    determine it (the exporter, opset, versions and the probing code)."""
+    cache = active()
+    if cache is None:
+        return probe()
+    key = cache.key("verdict", *parts)
+    payload = cache.read(key)
+    if payload is not None:
+        return json.loads(payload)["unsupported"]
+    verdict = probe()
+    cache.write(key, json.dumps({"unsupported": verdict}).encode())
+    return verdict
 
 
 # Several files as one payload (a converter that writes a .param and a .bin) ------------------

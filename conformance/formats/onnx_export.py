@@ -11,6 +11,7 @@ import contextlib
 import functools
 import io
 import logging
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Hashable, Sequence
@@ -234,7 +235,17 @@ def export(
 
 @functools.lru_cache(maxsize=None)
 def support_verdict(target: ExportTarget) -> str | None:
-    """None when ``target`` works, else the reason; probed once per session on a tiny model."""
+    """None when ``target`` works, else the reason; probed once per session on a tiny model,
+    and kept in the artifact cache (a dynamo probe is an export: ~1 s each). The exporter, opset,
+    versions and this probing code decide the verdict, so they are its key."""
+    from conformance.formats import artifact_cache, graph
+
+    return artifact_cache.cached_verdict(
+        ("export", target.exporter, target.opset, artifact_cache.versions("torch", "onnx", "onnxscript"),
+         artifact_cache.source_digest(sys.modules[__name__], graph)), lambda: _probe(target))
+
+
+def _probe(target: ExportTarget) -> str | None:
     probe = torch.nn.Sequential(torch.nn.ReLU())
     try:
         export(probe, (torch.zeros(2, 1, 3, 3),), target, dynamic=[(0, 2, 3)])

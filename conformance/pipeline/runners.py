@@ -2,7 +2,8 @@
 
 The cat-image pipeline (:mod:`conformance.pipeline.superres`) takes a ``run_y`` callable; these helpers
 make one from a backend name: PyTorch eager, or the model exported once to ONNX (TorchScript,
-opset 17, dynamic batch/height/width so any image size runs) and prepared on the backend.
+opset 17, dynamic batch/height/width so any image size runs) and prepared on the backend. Both
+the export and a program runtime's programs come from the artifact cache when it holds them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import onnx
 import torch
 
 from conformance.backends import Backend, ProgramBackend, load_backend
-from conformance.formats.onnx_export import ExportTarget, export
+from conformance.formats.artifact_cache import onnx_export, program_export
+from conformance.formats.onnx_export import ExportTarget
 from conformance.engine.harness import load_program, prepare_model, run_session
 from conformance.pipeline.superres import Runner, torch_runner
 
@@ -25,7 +27,7 @@ PIPELINE_EXPORT = ExportTarget("torchscript", 17)
 
 def export_dynamic(model: torch.nn.Module, target: ExportTarget = PIPELINE_EXPORT) -> onnx.ModelProto:
     """``model`` as ONNX with dynamic batch, height and width (one export serves every image)."""
-    return export(model, (torch.zeros(1, 1, 32, 32),), target, dynamic=[(0, 2, 3)])
+    return onnx_export(model, (torch.zeros(1, 1, 32, 32),), target, dynamic=[(0, 2, 3)])
 
 
 def backend_runner(backend: Backend, model: onnx.ModelProto) -> Runner:
@@ -47,7 +49,7 @@ def program_runner(backend: ProgramBackend, model: torch.nn.Module) -> Runner:
     def run(y: np.ndarray) -> np.ndarray:
         y = np.ascontiguousarray(y, dtype=np.float32)
         if y.shape not in sessions:
-            artifact = backend.export(model.eval(), (torch.zeros(y.shape),), None)
+            artifact = program_export(backend, model.eval(), (torch.zeros(y.shape),), None)
             sessions[y.shape] = load_program(backend, artifact)
         return run_session(backend, sessions[y.shape], [y])[0]
 
